@@ -1,0 +1,32 @@
+//! Firmware logic of a gridtwin **line monitoring unit** (LMU).
+//!
+//! This crate is the firmware. It decides everything an LMU does, and the very
+//! same code runs inside the simulator, on an nRF52840 board and on an
+//! emulated Cortex-M4. To make that possible it is:
+//!
+//! - `#![no_std]` with **no `alloc`**: every buffer has a `const` capacity;
+//! - **sans-IO**: time, samples, received frames and timer expiries go in;
+//!   frames to send, contactor commands, timer requests and reports come out.
+//!   It never reads a clock and never touches hardware.
+//!
+//! ```text
+//!   now: Instant ──┐
+//!   input ─────────┼──► Lmu::handle ──► outputs (frames, contactor, reports)
+//!                  │         │
+//!                  └─────────┴──► Lmu::poll_at ──► next Instant to be polled
+//! ```
+//!
+//! Time is kept in integer microseconds ([`Instant`], [`Duration`]): the
+//! resolution of the board's RTC-derived timers, and exact on every target.
+//!
+//! # Architecture invariant
+//! This crate never depends on `std` or `alloc`. CI builds it for
+//! `thumbv7em-none-eabihf`, and where a nightly toolchain is available, with
+//! `-Zbuild-std=core`, which fails if anything reaches for `alloc`.
+#![no_std]
+#![deny(missing_docs)]
+#![warn(unreachable_pub, missing_debug_implementations)]
+
+pub mod time;
+
+pub use time::{Duration, Instant};

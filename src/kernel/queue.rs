@@ -1,0 +1,1 @@
+//! Placeholder: the future-event list is being written.

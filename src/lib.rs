@@ -1,0 +1,8 @@
+//! gridtwin: a deterministic discrete-event simulator and digital twin of a
+//! low-voltage electricity system.
+//!
+//! See `ARCHITECTURE.md` for the bird's-eye view and the invariants, and
+//! `README.md` for usage.
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+pub mod kernel;
