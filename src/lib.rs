@@ -6,3 +6,4 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod kernel;
+pub mod scenario;

@@ -443,8 +443,28 @@ impl<'de> serde::Deserialize<'de> for SimDuration {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SimDuration, E> {
                 v.parse().map_err(E::custom)
             }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SimDuration, E> {
+                Err(E::custom(format_args!(
+                    "a bare number ({v}) is not a duration: write it with a unit, \
+                     e.g. \"{v}s\" or \"{v}ms\""
+                )))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SimDuration, E> {
+                Err(E::custom(format_args!(
+                    "a bare number ({v}) is not a duration: write a non-negative \
+                     value with a unit, e.g. \"15min\""
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<SimDuration, E> {
+                Err(E::custom(format_args!(
+                    "a bare number ({v}) is not a duration: write it with a unit, \
+                     e.g. \"{v}s\""
+                )))
+            }
         }
-        d.deserialize_str(Visitor)
+        // `deserialize_any`, so that a bare number reaches the visitor and
+        // gets the specific message above rather than "expected a string".
+        d.deserialize_any(Visitor)
     }
 }
 

@@ -1,0 +1,167 @@
+//! Scenarios: RON files in, a validated [`Scenario`] out.
+//!
+//! Loading has two stages, so that only one layer knows about text:
+//!
+//! ```text
+//!  file.ron ──ron+serde──► ScenarioFile (DTOs, dto.rs) ──validate──► Scenario
+//!            (syntax, unknown fields,        (cross-field checks,      (plain types,
+//!             units, with positions)          positions located)        units checked)
+//! ```
+//!
+//! Every mistake becomes a [`ScenarioError`] that names `file:line:col` and
+//! the field at fault, and renders the offending line with a caret. Paths
+//! written inside a scenario are relative to the scenario file
+//! ([`Scenario::resolve_path`]).
+//!
+//! RON is read with the `implicit_some` extension on, so optional values are
+//! written plainly (`max_events: 1000`, not `Some(1000)`).
+
+pub mod dto;
+mod error;
+pub mod locate;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use ron::extensions::Extensions;
+
+pub use error::{ScenarioDiagnostic, ScenarioError};
+
+use crate::kernel::SimDuration;
+use dto::ScenarioFile;
+
+/// A validated scenario: one study, ready to build into a world.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// Directory against which paths in the scenario are resolved: the
+    /// scenario file's directory.
+    pub base_dir: PathBuf,
+    /// Name of the study (letters, digits, `_`, `-`, `.`).
+    pub name: String,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Simulated time to run [ns, as a duration].
+    pub duration: SimDuration,
+    /// Event budget, if any [events].
+    pub max_events: Option<u64>,
+    /// What the run records.
+    pub outputs: OutputSettings,
+}
+
+/// What a run records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputSettings {
+    /// Interval between time-series rows.
+    pub sample_interval: SimDuration,
+    /// Event trace level.
+    pub trace: Trace,
+}
+
+/// How much of the event trace a run writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trace {
+    /// None.
+    Off,
+    /// Every handled event, to `events.csv`.
+    Events,
+}
+
+impl Scenario {
+    /// Reads, parses and validates the scenario at `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let src = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base_dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into());
+        Scenario::from_source(&path.display().to_string(), &src, &base_dir, &stem)
+    }
+
+    /// Parses and validates scenario text. `file` labels errors, `base_dir`
+    /// resolves relative paths, and `default_name` is used when the text
+    /// gives no `name`.
+    pub fn from_source(
+        file: &str,
+        src: &str,
+        base_dir: &Path,
+        default_name: &str,
+    ) -> Result<Scenario, ScenarioError> {
+        let dto = parse(file, src)?;
+        validate::validate(dto, file, src, base_dir, default_name)
+    }
+
+    /// The same scenario with another seed.
+    pub fn with_seed(mut self, seed: u64) -> Scenario {
+        self.seed = seed;
+        self
+    }
+
+    /// A path written in the scenario, resolved against the scenario's
+    /// directory (absolute paths are kept as they are).
+    pub fn resolve_path(&self, written: &Path) -> PathBuf {
+        self.base_dir.join(written)
+    }
+
+    /// The scenario as a file with every default filled in, including the
+    /// seed: running this file reproduces the run.
+    pub fn to_file(&self) -> ScenarioFile {
+        ScenarioFile {
+            name: Some(self.name.clone()),
+            seed: self.seed,
+            duration: self.duration,
+            max_events: self.max_events,
+            outputs: dto::OutputsFile {
+                sample_interval: self.outputs.sample_interval,
+                trace: match self.outputs.trace {
+                    Trace::Off => dto::TraceFile::Off,
+                    Trace::Events => dto::TraceFile::Events,
+                },
+            },
+        }
+    }
+
+    /// [`Scenario::to_file`] as pretty RON text, with a header comment.
+    pub fn to_resolved_ron(&self) -> String {
+        let config = ron::ser::PrettyConfig::new()
+            .struct_names(false)
+            .extensions(Extensions::IMPLICIT_SOME);
+        let body = ron::ser::to_string_pretty(&self.to_file(), config)
+            .expect("scenario DTOs always serialize");
+        format!(
+            "// The scenario `{}` as run: every default filled in, seed included.\n\
+             // `gridtwin run` on this file reproduces the run.\n{body}\n",
+            self.name
+        )
+    }
+}
+
+/// RON text → DTOs, with positioned errors.
+fn parse(file: &str, src: &str) -> Result<ScenarioFile, ScenarioError> {
+    let options = ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME);
+    let mut de = match ron::Deserializer::from_str_with_options(src, &options) {
+        Ok(de) => de,
+        Err(e) => return Err(validate::ron_error(file, src, e, None)),
+    };
+    match serde_path_to_error::deserialize::<_, ScenarioFile>(&mut de) {
+        Ok(dto) => match de.end() {
+            Ok(()) => Ok(dto),
+            Err(e) => Err(validate::ron_error(file, src, de.span_error(e), None)),
+        },
+        Err(e) => {
+            let path = e.path().to_string();
+            let spanned = de.span_error(e.into_inner());
+            let field = (path != ".").then_some(path);
+            Err(validate::ron_error(file, src, spanned, field))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
