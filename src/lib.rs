@@ -7,3 +7,7 @@
 
 pub mod kernel;
 pub mod scenario;
+pub mod metrics;
+pub mod report;
+pub mod world;
+pub mod cli;

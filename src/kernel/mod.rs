@@ -8,7 +8,9 @@
 
 pub mod queue;
 pub mod rng;
+pub mod sim;
 pub mod time;
 
-
+pub use queue::{EventId, EventQueue, ScheduleError};
+pub use sim::{Context, Handler, Observer, RunLimits, RunStats, Simulation, StopReason};
 pub use time::{ParseTimeError, SimDuration, SimTime};

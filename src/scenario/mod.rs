@@ -157,7 +157,7 @@ fn parse(file: &str, src: &str) -> Result<ScenarioFile, ScenarioError> {
         Err(e) => {
             let path = e.path().to_string();
             let spanned = de.span_error(e.into_inner());
-            let field = (path != ".").then_some(path);
+            let field = (path != "." && path != "?").then_some(path);
             Err(validate::ron_error(file, src, spanned, field))
         }
     }

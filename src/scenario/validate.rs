@@ -138,27 +138,19 @@ pub(super) fn ron_error(
     let start = offset_of(src, e.span.start.line, e.span.start.col);
     let end = offset_of(src, e.span.end.line, e.span.end.col).max(start);
     let (message, label, help) = match &e.code {
+        // ron's `outer` names the Rust type, which means nothing to the
+        // user; the field path (`at outputs.x`) says where instead.
         E::NoSuchStructField {
-            expected,
-            found,
-            outer,
+            expected, found, ..
         } => (
-            format!(
-                "unknown field `{found}`{}",
-                outer.as_ref().map(|o| format!(" in `{o}`")).unwrap_or_default()
-            ),
+            format!("unknown field `{found}`"),
             "unknown field",
             Some(choices_help("fields", expected, found)),
         ),
         E::NoSuchEnumVariant {
-            expected,
-            found,
-            outer,
+            expected, found, ..
         } => (
-            format!(
-                "unknown variant `{found}`{}",
-                outer.as_ref().map(|o| format!(" of `{o}`")).unwrap_or_default()
-            ),
+            format!("unknown variant `{found}`"),
             "unknown variant",
             Some(choices_help("variants", expected, found)),
         ),

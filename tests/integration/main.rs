@@ -1,1 +1,36 @@
-//! Integration tests.
+//! gridtwin's integration tests: one binary, one module per area.
+//!
+//! Tests drive the real `gridtwin` binary on the small scenarios in
+//! `scenarios/tests/`, and the library on generated input.
+
+mod cli;
+mod loader_props;
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path relative to the workspace root.
+pub fn at(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
+/// Runs the `gridtwin` binary with `args`, in the workspace root.
+pub fn gridtwin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gridtwin"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the gridtwin binary starts")
+}
+
+/// Stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
