@@ -5,9 +5,9 @@
 //! `README.md` for usage.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod cli;
 pub mod kernel;
-pub mod scenario;
 pub mod metrics;
 pub mod report;
+pub mod scenario;
 pub mod world;
-pub mod cli;

@@ -154,7 +154,8 @@ impl Add<Duration> for Instant {
     type Output = Instant;
     /// Panics on overflow; use [`Instant::checked_add`] on untrusted input.
     fn add(self, rhs: Duration) -> Instant {
-        self.checked_add(rhs).expect("Instant + Duration overflowed")
+        self.checked_add(rhs)
+            .expect("Instant + Duration overflowed")
     }
 }
 
@@ -168,7 +169,8 @@ impl Sub<Duration> for Instant {
     type Output = Instant;
     /// Panics if the result would precede the epoch.
     fn sub(self, rhs: Duration) -> Instant {
-        self.checked_sub(rhs).expect("Instant - Duration underflowed")
+        self.checked_sub(rhs)
+            .expect("Instant - Duration underflowed")
     }
 }
 
@@ -191,7 +193,8 @@ impl Add for Duration {
     type Output = Duration;
     /// Panics on overflow.
     fn add(self, rhs: Duration) -> Duration {
-        self.checked_add(rhs).expect("Duration + Duration overflowed")
+        self.checked_add(rhs)
+            .expect("Duration + Duration overflowed")
     }
 }
 
@@ -205,19 +208,30 @@ impl Sub for Duration {
     type Output = Duration;
     /// Panics if `rhs` is longer than `self`.
     fn sub(self, rhs: Duration) -> Duration {
-        self.checked_sub(rhs).expect("Duration - Duration underflowed")
+        self.checked_sub(rhs)
+            .expect("Duration - Duration underflowed")
     }
 }
 
 impl fmt::Display for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}s", self.micros / 1_000_000, self.micros % 1_000_000)
+        write!(
+            f,
+            "{}.{:06}s",
+            self.micros / 1_000_000,
+            self.micros % 1_000_000
+        )
     }
 }
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}s", self.micros / 1_000_000, self.micros % 1_000_000)
+        write!(
+            f,
+            "{}.{:06}s",
+            self.micros / 1_000_000,
+            self.micros % 1_000_000
+        )
     }
 }
 
@@ -239,7 +253,10 @@ mod tests {
     fn checked_forms_catch_overflow() {
         assert_eq!(Instant::MAX.checked_add(Duration::from_micros(1)), None);
         assert_eq!(Instant::ZERO.checked_sub(Duration::from_micros(1)), None);
-        assert_eq!(Instant::ZERO.checked_duration_since(Instant::from_micros(1)), None);
+        assert_eq!(
+            Instant::ZERO.checked_duration_since(Instant::from_micros(1)),
+            None
+        );
         assert_eq!(
             Instant::ZERO.saturating_duration_since(Instant::from_micros(1)),
             Duration::ZERO

@@ -23,7 +23,12 @@ use crate::world;
 /// The same scenario and seed always give byte-identical results
 /// (summary.json, CSVs), whatever the thread count.
 #[derive(Debug, Parser)]
-#[command(name = "gridtwin", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "gridtwin",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Flags every subcommand takes.
     #[command(flatten)]

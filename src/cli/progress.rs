@@ -46,7 +46,7 @@ impl SimProgress {
 impl<H: Handler> Observer<H> for SimProgress {
     fn on_event(&mut self, id: EventId, _event: &H::Event) {
         self.seen += 1;
-        if self.seen % UPDATE_EVERY == 0 && !self.bar.is_hidden() {
+        if self.seen.is_multiple_of(UPDATE_EVERY) && !self.bar.is_hidden() {
             self.show(id.time());
         }
     }

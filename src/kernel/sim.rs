@@ -115,10 +115,10 @@ impl<E> Context<'_, E> {
 
     /// Schedules `event` after `delay`, or fails if that overflows the clock.
     pub fn schedule_in(&mut self, delay: SimDuration, event: E) -> Result<EventId, ScheduleError> {
-        let at = self
-            .now
-            .checked_add(delay)
-            .ok_or(ScheduleError::Overflow { now: self.now, delay })?;
+        let at = self.now.checked_add(delay).ok_or(ScheduleError::Overflow {
+            now: self.now,
+            delay,
+        })?;
         self.queue.schedule(at, event)
     }
 
@@ -250,10 +250,11 @@ impl<E> Simulation<E> {
     {
         let start_events = self.events;
         let reason = loop {
-            if let Some(max) = limits.max_events {
-                if self.events - start_events >= max {
-                    break StopReason::EventBudget;
-                }
+            if limits
+                .max_events
+                .is_some_and(|max| self.events - start_events >= max)
+            {
+                break StopReason::EventBudget;
             }
             let Some((id, _)) = self.queue.peek() else {
                 break StopReason::Exhausted;

@@ -192,7 +192,8 @@ impl Add<SimDuration> for SimTime {
     /// Panics on overflow; use [`SimTime::checked_add`] where the operands
     /// come from user input.
     fn add(self, rhs: SimDuration) -> SimTime {
-        self.checked_add(rhs).expect("SimTime + SimDuration overflowed")
+        self.checked_add(rhs)
+            .expect("SimTime + SimDuration overflowed")
     }
 }
 
@@ -215,7 +216,8 @@ impl Add for SimDuration {
     type Output = SimDuration;
     /// Panics on overflow.
     fn add(self, rhs: SimDuration) -> SimDuration {
-        self.checked_add(rhs).expect("SimDuration + SimDuration overflowed")
+        self.checked_add(rhs)
+            .expect("SimDuration + SimDuration overflowed")
     }
 }
 
@@ -241,9 +243,7 @@ pub enum ParseTimeError {
         at: usize,
     },
     /// A number had no unit, or the unit is not known.
-    #[error(
-        "unknown or missing unit {unit:?} in {input:?}; use d, h, min, s, ms, us (µs) or ns"
-    )]
+    #[error("unknown or missing unit {unit:?} in {input:?}; use d, h, min, s, ms, us (µs) or ns")]
     BadUnit {
         /// The whole input.
         input: String,
@@ -326,7 +326,11 @@ impl FromStr for SimDuration {
             }
             // Unit: the longest run of letters (and µ).
             let unit_start = i;
-            while i < s.len() && !s.as_bytes()[i].is_ascii_digit() && bytes[i] != b' ' && bytes[i] != b'.' {
+            while i < s.len()
+                && !s.as_bytes()[i].is_ascii_digit()
+                && bytes[i] != b' '
+                && bytes[i] != b'.'
+            {
                 i += s[i..].chars().next().map_or(1, char::len_utf8);
             }
             let unit_text = &s[unit_start..i];
@@ -340,10 +344,13 @@ impl FromStr for SimDuration {
                 return Err(ParseTimeError::UnitOrder { input: owned() });
             }
             last_unit = unit;
-            let component = component_nanos(int_digits, frac_digits, unit).map_err(|e| match e {
-                ComponentError::Overflow => ParseTimeError::Overflow { input: owned() },
-                ComponentError::SubNanosecond => ParseTimeError::SubNanosecond { input: owned() },
-            })?;
+            let component =
+                component_nanos(int_digits, frac_digits, unit).map_err(|e| match e {
+                    ComponentError::Overflow => ParseTimeError::Overflow { input: owned() },
+                    ComponentError::SubNanosecond => {
+                        ParseTimeError::SubNanosecond { input: owned() }
+                    }
+                })?;
             total = total
                 .checked_add(component)
                 .ok_or_else(|| ParseTimeError::Overflow { input: owned() })?;
@@ -371,7 +378,7 @@ fn component_nanos(int_digits: &str, frac_digits: &str, unit: u64) -> Result<u64
     let mut scale = unit;
     for d in frac_digits.bytes() {
         let digit = u64::from(d - b'0');
-        if scale % 10 != 0 {
+        if !scale.is_multiple_of(10) {
             if digit != 0 {
                 return Err(ComponentError::SubNanosecond);
             }
@@ -498,13 +505,34 @@ mod tests {
     #[test]
     fn refuses_bad_forms_with_a_reason() {
         assert_eq!("".parse::<SimDuration>(), Err(ParseTimeError::Empty));
-        assert!(matches!("15".parse::<SimDuration>(), Err(ParseTimeError::BadUnit { .. })));
-        assert!(matches!("15 parsecs".parse::<SimDuration>(), Err(ParseTimeError::BadUnit { .. })));
-        assert!(matches!("30min1h".parse::<SimDuration>(), Err(ParseTimeError::UnitOrder { .. })));
-        assert!(matches!("1s1s".parse::<SimDuration>(), Err(ParseTimeError::UnitOrder { .. })));
-        assert!(matches!("1.5ns".parse::<SimDuration>(), Err(ParseTimeError::SubNanosecond { .. })));
-        assert!(matches!("-1s".parse::<SimDuration>(), Err(ParseTimeError::ExpectedNumber { .. })));
-        assert!(matches!("600000d".parse::<SimDuration>(), Err(ParseTimeError::Overflow { .. })));
+        assert!(matches!(
+            "15".parse::<SimDuration>(),
+            Err(ParseTimeError::BadUnit { .. })
+        ));
+        assert!(matches!(
+            "15 parsecs".parse::<SimDuration>(),
+            Err(ParseTimeError::BadUnit { .. })
+        ));
+        assert!(matches!(
+            "30min1h".parse::<SimDuration>(),
+            Err(ParseTimeError::UnitOrder { .. })
+        ));
+        assert!(matches!(
+            "1s1s".parse::<SimDuration>(),
+            Err(ParseTimeError::UnitOrder { .. })
+        ));
+        assert!(matches!(
+            "1.5ns".parse::<SimDuration>(),
+            Err(ParseTimeError::SubNanosecond { .. })
+        ));
+        assert!(matches!(
+            "-1s".parse::<SimDuration>(),
+            Err(ParseTimeError::ExpectedNumber { .. })
+        ));
+        assert!(matches!(
+            "600000d".parse::<SimDuration>(),
+            Err(ParseTimeError::Overflow { .. })
+        ));
         assert!(matches!(
             "99999999999999999999999ns".parse::<SimDuration>(),
             Err(ParseTimeError::Overflow { .. })
@@ -528,8 +556,14 @@ mod tests {
         assert_eq!(SimTime::MAX.checked_add(SimDuration::from_nanos(1)), None);
         assert_eq!(SimTime::ZERO.checked_since(SimTime::from_nanos(1)), None);
         assert_eq!(SimDuration::from_secs(u64::MAX), None);
-        assert_eq!(SimTime::from_nanos(5) - SimTime::from_nanos(2), SimDuration::from_nanos(3));
-        assert_eq!(SimTime::MAX.saturating_add(SimDuration::from_nanos(9)), SimTime::MAX);
+        assert_eq!(
+            SimTime::from_nanos(5) - SimTime::from_nanos(2),
+            SimDuration::from_nanos(3)
+        );
+        assert_eq!(
+            SimTime::MAX.saturating_add(SimDuration::from_nanos(9)),
+            SimTime::MAX
+        );
     }
 
     proptest! {

@@ -52,7 +52,8 @@ impl Summary {
 
     /// Sets a text metric.
     pub fn set_text(&mut self, key: &str, v: &str) {
-        self.values.insert(key.to_string(), Value::Text(v.to_string()));
+        self.values
+            .insert(key.to_string(), Value::Text(v.to_string()));
     }
 
     /// The value of `key`, if set.
@@ -133,7 +134,12 @@ impl TimeSeries {
 
     /// Appends a row; it must have one value per column.
     pub fn push(&mut self, row: Vec<f64>) {
-        assert_eq!(row.len(), self.columns.len(), "row width of series {}", self.name);
+        assert_eq!(
+            row.len(),
+            self.columns.len(),
+            "row width of series {}",
+            self.name
+        );
         self.rows.push(row);
     }
 }

@@ -19,9 +19,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -52,7 +50,8 @@ fn fmt_f64(v: f64) -> String {
 /// The event trace as CSV: `t_ns,seq,event`.
 pub fn trace_csv(trace: &EventTrace) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["t_ns", "seq", "event"]).expect("in-memory write");
+    w.write_record(["t_ns", "seq", "event"])
+        .expect("in-memory write");
     for r in trace.rows() {
         w.write_record([r.t_ns.to_string(), r.seq.to_string(), r.event.clone()])
             .expect("in-memory write");
@@ -78,10 +77,16 @@ pub struct RunFiles<'a> {
 /// Writes a run's files into `dir`, each atomically.
 pub fn write_run(dir: &Path, files: &RunFiles<'_>) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    write_atomic(&dir.join("summary.json"), files.summary.to_json().as_bytes())?;
+    write_atomic(
+        &dir.join("summary.json"),
+        files.summary.to_json().as_bytes(),
+    )?;
     write_atomic(&dir.join("timing.json"), files.timing.to_json().as_bytes())?;
     for s in files.series {
-        write_atomic(&dir.join(format!("{}.csv", s.name())), series_csv(s).as_bytes())?;
+        write_atomic(
+            &dir.join(format!("{}.csv", s.name())),
+            series_csv(s).as_bytes(),
+        )?;
     }
     if let Some(trace) = files.trace {
         write_atomic(&dir.join("events.csv"), trace_csv(trace).as_bytes())?;

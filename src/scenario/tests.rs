@@ -34,7 +34,10 @@ fn misspelt_field_names_position_and_valid_names() {
     assert_eq!((d.line, d.col), (4, 9), "{d}");
     assert!(d.message.contains("unknown field `sampel_interval`"), "{d}");
     let help = d.help.as_deref().unwrap();
-    assert!(help.contains("valid fields: sample_interval, trace"), "{help}");
+    assert!(
+        help.contains("valid fields: sample_interval, trace"),
+        "{help}"
+    );
     assert!(help.contains("did you mean `sample_interval`?"), "{help}");
 }
 
@@ -56,7 +59,10 @@ fn bad_duration_names_the_field_and_the_reason() {
 #[test]
 fn duration_without_unit_is_refused() {
     let e = diag("(duration: 3600)");
-    assert!(e.contains("not a duration: write it with a unit, e.g. \"3600s\""), "{e}");
+    assert!(
+        e.contains("not a duration: write it with a unit, e.g. \"3600s\""),
+        "{e}"
+    );
 }
 
 #[test]
@@ -118,8 +124,14 @@ fn resolved_form_round_trips_and_carries_the_seed() {
 #[test]
 fn paths_resolve_against_the_scenario_directory() {
     let s = load("()").unwrap();
-    assert_eq!(s.resolve_path(Path::new("feeder/Master.dss")), Path::new("/base/feeder/Master.dss"));
-    assert_eq!(s.resolve_path(Path::new("/abs/x.dss")), Path::new("/abs/x.dss"));
+    assert_eq!(
+        s.resolve_path(Path::new("feeder/Master.dss")),
+        Path::new("/base/feeder/Master.dss")
+    );
+    assert_eq!(
+        s.resolve_path(Path::new("/abs/x.dss")),
+        Path::new("/abs/x.dss")
+    );
 }
 
 #[test]

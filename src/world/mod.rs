@@ -22,8 +22,7 @@
 use std::time::Instant;
 
 use crate::kernel::{
-    Context, EventId, Handler, Observer, RunLimits, ScheduleError, SimDuration, SimTime,
-    Simulation,
+    Context, EventId, Handler, Observer, RunLimits, ScheduleError, SimDuration, SimTime, Simulation,
 };
 use crate::metrics::{EventTrace, Summary, TimeSeries, Timing, TraceRow};
 use crate::scenario::{Scenario, Trace};
@@ -62,10 +61,10 @@ impl Sampler {
             cx.events_handled() as f64,
             cx.pending() as f64,
         ]);
-        if let Some(next) = now.checked_add(self.interval) {
-            if next <= self.end {
-                cx.schedule_at(next, Event::Sample)?;
-            }
+        if let Some(next) = now.checked_add(self.interval)
+            && next <= self.end
+        {
+            cx.schedule_at(next, Event::Sample)?;
         }
         Ok(())
     }
@@ -219,24 +218,43 @@ mod tests {
 
     #[test]
     fn sampler_ticks_from_zero_to_the_end_inclusive() {
-        let out = run(&scenario("(duration: \"1h\", outputs: (sample_interval: \"15min\"))"), 1, &mut ()).unwrap();
+        let out = run(
+            &scenario("(duration: \"1h\", outputs: (sample_interval: \"15min\"))"),
+            1,
+            &mut (),
+        )
+        .unwrap();
         let ts = &out.series[0];
         let times: Vec<f64> = ts.rows().iter().map(|r| r[0]).collect();
         assert_eq!(times, vec![0.0, 900.0, 1800.0, 2700.0, 3600.0]);
-        assert_eq!(out.summary.get("kernel.events"), Some(&crate::metrics::Value::U64(5)));
-        assert_eq!(out.summary.get("kernel.stop_reason"), Some(&crate::metrics::Value::Text("exhausted".into())));
+        assert_eq!(
+            out.summary.get("kernel.events"),
+            Some(&crate::metrics::Value::U64(5))
+        );
+        assert_eq!(
+            out.summary.get("kernel.stop_reason"),
+            Some(&crate::metrics::Value::Text("exhausted".into()))
+        );
     }
 
     #[test]
     fn event_budget_cuts_the_run_short() {
         let out = run(&scenario("(duration: \"1h\", max_events: 3)"), 1, &mut ()).unwrap();
-        assert_eq!(out.summary.get("kernel.events"), Some(&crate::metrics::Value::U64(3)));
+        assert_eq!(
+            out.summary.get("kernel.events"),
+            Some(&crate::metrics::Value::U64(3))
+        );
         assert_eq!(out.series[0].rows().len(), 3);
     }
 
     #[test]
     fn trace_records_every_event_in_order() {
-        let out = run(&scenario("(duration: \"2min\", outputs: (trace: Events))"), 1, &mut ()).unwrap();
+        let out = run(
+            &scenario("(duration: \"2min\", outputs: (trace: Events))"),
+            1,
+            &mut (),
+        )
+        .unwrap();
         let trace = out.trace.unwrap();
         let t: Vec<u64> = trace.rows().iter().map(|r| r.t_ns).collect();
         assert_eq!(t, vec![0, 60_000_000_000, 120_000_000_000]);

@@ -13,9 +13,25 @@ fn run_minimal_writes_summary_and_is_byte_identical_across_runs_and_threads() {
     let b = tmp.path().join("b");
     let scenario = at("scenarios/minimal.ron");
     let s = scenario.to_str().unwrap();
-    let o = gridtwin(&["run", s, "--out", a.to_str().unwrap(), "--threads", "1", "--quiet"]);
+    let o = gridtwin(&[
+        "run",
+        s,
+        "--out",
+        a.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = gridtwin(&["--threads", "2", "run", s, "--out", b.to_str().unwrap(), "-q"]);
+    let o = gridtwin(&[
+        "--threads",
+        "2",
+        "run",
+        s,
+        "--out",
+        b.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     for f in ["summary.json", "timeseries.csv", "scenario.resolved.ron"] {
         assert_eq!(read(&a, f), read(&b, f), "{f} differs between runs");
@@ -28,7 +44,10 @@ fn run_minimal_writes_summary_and_is_byte_identical_across_runs_and_threads() {
     let timing: serde_json::Value = serde_json::from_slice(&read(&a, "timing.json")).unwrap();
     assert!(timing["kernel.wall_s"].as_f64().unwrap() >= 0.0);
     assert!(timing.get("kernel.events_per_s").is_some());
-    assert!(summary.get("kernel.wall_s").is_none(), "wall time leaked into summary.json");
+    assert!(
+        summary.get("kernel.wall_s").is_none(),
+        "wall time leaked into summary.json"
+    );
 }
 
 #[test]
@@ -121,7 +140,12 @@ fn help_documents_every_subcommand_and_global_flag() {
     }
     let o = gridtwin(&["run", "--help"]);
     let help = String::from_utf8_lossy(&o.stdout);
-    for word in ["summary.json", "timing.json", "scenario.resolved.ron", "--seed"] {
+    for word in [
+        "summary.json",
+        "timing.json",
+        "scenario.resolved.ron",
+        "--seed",
+    ] {
         assert!(help.contains(word), "run --help lacks {word}:\n{help}");
     }
 }

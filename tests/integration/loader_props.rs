@@ -21,7 +21,12 @@ fn assert_well_behaved(src: &str) -> Result<(), TestCaseError> {
         Err(e) => {
             let d = e.diagnostic().expect("text errors carry a position");
             let lines = src.split('\n').count();
-            prop_assert!(d.line >= 1 && d.line <= lines, "line {} of {}", d.line, lines);
+            prop_assert!(
+                d.line >= 1 && d.line <= lines,
+                "line {} of {}",
+                d.line,
+                lines
+            );
             prop_assert!(d.col >= 1);
             prop_assert!(!d.message.is_empty());
         }

@@ -28,7 +28,10 @@ fn invalid_scenarios_print_their_expected_messages() {
         assert_eq!(o.status.code(), Some(2), "{rel} was accepted");
         let err = stderr(&o);
         let wanted = format!("{rel}:{expect}");
-        assert!(err.contains(&wanted), "{rel}: expected `{wanted}` in:\n{err}");
+        assert!(
+            err.contains(&wanted),
+            "{rel}: expected `{wanted}` in:\n{err}"
+        );
         // miette shows the offending line with its number.
         assert!(err.contains('│'), "no source snippet for {rel}:\n{err}");
         n += 1;
@@ -40,7 +43,13 @@ fn invalid_scenarios_print_their_expected_messages() {
 fn misspelt_field_lists_valid_names_and_a_suggestion() {
     let o = gridtwin(&["check", "scenarios/tests/invalid/misspelt_field.ron"]);
     let err = stderr(&o);
-    assert!(err.contains("valid fields: sample_interval, trace"), "{err}");
+    assert!(
+        err.contains("valid fields: sample_interval, trace"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `sample_interval`?"), "{err}");
-    assert!(err.contains("sampel_interval: \"1min\""), "no offending line:\n{err}");
+    assert!(
+        err.contains("sampel_interval: \"1min\""),
+        "no offending line:\n{err}"
+    );
 }
