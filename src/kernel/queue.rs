@@ -123,7 +123,7 @@
 //! queue's id to another queue is a logic error: it never breaks memory
 //! safety or panics, but the answer is unspecified.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -518,11 +518,16 @@ pub struct EventQueue<E> {
     next_seq: u64,
     /// Time of the last popped event [ns].
     now: u64,
-    /// Every key below this has left the structure (popped or purged);
-    /// every stored key is at least this.
-    removed_below: u128,
+    /// One past the key of the last popped event: no stored key is below
+    /// it, and no key below it can be scheduled any more.
+    popped_below: u128,
     /// Sequence numbers of cancelled entries that are still stored.
     cancelled: SeqSet,
+    /// Keys of cancelled entries that were dropped from the structure while
+    /// still at or above `popped_below` (by `peek`, or a `pop` that found
+    /// only cancelled entries), so that their ids stay dead. Trimmed as
+    /// pops pass them; empty in runs that never do that.
+    purged: BTreeSet<u128>,
 }
 
 impl<E> EventQueue<E> {
@@ -553,8 +558,9 @@ impl<E> EventQueue<E> {
             to_heap,
             next_seq: 0,
             now: 0,
-            removed_below: 0,
+            popped_below: 0,
             cancelled: SeqSet::default(),
+            purged: BTreeSet::new(),
         }
     }
 
@@ -608,7 +614,10 @@ impl<E> EventQueue<E> {
     /// Whether `id` was issued here and its entry has not left the
     /// structure (it may be cancelled).
     fn is_stored(&self, id: EventId) -> bool {
-        id.seq < self.next_seq && id.key() >= self.removed_below
+        let key = id.key();
+        id.seq < self.next_seq
+            && key >= self.popped_below
+            && (self.purged.is_empty() || !self.purged.contains(&key))
     }
 
     /// The next event to pop, without removing it. May drop cancelled
@@ -627,6 +636,7 @@ impl<E> EventQueue<E> {
             // Purge the cancelled minimum.
             let e = self.take_min().expect("peeked entry exists");
             self.cancelled.remove(&e.seq);
+            self.purged.insert(e.key());
         }
         if self.in_radix {
             let e = self.radix.peek()?;
@@ -642,11 +652,20 @@ impl<E> EventQueue<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(EventId, E)> {
         loop {
-            let e = self.take_min()?;
+            let Some(e) = self.take_min() else {
+                return None;
+            };
             if !self.cancelled.is_empty() && self.cancelled.remove(&e.seq) {
+                // Dead until a pop passes its key.
+                self.purged.insert(e.key());
                 continue;
             }
+            let key = e.key();
             self.now = e.time;
+            self.popped_below = key + 1;
+            if !self.purged.is_empty() {
+                self.trim_purged(key);
+            }
             if self.in_radix && self.radix.len < self.to_heap {
                 self.switch_to_heap();
             }
@@ -654,17 +673,23 @@ impl<E> EventQueue<E> {
         }
     }
 
+    /// Forgets purged keys below `key`: `popped_below` covers them now.
+    #[cold]
+    fn trim_purged(&mut self, key: u128) {
+        while self.purged.first().is_some_and(|&k| k < key) {
+            self.purged.pop_first();
+        }
+    }
+
     /// Removes the minimum entry, live or cancelled.
     #[inline(always)]
     fn take_min(&mut self) -> Option<Entry<E>> {
-        let e = if self.in_radix {
-            self.radix.pop()?
+        if self.in_radix {
+            self.radix.pop()
         } else {
             let (key, event) = self.heap.pop()?;
-            Entry::from_key(key, event)
-        };
-        self.removed_below = e.key() + 1;
-        Some(e)
+            Some(Entry::from_key(key, event))
+        }
     }
 
     /// Number of pending (not cancelled) events.
@@ -734,5 +759,380 @@ impl<E> fmt::Debug for EventQueue<E> {
             .field("next_seq", &self.next_seq)
             .field("structure", &if self.in_radix { "radix" } else { "heap" })
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::cmp::Reverse;
+    use std::collections::{BTreeMap, BinaryHeap};
+
+    fn t(ns: u64) -> SimTime {
+        SimTime::from_nanos(ns)
+    }
+
+    /// Threshold pairs that exercise every structure: tiny ones make the
+    /// hybrid switch back and forth many times.
+    const CONFIGS: [(usize, usize); 5] = [
+        (8, 2),
+        (3, 1),
+        (0, 0),
+        (usize::MAX, 0),
+        (DEFAULT_TO_RADIX, DEFAULT_TO_HEAP),
+    ];
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Schedule at `now + delay` (saturating).
+        Schedule(u64),
+        /// Schedule strictly before `now`, if `now > 0`.
+        SchedulePast(u64),
+        /// Cancel the `i % issued`-th issued id (popped, cancelled or live).
+        Cancel(usize),
+        /// Cancel an id whose seq was never issued.
+        CancelUnissued(u64),
+        /// Ask `is_pending` about an issued id.
+        IsPending(usize),
+        Pop,
+        Peek,
+    }
+
+    fn delay() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            3 => Just(0u64),
+            3 => 0u64..4,
+            2 => prop::sample::select(vec![1_000_000u64, 10_000_000, 100_000_000, 1_000_000_000]),
+            2 => 0u64..1_000_000,
+            // Log-uniform magnitudes reach every radix bucket, up to `MAX`.
+            2 => (0u32..64, any::<u64>()).prop_map(|(shift, x)| x >> shift),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => delay().prop_map(Op::Schedule),
+            1 => any::<u64>().prop_map(Op::SchedulePast),
+            3 => any::<usize>().prop_map(Op::Cancel),
+            1 => (0u64..3).prop_map(Op::CancelUnissued),
+            1 => any::<usize>().prop_map(Op::IsPending),
+            6 => Just(Op::Pop),
+            2 => Just(Op::Peek),
+        ]
+    }
+
+    /// Runs `ops` against the queue and a `BTreeMap` reference model, checking
+    /// every answer and the ordering guarantee after every operation.
+    fn check_against_model(ops: &[Op], to_radix: usize, to_heap: usize) {
+        let mut q = EventQueue::with_thresholds(to_radix, to_heap);
+        let mut model: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+        let mut issued: Vec<EventId> = Vec::new();
+        let mut cancelled: HashSet<EventId> = HashSet::new();
+        let mut now = 0u64;
+        let mut last_popped: Option<EventId> = None;
+
+        let mut pop_and_check = |q: &mut EventQueue<usize>,
+                                 model: &mut BTreeMap<(u64, u64), usize>,
+                                 cancelled: &HashSet<EventId>,
+                                 now: &mut u64| {
+            let got = q.pop();
+            let want = model.pop_first();
+            assert_eq!(
+                got.map(|(id, e)| ((id.time().as_nanos(), id.seq()), e)),
+                want
+            );
+            if let Some((id, payload)) = got {
+                assert_eq!(payload, id.seq() as usize, "payload follows its id");
+                assert!(!cancelled.contains(&id), "a cancelled event popped");
+                if let Some(prev) = last_popped {
+                    assert!(id.time() >= prev.time(), "time went backwards");
+                    if id.time() == prev.time() {
+                        assert!(id.seq() > prev.seq(), "ties out of insertion order");
+                    }
+                }
+                last_popped = Some(id);
+                *now = id.time().as_nanos();
+            }
+        };
+
+        for op in ops {
+            match *op {
+                Op::Schedule(d) => {
+                    let time = now.saturating_add(d);
+                    let seq = issued.len();
+                    let id = q.schedule(t(time), seq).expect("not in the past");
+                    assert_eq!(id.time(), t(time));
+                    assert_eq!(id.seq(), seq as u64, "seq counts schedules");
+                    assert!(q.is_pending(id));
+                    model.insert((time, id.seq()), seq);
+                    issued.push(id);
+                }
+                Op::SchedulePast(back) => {
+                    if now > 0 {
+                        let time = now - 1 - back % now;
+                        assert_eq!(
+                            q.schedule(t(time), usize::MAX),
+                            Err(ScheduleError::InThePast {
+                                time: t(time),
+                                now: t(now)
+                            })
+                        );
+                    }
+                }
+                Op::Cancel(i) => {
+                    if !issued.is_empty() {
+                        let id = issued[i % issued.len()];
+                        let pending = model.remove(&(id.time().as_nanos(), id.seq())).is_some();
+                        assert_eq!(q.cancel(id), pending, "cancel({id:?})");
+                        assert!(!q.is_pending(id));
+                        if pending {
+                            cancelled.insert(id);
+                        }
+                    }
+                }
+                Op::CancelUnissued(k) => {
+                    let id = EventId {
+                        time: t(now.saturating_add(k)),
+                        seq: issued.len() as u64 + k,
+                    };
+                    assert!(!q.is_pending(id));
+                    assert!(!q.cancel(id), "an unissued id was cancelled");
+                }
+                Op::IsPending(i) => {
+                    if !issued.is_empty() {
+                        let id = issued[i % issued.len()];
+                        let pending = model.contains_key(&(id.time().as_nanos(), id.seq()));
+                        assert_eq!(q.is_pending(id), pending, "is_pending({id:?})");
+                    }
+                }
+                Op::Pop => pop_and_check(&mut q, &mut model, &cancelled, &mut now),
+                Op::Peek => {
+                    let got = q
+                        .peek()
+                        .map(|(id, &e)| ((id.time().as_nanos(), id.seq()), e));
+                    assert_eq!(got, model.first_key_value().map(|(&k, &e)| (k, e)));
+                }
+            }
+            assert_eq!(q.len(), model.len());
+            assert_eq!(q.is_empty(), model.is_empty());
+            assert_eq!(q.now(), t(now));
+        }
+        while !model.is_empty() {
+            pop_and_check(&mut q, &mut model, &cancelled, &mut now);
+        }
+        assert!(q.pop().is_none());
+        assert!(q.peek().is_none());
+        assert_eq!(q.len(), 0);
+        for id in issued {
+            assert!(!q.is_pending(id));
+            assert!(!q.cancel(id));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn matches_reference_model(ops in prop::collection::vec(op(), 0..400)) {
+            for (to_radix, to_heap) in CONFIGS {
+                check_against_model(&ops, to_radix, to_heap);
+            }
+        }
+
+        /// Long runs dominated by schedules reach the default thresholds.
+        #[test]
+        fn matches_reference_model_when_large(
+            ops in prop::collection::vec(
+                prop_oneof![5 => delay().prop_map(Op::Schedule), 2 => Just(Op::Pop),
+                            1 => any::<usize>().prop_map(Op::Cancel), 1 => Just(Op::Peek)],
+                0..(4 * DEFAULT_TO_RADIX),
+            )
+        ) {
+            check_against_model(&ops, DEFAULT_TO_RADIX, DEFAULT_TO_HEAP);
+            check_against_model(&ops, 8, 2);
+        }
+    }
+
+    #[test]
+    fn same_time_events_pop_in_schedule_order_across_switches() {
+        for (to_radix, to_heap) in CONFIGS {
+            let mut q = EventQueue::with_thresholds(to_radix, to_heap);
+            // Interleave a few times so that each has many ties.
+            for i in 0..200u64 {
+                q.schedule(t([30, 10, 20][(i % 3) as usize]), i).unwrap();
+            }
+            let mut popped = Vec::new();
+            let mut prev: Option<EventId> = None;
+            while let Some((id, i)) = q.pop() {
+                assert!(prev < Some(id), "ids pop in increasing order");
+                prev = Some(id);
+                popped.push((id.time().as_nanos(), i));
+                // Schedule at `now` while draining: goes after every event
+                // already at `now`.
+                if i % 7 == 0 && i < 200 {
+                    q.schedule(q.now(), 1000 + i).unwrap();
+                }
+            }
+            let mut sorted = popped.clone();
+            sorted.sort_by_key(|&(time, i)| (time, if i >= 1000 { 1 } else { 0 }, i));
+            assert_eq!(popped, sorted, "thresholds ({to_radix}, {to_heap})");
+        }
+    }
+
+    #[test]
+    fn scheduling_in_the_past_is_refused_and_at_now_is_allowed() {
+        let mut q = EventQueue::new();
+        q.schedule(t(10), 'a').unwrap();
+        q.schedule(t(10), 'b').unwrap();
+        assert_eq!(q.pop().unwrap().1, 'a');
+        assert_eq!(q.now(), t(10));
+        let err = q.schedule(t(9), 'x').unwrap_err();
+        assert_eq!(
+            err,
+            ScheduleError::InThePast {
+                time: t(9),
+                now: t(10)
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "cannot schedule an event at 9ns: the simulation is already at 10ns"
+        );
+        assert_eq!(q.len(), 1, "a refused event is not stored");
+        q.schedule(t(10), 'c').unwrap();
+        assert_eq!(q.pop().unwrap().1, 'b');
+        assert_eq!(q.pop().unwrap().1, 'c');
+        assert!(q.pop().is_none());
+        assert_eq!(q.now(), t(10), "an empty pop leaves the clock alone");
+    }
+
+    #[test]
+    fn cancel_is_exact() {
+        for (to_radix, to_heap) in CONFIGS {
+            let mut q = EventQueue::with_thresholds(to_radix, to_heap);
+            let a = q.schedule(t(5), 'a').unwrap();
+            let b = q.schedule(t(7), 'b').unwrap();
+            let c = q.schedule(t(7), 'c').unwrap();
+            let d = q.schedule(t(9), 'd').unwrap();
+            assert_eq!(q.len(), 4);
+            assert!(q.cancel(b));
+            assert!(!q.cancel(b), "cancelling twice");
+            assert!(!q.is_pending(b));
+            assert_eq!(q.len(), 3);
+            assert_eq!(q.pop(), Some((a, 'a')));
+            assert!(!q.cancel(a), "cancelling a popped event");
+            // Peek purges `b`; its id must stay dead.
+            assert_eq!(q.peek(), Some((c, &'c')));
+            assert!(!q.is_pending(b));
+            assert!(!q.cancel(b), "cancelling a purged event");
+            assert_eq!(q.len(), 2);
+            assert!(q.cancel(c));
+            assert_eq!(q.len(), 1);
+            let unissued = EventId { time: t(9), seq: 4 };
+            assert!(!q.is_pending(unissued));
+            assert!(!q.cancel(unissued), "cancelling an unissued id");
+            assert_eq!(q.pop(), Some((d, 'd')));
+            assert!(q.is_empty());
+            assert_eq!(q.now(), t(9));
+        }
+    }
+
+    #[test]
+    fn schedule_before_a_peeked_event_after_the_radix_advanced() {
+        // Pure radix: peek advances its base past `now`, then an earlier
+        // schedule must still come first and ties must stay FIFO.
+        let mut q = EventQueue::with_thresholds(0, 0);
+        q.schedule(t(100), 1).unwrap();
+        q.schedule(t(1000), 2).unwrap();
+        q.schedule(t(1001), 3).unwrap();
+        q.schedule(t(1000), 4).unwrap();
+        assert_eq!(q.pop().unwrap().1, 1);
+        assert_eq!(q.peek().map(|(id, &e)| (id.time(), e)), Some((t(1000), 2)));
+        q.schedule(t(500), 5).unwrap();
+        q.schedule(t(1000), 6).unwrap();
+        q.schedule(t(100), 7).unwrap();
+        let order: Vec<i32> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
+        assert_eq!(order, [7, 5, 2, 4, 6, 3]);
+    }
+
+    #[test]
+    fn extreme_times() {
+        for (to_radix, to_heap) in CONFIGS {
+            let mut q = EventQueue::with_thresholds(to_radix, to_heap);
+            q.schedule(SimTime::MAX, 1).unwrap();
+            q.schedule(SimTime::ZERO, 2).unwrap();
+            q.schedule(t(1 << 63), 3).unwrap();
+            q.schedule(SimTime::MAX, 4).unwrap();
+            let order: Vec<i32> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
+            assert_eq!(order, [2, 3, 1, 4]);
+            assert_eq!(q.now(), SimTime::MAX);
+            assert!(q.schedule(SimTime::MAX, 5).is_ok());
+        }
+    }
+
+    /// The hold model against `std`'s binary heap with the same keys, with
+    /// the default thresholds, crossing them both ways.
+    #[test]
+    fn hold_model_matches_binary_heap() {
+        let mut q = EventQueue::new();
+        let mut reference = BinaryHeap::new();
+        let mut seq = 0u64;
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next_delay = || {
+            // xorshift: deterministic, no dependency.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 4 == 0 {
+                (x >> 40) % 4 * 1000
+            } else {
+                x >> 34
+            }
+        };
+        let phases = [(3 * DEFAULT_TO_RADIX, 1), (0, 10_000), (0, 0)];
+        for (grow, holds) in phases {
+            for _ in 0..grow {
+                let time = q.now().as_nanos() + next_delay();
+                let id = q.schedule(t(time), seq).unwrap();
+                assert_eq!(id.seq(), seq);
+                reference.push(Reverse((time, seq)));
+                seq += 1;
+            }
+            for _ in 0..holds {
+                let (id, e) = q.pop().unwrap();
+                let Reverse(want) = reference.pop().unwrap();
+                assert_eq!((id.time().as_nanos(), id.seq()), want);
+                assert_eq!(e, id.seq());
+                let time = id.time().as_nanos() + next_delay();
+                q.schedule(t(time), seq).unwrap();
+                reference.push(Reverse((time, seq)));
+                seq += 1;
+            }
+        }
+        // Drain through the radix → heap switch.
+        while let Some((id, _)) = q.pop() {
+            let Reverse(want) = reference.pop().unwrap();
+            assert_eq!((id.time().as_nanos(), id.seq()), want);
+        }
+        assert!(reference.is_empty());
+    }
+
+    #[test]
+    fn debug_shows_len_and_now_without_requiring_debug_events() {
+        struct Opaque;
+        let mut q = EventQueue::default();
+        q.schedule(t(3), Opaque).unwrap();
+        q.schedule(t(4), Opaque).unwrap();
+        q.pop();
+        let s = format!("{q:?}");
+        assert!(s.contains("len: 1"), "{s}");
+        assert!(s.contains("now: SimTime(3)"), "{s}");
+    }
+
+    #[test]
+    #[should_panic(expected = "must not exceed")]
+    fn inverted_thresholds_are_refused() {
+        let _ = EventQueue::<()>::with_thresholds(1, 2);
     }
 }

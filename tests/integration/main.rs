@@ -4,6 +4,7 @@
 //! `scenarios/tests/`, and the library on generated input.
 
 mod cli;
+mod golden;
 mod loader_props;
 mod scenarios;
 
