@@ -523,10 +523,11 @@ pub struct EventQueue<E> {
     popped_below: u128,
     /// Sequence numbers of cancelled entries that are still stored.
     cancelled: SeqSet,
-    /// Keys of cancelled entries that were dropped from the structure while
-    /// still at or above `popped_below` (by `peek`, or a `pop` that found
-    /// only cancelled entries), so that their ids stay dead. Trimmed as
-    /// pops pass them; empty in runs that never do that.
+    /// Ids with a lower seq are all gone: set when the structure empties.
+    live_from_seq: u64,
+    /// Keys of cancelled entries that `peek` dropped from the structure
+    /// while still at or above `popped_below`, so that their ids stay dead.
+    /// Trimmed as pops pass them; empty in runs that never do that.
     purged: BTreeSet<u128>,
 }
 
@@ -560,6 +561,7 @@ impl<E> EventQueue<E> {
             now: 0,
             popped_below: 0,
             cancelled: SeqSet::default(),
+            live_from_seq: 0,
             purged: BTreeSet::new(),
         }
     }
@@ -615,7 +617,7 @@ impl<E> EventQueue<E> {
     /// structure (it may be cancelled).
     fn is_stored(&self, id: EventId) -> bool {
         let key = id.key();
-        id.seq < self.next_seq
+        (self.live_from_seq..self.next_seq).contains(&id.seq)
             && key >= self.popped_below
             && (self.purged.is_empty() || !self.purged.contains(&key))
     }
@@ -626,9 +628,13 @@ impl<E> EventQueue<E> {
     pub fn peek(&mut self) -> Option<(EventId, &E)> {
         loop {
             let seq = if self.in_radix {
-                self.radix.peek()?.seq
+                self.radix.peek().map(|e| e.seq)
             } else {
-                self.heap.first()?.0 as u64
+                self.heap.first().map(|(key, _)| key as u64)
+            };
+            let Some(seq) = seq else {
+                self.emptied();
+                return None;
             };
             if self.cancelled.is_empty() || !self.cancelled.contains(&seq) {
                 break;
@@ -653,11 +659,12 @@ impl<E> EventQueue<E> {
     pub fn pop(&mut self) -> Option<(EventId, E)> {
         loop {
             let Some(e) = self.take_min() else {
+                self.emptied();
                 return None;
             };
             if !self.cancelled.is_empty() && self.cancelled.remove(&e.seq) {
-                // Dead until a pop passes its key.
-                self.purged.insert(e.key());
+                // Its key is below the one this call returns, if any, and
+                // `emptied` covers it otherwise.
                 continue;
             }
             let key = e.key();
@@ -671,6 +678,12 @@ impl<E> EventQueue<E> {
             }
             return Some((e.id(), e.event));
         }
+    }
+
+    /// Records that nothing issued so far is stored any more.
+    fn emptied(&mut self) {
+        self.live_from_seq = self.next_seq;
+        self.purged.clear();
     }
 
     /// Forgets purged keys below `key`: `popped_below` covers them now.

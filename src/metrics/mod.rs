@@ -103,7 +103,9 @@ impl Timing {
 pub struct TimeSeries {
     name: String,
     columns: Vec<String>,
-    rows: Vec<Vec<f64>>,
+    /// Row-major values, `columns.len()` per row: one allocation, not one
+    /// per row.
+    values: Vec<f64>,
 }
 
 impl TimeSeries {
@@ -113,7 +115,7 @@ impl TimeSeries {
         TimeSeries {
             name: name.to_string(),
             columns: columns.iter().map(|c| (*c).to_string()).collect(),
-            rows: Vec::new(),
+            values: Vec::new(),
         }
     }
 
@@ -127,20 +129,30 @@ impl TimeSeries {
         &self.columns
     }
 
-    /// The rows so far.
-    pub fn rows(&self) -> &[Vec<f64>] {
-        &self.rows
+    /// The rows so far, each a slice of one value per column.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = &[f64]> {
+        self.values.chunks_exact(self.columns.len().max(1))
+    }
+
+    /// Number of rows so far.
+    pub fn len(&self) -> usize {
+        self.values.len() / self.columns.len().max(1)
+    }
+
+    /// Whether no row has been pushed.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
     }
 
     /// Appends a row; it must have one value per column.
-    pub fn push(&mut self, row: Vec<f64>) {
+    pub fn push(&mut self, row: &[f64]) {
         assert_eq!(
             row.len(),
             self.columns.len(),
             "row width of series {}",
             self.name
         );
-        self.rows.push(row);
+        self.values.extend_from_slice(row);
     }
 }
 
@@ -176,7 +188,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "row width")]
     fn rows_must_match_columns() {
-        TimeSeries::new("t", &["a", "b"]).push(vec![1.0]);
+        TimeSeries::new("t", &["a", "b"]).push(&[1.0]);
     }
 }
 

@@ -119,8 +119,8 @@ mod tests {
     #[test]
     fn csv_has_header_and_exact_numbers() {
         let mut s = TimeSeries::new("ts", &["t_s", "x.v_pu"]);
-        s.push(vec![0.0, 1.0]);
-        s.push(vec![60.0, 0.987_654_321]);
+        s.push(&[0.0, 1.0]);
+        s.push(&[60.0, 0.987_654_321]);
         assert_eq!(series_csv(&s), "t_s,x.v_pu\n0,1\n60,0.987654321\n");
     }
 }

@@ -56,7 +56,7 @@ struct Sampler {
 impl Sampler {
     fn tick(&mut self, cx: &mut Context<'_, Event>) -> Result<(), ScheduleError> {
         let now = cx.now();
-        self.series.push(vec![
+        self.series.push(&[
             now.as_secs_f64(),
             cx.events_handled() as f64,
             cx.pending() as f64,
@@ -225,7 +225,7 @@ mod tests {
         )
         .unwrap();
         let ts = &out.series[0];
-        let times: Vec<f64> = ts.rows().iter().map(|r| r[0]).collect();
+        let times: Vec<f64> = ts.rows().map(|r| r[0]).collect();
         assert_eq!(times, vec![0.0, 900.0, 1800.0, 2700.0, 3600.0]);
         assert_eq!(
             out.summary.get("kernel.events"),
@@ -244,7 +244,7 @@ mod tests {
             out.summary.get("kernel.events"),
             Some(&crate::metrics::Value::U64(3))
         );
-        assert_eq!(out.series[0].rows().len(), 3);
+        assert_eq!(out.series[0].len(), 3);
     }
 
     #[test]
