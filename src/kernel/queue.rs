@@ -46,27 +46,37 @@
 //! The queue is a *hybrid* of two structures that produce exactly the same
 //! order, so switching between them is invisible to callers:
 //!
-//! * **Small queues: a 4-ary min-heap** keyed by the packed `u128`
-//!   `(time << 64) | seq`, so ordering is a single integer comparison. A
-//!   4-ary heap is shallower than a binary one and its four children share a
-//!   cache line pair, which makes it faster than `std`'s binary heap at every
-//!   size measured. It is written here (about forty lines) rather than taken
-//!   from a crate so that it can work on the packed key directly and be moved
-//!   in and out of the radix heap without conversions.
-//! * **Large queues: a radix heap** over the `u64` time only. It exploits the
-//!   fact that the queue is *monotone* (nothing is scheduled before the last
-//!   popped time), so a pop costs amortised O(log(max delay)) bit operations
-//!   and, crucially for big queues, touches memory sequentially instead of
-//!   jumping along a root-to-leaf path of a large heap.
+//! * **A radix heap** over the `u64` time only, for every queue of more than
+//!   a handful of events. It exploits the fact that the queue is *monotone*
+//!   (nothing is scheduled before the last popped time): an event is moved
+//!   at most 64 times in its life, in practice a few times, always by
+//!   appending to a bucket, so memory is touched sequentially instead of
+//!   along the root-to-leaf paths of a large heap.
+//! * **A 4-ary min-heap** keyed by the packed `u128` `(time << 64) | seq`
+//!   (one integer comparison per key), for tiny queues, where it is a little
+//!   faster than the radix heap's fixed costs. Keys and events are kept in
+//!   parallel arrays so the sifts move 16-byte keys and, without `unsafe`,
+//!   the child selection of a full family of four is unrolled. It is written
+//!   here rather than taken from the `dary_heap` crate because it measured
+//!   faster: in the same hold-model harness at N = 10³ (Exp delays), this
+//!   heap took 36 ns per hold, `dary_heap::QuaternaryHeap<Reverse<(u128,
+//!   u32)>>` 65 ns and `std`'s `BinaryHeap<Reverse<(u64, u64, u32)>>` 46 ns.
 //!
-//! The queue starts as a heap. It switches heap → radix when the number of
-//! stored entries exceeds `to_radix`, and radix → heap when it falls below
-//! `to_heap` (see [`EventQueue::with_thresholds`]). The gap between the two
-//! thresholds (hysteresis) makes switching amortised O(log n) per operation
-//! even for a queue whose size oscillates around a threshold, and O(1) for
-//! queues that stay on one side. The defaults [`DEFAULT_TO_RADIX`] and
-//! [`DEFAULT_TO_HEAP`] come from the hold-model measurements in
-//! `results/bench/kernel.md`.
+//! The queue starts as a heap. It switches heap → radix when it stores more
+//! than `to_radix` entries, and radix → heap when it stores fewer than
+//! `to_heap` (see [`EventQueue::with_thresholds`]). A switch costs
+//! O(n log n) for n ≤ `to_radix` + 1 entries and happens at most once per
+//! `to_radix − to_heap` operations (hysteresis), so it is amortised
+//! O(log n) even for a queue whose size oscillates across both thresholds.
+//!
+//! The defaults, [`DEFAULT_TO_RADIX`] = 6 and [`DEFAULT_TO_HEAP`] = 2, come
+//! from hold-model sweeps (`results/bench/kernel.md`). The heap wins only
+//! while it fits in its root and first level: up to 6 pending events with
+//! distinct times (N = 4, Exp delays: 18.4 ns per hold against 20.6 ns for
+//! the radix heap), and not at all with tied times. From N = 7 on the radix
+//! heap wins, by 1.3× at N = 10³ with Exp delays and 2× with tied ones,
+//! and by 2× (Exp, N = 10⁵) to 19× (ties, N = 10⁶) on big queues, where
+//! the 4-ary heap itself beats `BinaryHeap` by 1.3× to 2×.
 //!
 //! ## The radix heap and why it needs no sequence comparisons
 //! The radix heap keeps `last`, a time no later than any stored event
@@ -75,11 +85,12 @@
 //! first differs from `last` at bit `b − 1`, i.e. `b = 64 − lz(t ^ last)`.
 //! Every event in bucket `b` is earlier than every event in bucket `b + 1`.
 //! A pop takes the front of bucket 0; when bucket 0 is empty, the lowest
-//! non-empty bucket `b` is emptied: `last` becomes its minimum time and its
-//! events are redistributed, in order, into buckets below `b` (all of which
-//! are empty at that point), the minimum ones landing in bucket 0. Buckets
-//! above `b` keep their index, since the new `last` shares all bits above
-//! `b − 1` with the old one.
+//! non-empty bucket `b` is emptied: `last` becomes its minimum time (kept
+//! per bucket, so this is one pass) and its events are redistributed, in
+//! order, into buckets below `b` (all of which are empty at that point), the
+//! minimum ones landing in bucket 0. Buckets above `b` keep their index,
+//! since the new `last` shares all bits above `b − 1` with the old one. A
+//! bucket holding a single event is popped in place, without the move.
 //!
 //! *Claim:* within every bucket, the events that share a time are stored in
 //! increasing `seq` order. *Proof* by induction over operations. Initially
@@ -89,35 +100,44 @@
 //! empty when the redistribution began, so each target receives a
 //! subsequence of bucket `b`, which is ordered by hypothesis. Events of equal
 //! time always share a bucket (the index depends on the time only), so no
-//! other operation can interleave them. ∎
+//! other operation can interleave them. The switch from the heap pops the
+//! heap empty, so it appends events in `(time, seq)` order, which orders
+//! each group of equal times. ∎
 //!
 //! Bucket 0 holds only events at time `last`, so by the claim it is ordered
 //! by `seq` and is a plain FIFO (a `VecDeque`): the radix heap pops in exact
 //! `(time, seq)` order without ever comparing sequence numbers, and a tie
-//! costs a `pop_front`. Moving from the heap to the radix heap sorts the
-//! heap's array once (O(n log n), paid for by the hysteresis), so the claim
-//! holds from the first insertion; moving back needs no order at all.
+//! costs a `pop_front`. The switch back to the heap needs no order at all.
 //!
 //! [`EventQueue::peek`] may advance `last` past [`EventQueue::now`] (it
 //! redistributes to find the minimum). A later schedule before the new
 //! `last` (but not before `now`) is still legal; it re-buckets every entry
 //! relative to the earlier time, O(n), which preserves the claim because it
-//! moves entries bucket by bucket in order. This happens only when a caller
-//! peeks, does not pop, and then schedules something earlier than what it
-//! peeked.
+//! reads the buckets in order and equal times share a bucket. This happens
+//! only when a caller peeks, does not pop, and then schedules something
+//! earlier than what it peeked (a run loop stopping at a horizon and then
+//! given an earlier event); peek followed by pop never does it.
 //!
 //! ## Cancellation
-//! Cancellation is lazy. Entries leave the structure in strictly increasing
-//! key order (pops, and purges of cancelled entries, both take the minimum),
-//! so an [`EventId`] whose key is at most the key of the last removed entry is
-//! no longer stored, and every stored key is larger. [`EventQueue::cancel`]
-//! therefore only has to compare the id with that bound and with the next
-//! sequence number, then record the `seq` in a set; [`EventQueue::pop`] and
-//! [`EventQueue::peek`] drop entries whose `seq` is in the set, and look the
-//! set up only while it is non-empty, so a run without cancellations pays
-//! nothing for them. A cancelled event keeps its memory until its time is
-//! reached. The set is used only for membership, never iterated, so hashing
-//! cannot influence the order of anything.
+//! Cancellation is lazy. [`EventQueue::cancel`] records the event's `seq`
+//! in a set; [`EventQueue::pop`] and [`EventQueue::peek`] drop entries whose
+//! `seq` is in the set when they reach the front, and consult the set only
+//! while it is non-empty, so a run without cancellations pays nothing for
+//! them. A cancelled event keeps its memory until its time is reached. The
+//! set is used only for membership, never iterated, so hashing cannot
+//! influence the order of anything.
+//!
+//! Telling exactly whether an id is still pending needs no record per
+//! event. Let `K` be the key of the last popped event: every stored key is
+//! above `K` (`K` was the minimum when it popped, and later schedules have a
+//! time of at least `now` and a larger `seq`), and every issued key up to
+//! `K` has left. So an id is stored iff its `seq` was issued, its key is
+//! above `K`, and it is not one of the cancelled entries that left while
+//! still above `K`: those `peek` dropped on its way to a live event (kept
+//! in a small ordered set, trimmed as pops pass them), and those dropped
+//! when the queue ran empty (then every id issued so far is gone: one
+//! bound). The cancelled entries a `pop` drops before a live one need no
+//! record: their keys are below the key it returns.
 //!
 //! An [`EventId`] is meaningful only to the queue that issued it. Passing one
 //! queue's id to another queue is a logic error: it never breaks memory
@@ -131,11 +151,11 @@ use super::time::SimTime;
 
 /// Default number of stored entries above which the queue becomes a radix
 /// heap (see the module docs and `results/bench/kernel.md`).
-pub const DEFAULT_TO_RADIX: usize = 8192;
+pub const DEFAULT_TO_RADIX: usize = 6;
 
 /// Default number of stored entries below which a radix-heap queue becomes a
 /// 4-ary heap again.
-pub const DEFAULT_TO_HEAP: usize = 2048;
+pub const DEFAULT_TO_HEAP: usize = 2;
 
 /// Handle of a scheduled event: its key (time, insertion sequence).
 ///
@@ -176,6 +196,8 @@ pub enum ScheduleError {
         now: SimTime,
     },
     /// `now + delay` does not fit in simulated time (about 584 years).
+    /// Returned by callers that schedule after a delay, never by
+    /// [`EventQueue::schedule`], which takes an absolute time.
     #[error("cannot schedule an event {delay} after {now}: beyond the end of simulated time")]
     Overflow {
         /// The current time.
@@ -283,8 +305,8 @@ impl<E> Heap<E> {
         let keys = &mut self.keys[..];
         loop {
             let first = pos * Self::ARITY + 1;
-            // The smallest child. The unrolled comparisons of a full family
-            // measured about 30 % faster than a loop (module docs).
+            // The smallest child. Unrolling the comparisons of a full family
+            // measured about a quarter faster than a loop at N = 10³.
             let (child, child_key) = if let Some(c) = keys.get(first..first + Self::ARITY) {
                 let (mut i, mut k) = (0, c[0]);
                 if c[1] < k {
@@ -450,21 +472,22 @@ impl<E> Radix<E> {
     /// any stored time. Keeps equal-time entries in order (module docs).
     fn rebase(&mut self, t: u64) {
         let mut all = Vec::with_capacity(self.len);
-        self.drain_into(&mut all);
+        self.drain(|e| all.push(e));
         self.last = t;
         for e in all {
             self.push(e);
         }
     }
 
-    /// Moves every entry to `out`: bucket 0 first, then buckets in order.
-    fn drain_into(&mut self, out: &mut Vec<Entry<E>>) {
-        out.extend(self.front.drain(..));
+    /// Removes every entry, handing each to `f`: bucket 0 first, then the
+    /// buckets in order, each front to back.
+    fn drain(&mut self, mut f: impl FnMut(Entry<E>)) {
+        self.front.drain(..).for_each(&mut f);
         while self.nonempty != 0 {
             let b = self.nonempty.trailing_zeros() as usize;
             self.nonempty &= !(1 << b);
             self.mins[b] = u64::MAX;
-            out.append(&mut self.buckets[b]);
+            self.buckets[b].drain(..).for_each(&mut f);
         }
         self.len = 0;
     }
@@ -484,8 +507,9 @@ impl Hasher for SeqHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
+        // Not used by `u64` keys; here for completeness.
         for &b in bytes {
-            self.write_u64(self.0 ^ u64::from(b));
+            self.write_u64(u64::from(b));
         }
     }
 
@@ -509,8 +533,11 @@ type SeqSet = HashSet<u64, BuildHasherDefault<SeqHasher>>;
 pub struct EventQueue<E> {
     /// The 4-ary heap, used while `!in_radix`.
     heap: Heap<E>,
-    /// The radix heap, used while `in_radix`.
-    radix: Radix<E>,
+    /// The radix heap, used while `in_radix`. Boxed: it is 2 KiB of bucket
+    /// headers, which keeps the queue cheap to move, and keeps the speed
+    /// of the hot bucket metadata independent of where the queue itself
+    /// lives (measured: up to 30 % slower for some stack placements).
+    radix: Box<Radix<E>>,
     in_radix: bool,
     to_radix: usize,
     to_heap: usize,
@@ -553,7 +580,7 @@ impl<E> EventQueue<E> {
         );
         EventQueue {
             heap: Heap::new(),
-            radix: Radix::new(),
+            radix: Box::new(Radix::new()),
             in_radix: false,
             to_radix,
             to_heap,
@@ -730,29 +757,24 @@ impl<E> EventQueue<E> {
     }
 
     fn switch_to_radix(&mut self) {
-        // Sorting makes equal-time entries arrive in `seq` order, which the
-        // radix heap's FIFO buckets rely on (module docs).
-        let mut all: Vec<(u128, E)> = self
-            .heap
-            .keys
-            .drain(..)
-            .zip(self.heap.events.drain(..))
-            .collect();
-        all.sort_unstable_by_key(|&(key, _)| key);
         debug_assert_eq!(self.radix.len, 0);
         self.radix.last = self.now;
-        for (key, event) in all {
+        // Popping the heap empty feeds the radix heap in key order, so
+        // equal-time entries arrive in `seq` order as its FIFO buckets
+        // require (module docs).
+        while let Some((key, event)) = self.heap.pop() {
             self.radix.push(Entry::from_key(key, event));
         }
         self.in_radix = true;
     }
 
     fn switch_to_heap(&mut self) {
-        let mut all = Vec::with_capacity(self.radix.len);
-        self.radix.drain_into(&mut all);
-        self.heap.keys.extend(all.iter().map(Entry::key));
-        self.heap.events.extend(all.into_iter().map(|e| e.event));
-        self.heap.heapify();
+        let heap = &mut self.heap;
+        self.radix.drain(|e| {
+            heap.keys.push(e.key());
+            heap.events.push(e.event);
+        });
+        heap.heapify();
         self.in_radix = false;
     }
 }
@@ -788,12 +810,13 @@ mod tests {
 
     /// Threshold pairs that exercise every structure: tiny ones make the
     /// hybrid switch back and forth many times.
-    const CONFIGS: [(usize, usize); 5] = [
+    const CONFIGS: [(usize, usize); 6] = [
+        (DEFAULT_TO_RADIX, DEFAULT_TO_HEAP),
         (8, 2),
         (3, 1),
+        (40, 10),
         (0, 0),
         (usize::MAX, 0),
-        (DEFAULT_TO_RADIX, DEFAULT_TO_HEAP),
     ];
 
     #[derive(Clone, Debug)]
@@ -953,17 +976,17 @@ mod tests {
             }
         }
 
-        /// Long runs dominated by schedules reach the default thresholds.
+        /// Long runs dominated by schedules switch with big structures too.
         #[test]
         fn matches_reference_model_when_large(
             ops in prop::collection::vec(
                 prop_oneof![5 => delay().prop_map(Op::Schedule), 2 => Just(Op::Pop),
                             1 => any::<usize>().prop_map(Op::Cancel), 1 => Just(Op::Peek)],
-                0..(4 * DEFAULT_TO_RADIX),
+                0..3000,
             )
         ) {
             check_against_model(&ops, DEFAULT_TO_RADIX, DEFAULT_TO_HEAP);
-            check_against_model(&ops, 8, 2);
+            check_against_model(&ops, 1000, 250);
         }
     }
 
@@ -1046,9 +1069,29 @@ mod tests {
             assert!(!q.is_pending(unissued));
             assert!(!q.cancel(unissued), "cancelling an unissued id");
             assert_eq!(q.pop(), Some((d, 'd')));
+            assert!(q.purged.is_empty(), "purged keys are forgotten once passed");
             assert!(q.is_empty());
             assert_eq!(q.now(), t(9));
         }
+    }
+
+    #[test]
+    fn switches_structure_with_hysteresis() {
+        let mut q = EventQueue::with_thresholds(8, 2);
+        for i in 0..8 {
+            q.schedule(t(i), i).unwrap();
+        }
+        assert!(!q.in_radix, "at the threshold: still a heap");
+        q.schedule(t(8), 8).unwrap();
+        assert!(q.in_radix, "above it: radix");
+        for i in 0..7 {
+            assert_eq!(q.pop().unwrap().1, i);
+            assert!(q.in_radix, "2 or more stored: stays radix");
+        }
+        assert_eq!(q.pop().unwrap().1, 7);
+        assert!(!q.in_radix, "below `to_heap`: heap again");
+        assert_eq!(q.pop().unwrap().1, 8);
+        assert!(q.pop().is_none());
     }
 
     #[test]
@@ -1084,11 +1127,18 @@ mod tests {
         }
     }
 
-    /// The hold model against `std`'s binary heap with the same keys, with
-    /// the default thresholds, crossing them both ways.
+    /// The hold model against `std`'s binary heap with the same keys, growing
+    /// and shrinking across the thresholds both ways.
     #[test]
     fn hold_model_matches_binary_heap() {
-        let mut q = EventQueue::new();
+        for (to_radix, to_heap) in CONFIGS {
+            hold_model_against_binary_heap(to_radix, to_heap);
+        }
+        hold_model_against_binary_heap(4096, 1024);
+    }
+
+    fn hold_model_against_binary_heap(to_radix: usize, to_heap: usize) {
+        let mut q = EventQueue::with_thresholds(to_radix, to_heap);
         let mut reference = BinaryHeap::new();
         let mut seq = 0u64;
         let mut x = 0x2545_F491_4F6C_DD1Du64;
@@ -1097,14 +1147,13 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 4 == 0 {
+            if x.is_multiple_of(4) {
                 (x >> 40) % 4 * 1000
             } else {
                 x >> 34
             }
         };
-        let phases = [(3 * DEFAULT_TO_RADIX, 1), (0, 10_000), (0, 0)];
-        for (grow, holds) in phases {
+        for (grow, holds) in [(10_000, 1), (0, 20_000), (3, 100), (0, 0)] {
             for _ in 0..grow {
                 let time = q.now().as_nanos() + next_delay();
                 let id = q.schedule(t(time), seq).unwrap();
