@@ -7,6 +7,17 @@
 //! overflow has a `checked_*` form. The plain operators panic on overflow,
 //! exactly as `core::time::Duration` does; firmware code on untrusted input
 //! uses the checked forms.
+//!
+//! ```
+//! use gridtwin_lmu::{Duration, Instant};
+//!
+//! let boot = Instant::ZERO;
+//! let sample = boot + Duration::from_millis(20);
+//! assert_eq!(sample.total_micros(), 20_000);
+//! assert_eq!(sample - boot, Duration::from_micros(20_000));
+//! // Untrusted arithmetic: no panic, a `None`.
+//! assert_eq!(Instant::MAX.checked_add(Duration::from_micros(1)), None);
+//! ```
 
 use core::fmt;
 use core::ops::{Add, AddAssign, Sub, SubAssign};

@@ -69,14 +69,20 @@
 //! `to_radix − to_heap` operations (hysteresis), so it is amortised
 //! O(log n) even for a queue whose size oscillates across both thresholds.
 //!
-//! The defaults, [`DEFAULT_TO_RADIX`] = 6 and [`DEFAULT_TO_HEAP`] = 2, come
+//! The defaults, [`DEFAULT_TO_RADIX`] = 6 and [`DEFAULT_TO_HEAP`] = 0, come
 //! from hold-model sweeps (`results/bench/kernel.md`). The heap wins only
 //! while it fits in its root and first level: up to 6 pending events with
 //! distinct times (N = 4, Exp delays: 18.4 ns per hold against 20.6 ns for
 //! the radix heap), and not at all with tied times. From N = 7 on the radix
 //! heap wins, by 1.3× at N = 10³ with Exp delays and 2× with tied ones,
 //! and by 2× (Exp, N = 10⁵) to 19× (ties, N = 10⁶) on big queues, where
-//! the 4-ary heap itself beats `BinaryHeap` by 1.3× to 2×.
+//! the 4-ary heap itself beats `BinaryHeap` by 1.3× to 2×. Switching back
+//! is off by default (`to_heap` = 0: a queue that once held more than 6
+//! events stays a radix heap): the heap's gain at 6 events or fewer is
+//! 2 to 3 ns per operation, while a switch there and back costs about
+//! 80 ns, so a queue that drains and refills by a few events would lose
+//! (measured: 15.8 ns per operation for a queue cycling between 0 and 7
+//! events with `to_heap` = 1 or 2, 10.2 ns with 0, 8.7 ns as a pure heap).
 //!
 //! ## The radix heap and why it needs no sequence comparisons
 //! The radix heap keeps `last`, a time no later than any stored event
@@ -154,8 +160,8 @@ use super::time::SimTime;
 pub const DEFAULT_TO_RADIX: usize = 6;
 
 /// Default number of stored entries below which a radix-heap queue becomes a
-/// 4-ary heap again.
-pub const DEFAULT_TO_HEAP: usize = 2;
+/// 4-ary heap again: 0, never (see the module docs for why).
+pub const DEFAULT_TO_HEAP: usize = 0;
 
 /// Handle of a scheduled event: its key (time, insertion sequence).
 ///
