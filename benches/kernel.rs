@@ -28,7 +28,7 @@ use std::collections::BinaryHeap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use gridtwin::kernel::queue::{DEFAULT_TO_HEAP, DEFAULT_TO_RADIX, EventQueue};
 use gridtwin::kernel::rng::stream;
 use gridtwin::kernel::{SimDuration, SimTime};
@@ -286,4 +286,67 @@ fn run_loop(c: &mut Criterion) {
 }
 
 criterion_group!(benches, hold_exp, hold_ties, run_loop);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    print_ratios();
+}
+
+/// Criterion's latest estimate for `group/bench` [ns per element]: the
+/// slope of its linear fit where it has one, else the mean.
+fn estimate_ns(group: &str, bench: &str) -> Option<f64> {
+    let root = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let path = root
+        .join("criterion")
+        .join(group.replace('/', "_"))
+        .join(bench)
+        .join("new/estimates.json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    json["slope"]["point_estimate"]
+        .as_f64()
+        .or_else(|| json["mean"]["point_estimate"].as_f64())
+}
+
+/// Prints each hold-model ratio against `BinaryHeap`, with the target it must
+/// meet, for the groups that ran.
+fn print_ratios() {
+    let targets: [(&str, usize, Option<f64>); 6] = [
+        ("exp", 1_000, Some(0.9)),
+        ("exp", 100_000, Some(1.7)),
+        ("exp", 1_000_000, Some(5.0)),
+        ("ties", 1_000, None),
+        ("ties", 100_000, Some(2.5)),
+        ("ties", 1_000_000, None),
+    ];
+    println!("\nBinaryHeap / EventQueue, ns per hold (higher ratio is better):");
+    for (dist, n, target) in targets {
+        let group = format!("hold/{dist}/{n}");
+        let (Some(ours), Some(base)) = (
+            estimate_ns(&group, "EventQueue"),
+            estimate_ns(&group, "BinaryHeap"),
+        ) else {
+            continue;
+        };
+        let ratio = base / ours;
+        let verdict = match target {
+            Some(t) if ratio >= t => format!("target >= {t}x: met"),
+            Some(t) => format!("target >= {t}x: MISSED"),
+            None => String::new(),
+        };
+        println!("  {group:<18} {ours:>8.1} vs {base:>8.1}  {ratio:>6.2}x  {verdict}");
+    }
+    let group = "run_loop/typed/1000";
+    if let (Some(ours), Some(bare)) = (
+        estimate_ns(group, "Simulation"),
+        estimate_ns(group, "hold-EventQueue"),
+    ) {
+        println!(
+            "  {group:<18} {:.1} M events/s (target >= 8 M), {:.2}x the bare queue",
+            1e3 / ours,
+            ours / bare
+        );
+    }
+}
