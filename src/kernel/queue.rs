@@ -58,9 +58,10 @@
 //!   parallel arrays so the sifts move 16-byte keys and, without `unsafe`,
 //!   the child selection of a full family of four is unrolled. It is written
 //!   here rather than taken from the `dary_heap` crate because it measured
-//!   faster: in the same hold-model harness at N = 10³ (Exp delays), this
-//!   heap took 36 ns per hold, `dary_heap::QuaternaryHeap<Reverse<(u128,
-//!   u32)>>` 65 ns and `std`'s `BinaryHeap<Reverse<(u64, u64, u32)>>` 46 ns.
+//!   faster: in the same hold-model harness at N = 10³ (Exp delays), a
+//!   standalone version of this heap took 36 ns per hold,
+//!   `dary_heap::QuaternaryHeap<Reverse<(u128, u32)>>` 65 ns and `std`'s
+//!   `BinaryHeap<Reverse<(u64, u64, u32)>>` 46 ns.
 //!
 //! The queue starts as a heap. It switches heap → radix when it stores more
 //! than `to_radix` entries, and radix → heap when it stores fewer than
@@ -72,11 +73,11 @@
 //! The defaults, [`DEFAULT_TO_RADIX`] = 6 and [`DEFAULT_TO_HEAP`] = 0, come
 //! from hold-model sweeps (`results/bench/kernel.md`). The heap wins only
 //! while it fits in its root and first level: up to 6 pending events with
-//! distinct times (N = 4, Exp delays: 18.4 ns per hold against 20.6 ns for
+//! distinct times (N = 4, Exp delays: 18.4 ns per hold against 20.7 ns for
 //! the radix heap), and not at all with tied times. From N = 7 on the radix
 //! heap wins, by 1.3× at N = 10³ with Exp delays and 2× with tied ones,
 //! and by 2× (Exp, N = 10⁵) to 19× (ties, N = 10⁶) on big queues, where
-//! the 4-ary heap itself beats `BinaryHeap` by 1.3× to 2×. Switching back
+//! the 4-ary heap itself beats `BinaryHeap` by 1.3× to 2.3×. Switching back
 //! is off by default (`to_heap` = 0: a queue that once held more than 6
 //! events stays a radix heap): the heap's gain at 6 events or fewer is
 //! 2 to 3 ns per operation, while a switch there and back costs about
