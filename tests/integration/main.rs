@@ -5,6 +5,7 @@
 
 mod cli;
 mod golden;
+mod grid_dss;
 mod loader_props;
 mod scenarios;
 
@@ -34,4 +35,27 @@ pub fn gridtwin(args: &[&str]) -> Output {
 /// Stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A folder of the shared reference data: `$GRIDTWIN_REFDATA/<name>`, by
+/// default `../shared/refdata/<name>` beside the workspace. When it is
+/// absent the test is skipped with a notice, except under `CI=true`, where
+/// it fails.
+pub fn refdata(name: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("GRIDTWIN_REFDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/refdata"));
+    let dir = base.join(name);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "reference data {} not found (set GRIDTWIN_REFDATA)",
+        dir.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("notice: skipping: {msg}");
+    None
 }
