@@ -66,16 +66,15 @@ pub fn commands(file: &Path, text: &str) -> Result<Vec<Command>, LexError> {
         if trimmed.is_empty() {
             continue;
         }
-        let continuation = trimmed.starts_with('~')
-            || (trimmed.len() >= 4
-                && trimmed[..4].eq_ignore_ascii_case("more")
-                && trimmed[4..].starts_with(char::is_whitespace));
-        if continuation {
-            let rest = if let Some(r) = trimmed.strip_prefix('~') {
-                r
-            } else {
-                &trimmed[4..]
-            };
+        // `~ …` or `more …` continues the previous command. `get` keeps the
+        // slicing on character boundaries whatever the text.
+        let more = trimmed
+            .get(..4)
+            .filter(|w| w.eq_ignore_ascii_case("more"))
+            .and_then(|_| trimmed.get(4..))
+            .filter(|r| r.starts_with(char::is_whitespace));
+        let continuation = trimmed.strip_prefix('~').or(more);
+        if let Some(rest) = continuation {
             match logical.last_mut() {
                 Some((_, prev)) => {
                     prev.push(' ');
@@ -112,6 +111,12 @@ pub fn commands(file: &Path, text: &str) -> Result<Vec<Command>, LexError> {
         // The verb is always bare; `name=value` as the first token is an
         // implicit `set` in OpenDSS, which this subset does not use.
         let verb = match first.name {
+            None if first.value.trim().is_empty() => {
+                return Err(LexError {
+                    at,
+                    message: "expected a command, found an empty value".into(),
+                });
+            }
             None => first.value.to_ascii_lowercase(),
             Some(n) => {
                 return Err(LexError {
@@ -287,5 +292,29 @@ mod tests {
         assert_eq!(e.at.to_string(), "t.dss:2");
         let e = commands(Path::new("t.dss"), "New Line.L bus1=(1 2").unwrap_err();
         assert!(e.message.contains("unclosed"), "{}", e.message);
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text gives commands or a located error, never a panic, and
+        /// every command's line lies within the text.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}|[a-z=~!/ ()\\[\\]\"'.,\n0-9]{0,200}") {
+            match commands(Path::new("p.dss"), &text) {
+                Ok(cmds) => {
+                    let lines = text.lines().count();
+                    for c in cmds {
+                        prop_assert!(c.at.line >= 1 && c.at.line <= lines);
+                        prop_assert!(!c.verb.is_empty());
+                    }
+                }
+                Err(e) => prop_assert!(e.at.line >= 1 && !e.message.is_empty()),
+            }
+        }
     }
 }

@@ -199,3 +199,97 @@ fn wildcards() {
     assert!(wildcard_match("exact", "exact"));
     assert!(!wildcard_match("exact", "exactly"));
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Script lines from the supported vocabulary with arbitrary values.
+    fn script_line() -> impl Strategy<Value = String> {
+        let class = prop_oneof![
+            Just("circuit"),
+            Just("Vsource"),
+            Just("LineCode"),
+            Just("Line"),
+            Just("Transformer"),
+            Just("Load"),
+            Just("Loadshape"),
+            Just("Monitor"),
+            Just("Bogus"),
+        ];
+        let prop = prop_oneof![
+            Just("bus1"),
+            Just("bus2"),
+            Just("phases"),
+            Just("nphases"),
+            Just("length"),
+            Just("units"),
+            Just("kV"),
+            Just("kW"),
+            Just("pf"),
+            Just("kvar"),
+            Just("model"),
+            Just("buses"),
+            Just("conns"),
+            Just("kvs"),
+            Just("kvas"),
+            Just("wdg"),
+            Just("windings"),
+            Just("r1"),
+            Just("x1"),
+            Just("rmatrix"),
+            Just("xmatrix"),
+            Just("npts"),
+            Just("mult"),
+            Just("minterval"),
+            Just("useactual"),
+            Just("isc3"),
+            Just("basekv"),
+            Just("x"),
+        ];
+        let value = prop_oneof![
+            "-?[0-9]{0,4}(\\.[0-9]{1,3})?",
+            "[a-z_]{1,6}(\\.[0-9]){0,3}",
+            "\\[[0-9. a-z]{0,12}\\]",
+            "\\([0-9. |]{0,16}\\)",
+            Just("(file=nothere.txt)".to_string()),
+            "\\PC{0,6}",
+        ];
+        (
+            prop_oneof![
+                Just("New"),
+                Just("Edit"),
+                Just("batchedit"),
+                Just("set"),
+                Just("~")
+            ],
+            class,
+            "[a-z0-9_]{1,4}",
+            prop::collection::vec((prop, value), 0..5),
+        )
+            .prop_map(|(verb, class, name, props)| {
+                let body: Vec<String> = props.iter().map(|(p, v)| format!("{p}={v}")).collect();
+                let sep = if verb == "batchedit" { ".." } else { "." };
+                format!("{verb} {class}{sep}{name} {}", body.join(" "))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any script of supported words with arbitrary values imports or
+        /// fails with an error that names a place; it never panics.
+        #[test]
+        fn arbitrary_scripts_never_panic(lines in prop::collection::vec(script_line(), 0..12)) {
+            let text = format!("New circuit.p\n{}\n", lines.join("\n"));
+            match import(&[("Master.dss", &text)]) {
+                // A later `New circuit.X` may rename it, but one always exists.
+                Ok(c) => prop_assert!(!c.name.is_empty()),
+                Err(e) => {
+                    let msg = e.to_string();
+                    prop_assert!(msg.contains("Master.dss") || msg.contains("nothere.txt"), "{}", msg);
+                }
+            }
+        }
+    }
+}
