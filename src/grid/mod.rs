@@ -1,9 +1,20 @@
 //! The grid: the physical half of the twin.
 //!
-//! Today this holds the OpenDSS importer ([`dss`]): the subset of the
-//! OpenDSS language used by the IEEE European LV test feeder, read into typed
-//! element definitions with units converted to SI. The phase-frame network
-//! model, the three-phase unbalanced power flow, faults and time series build
-//! on it.
+//! ```text
+//!  Master.dss ──dss::DssCircuit::load──► DssCircuit (typed elements, SI units)
+//!                                             │ Network::from_dss
+//!                                             ▼
+//!                                   Network (phase frame: buses × 3 nodes,
+//!                                            branch admittance blocks, loads)
+//!                                             │ powerflow::Solver (factorise once)
+//!                                             ▼
+//!                                   Solution (phase voltages per bus)
+//! ```
+//!
+//! Still to come: faults, switching, time series and power-quality
+//! quantities.
 
 pub mod dss;
+pub mod mat3;
+pub mod network;
+pub mod powerflow;
