@@ -4,6 +4,7 @@
 //! else is here. Exit codes: `0` success, `1` a run failed, `2` bad input
 //! (an invalid scenario, or a usage error reported by clap).
 
+pub mod grid;
 mod progress;
 
 use std::io::IsTerminal;
@@ -72,6 +73,8 @@ pub enum Command {
     /// On a mistake, prints file:line:col, the field at fault, the line
     /// with a caret, and (for a misspelt field) the valid names; exits 2.
     Check(ScenarioArg),
+    /// Grid studies on a feeder file: `grid solve`.
+    Grid(grid::GridArgs),
 }
 
 /// A scenario file argument.
@@ -93,6 +96,9 @@ pub enum CliError {
     /// The run failed (exit 1).
     #[error(transparent)]
     World(#[from] world::WorldError),
+    /// A grid study failed (exit 2 on bad input, else 1).
+    #[error(transparent)]
+    Grid(#[from] grid::GridCliError),
     /// Writing results failed (exit 1).
     #[error("cannot write results to {}: {source}", dir.display())]
     Write {
@@ -108,6 +114,8 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Scenario(_) => 2,
+            CliError::Grid(e) if e.is_input_error() => 2,
+            CliError::Grid(_) => 1,
             CliError::World(_) | CliError::Write { .. } => 1,
         }
     }
@@ -118,6 +126,7 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Run(arg) => run(&cli.global, &arg.scenario),
         Command::Check(arg) => check(&cli.global, &arg.scenario),
+        Command::Grid(args) => Ok(grid::execute(args, cli.global.out.as_deref())?),
     }
 }
 

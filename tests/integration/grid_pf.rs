@@ -73,3 +73,95 @@ fn eu_lv_minute_566_matches_opendss() {
         worst_a.1
     );
 }
+
+/// The acceptance form: the `grid solve` command line, its CSV contract, and
+/// the same tolerances.
+#[test]
+fn grid_solve_cli_writes_the_contracted_csv_within_tolerance() {
+    let Some(dir) = refdata("ieee_eu_lv") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("v.csv");
+    let o = crate::gridtwin(&[
+        "grid",
+        "solve",
+        dir.join("dss/Master.dss").to_str().unwrap(),
+        "--loads",
+        dir.join("loads_m566.csv").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", crate::stderr(&o));
+    let ours = read_csv_with_header(&out);
+    assert_eq!(ours.0, vec!["bus", "phase", "vm_v", "va_deg"]);
+    let ours: BTreeMap<(String, String), (f64, f64)> = ours
+        .1
+        .iter()
+        .map(|r| {
+            (
+                (r[0].to_string(), r[1].to_string()),
+                (r[2].parse().unwrap(), r[3].parse().unwrap()),
+            )
+        })
+        .collect();
+    let reference = read_csv(&dir.join("voltages_m566.csv"));
+    assert_eq!(ours.len(), reference.len());
+    for r in reference {
+        let (vm, va) = ours[&(r[0].to_string(), r[1].to_string())];
+        let vm_pu_ref: f64 = r[3].parse().unwrap();
+        let vm_ref: f64 = r[2].parse().unwrap();
+        // The base is vm/vm_pu of the reference row.
+        let base = vm_ref / vm_pu_ref;
+        assert!(
+            (vm - vm_ref).abs() / base <= 1e-5,
+            "{}.{}: {vm} vs {vm_ref}",
+            &r[0],
+            &r[1]
+        );
+        let mut da = (va - r[4].parse::<f64>().unwrap()).abs() % 360.0;
+        da = da.min(360.0 - da);
+        assert!(da <= 1e-3, "{}.{}: angle off by {da}°", &r[0], &r[1]);
+    }
+}
+
+#[test]
+fn grid_solve_rejects_a_bad_loads_file_with_its_line() {
+    let Some(dir) = refdata("ieee_eu_lv") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let loads = tmp.path().join("loads.csv");
+    std::fs::write(&loads, "load,p_kw,q_kvar\nLOAD1,1.0,0.3\nLOAD2,lots,0.1\n").unwrap();
+    let o = crate::gridtwin(&[
+        "grid",
+        "solve",
+        dir.join("dss/Master.dss").to_str().unwrap(),
+        "--loads",
+        loads.to_str().unwrap(),
+        "--out",
+        tmp.path().join("v.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = crate::stderr(&o);
+    assert!(err.contains("loads.csv:3: p_kw is not a number"), "{err}");
+
+    std::fs::write(&loads, "load,p_kw,q_kvar\nNOSUCHLOAD,1.0,0.3\n").unwrap();
+    let o = crate::gridtwin(&[
+        "grid",
+        "solve",
+        dir.join("dss/Master.dss").to_str().unwrap(),
+        "--loads",
+        loads.to_str().unwrap(),
+        "--out",
+        tmp.path().join("v.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(crate::stderr(&o).contains("load.nosuchload: not in the feeder"));
+}
+
+fn read_csv_with_header(path: &std::path::Path) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let h = r.headers().unwrap().iter().map(str::to_string).collect();
+    (h, r.records().map(Result::unwrap).collect())
+}
