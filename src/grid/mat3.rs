@@ -71,15 +71,19 @@ pub fn subv(a: &V3, b: &V3) -> V3 {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
-/// `a⁻¹` by cofactors, or `None` if `a` is singular (|det| ≤ 1e-300, or
-/// relative to the entries' scale below 1e-14).
+/// `a⁻¹` by cofactors, or `None` if `a` is singular: |det| ≤ 1e-300, or
+/// below 1e-14 of the cube of the largest entry.
 pub fn inv(a: &M3) -> Option<M3> {
     let c00 = a[1][1] * a[2][2] - a[1][2] * a[2][1];
     let c01 = a[1][2] * a[2][0] - a[1][0] * a[2][2];
     let c02 = a[1][0] * a[2][1] - a[1][1] * a[2][0];
     let det = a[0][0] * c00 + a[0][1] * c01 + a[0][2] * c02;
-    let scale = a.iter().flatten().map(|z| z.norm()).fold(0.0f64, f64::max);
-    if det.norm() <= 1e-300 || det.norm() <= 1e-14 * scale.powi(3) {
+    // Moduli as |re| + |im|: as good for a singularity test as the true
+    // modulus, without a `hypot` per entry.
+    let l1 = |z: C| z.re.abs() + z.im.abs();
+    let scale = a.iter().flatten().map(|&z| l1(z)).fold(0.0f64, f64::max);
+    let d = l1(det);
+    if d <= 1e-300 || d <= 1e-14 * scale * scale * scale {
         return None;
     }
     let r = 1.0 / det;

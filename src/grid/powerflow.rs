@@ -108,8 +108,11 @@ pub struct Solver {
     order: Vec<usize>,
     /// Parent of each bus in the tree (`usize::MAX` for the root).
     parent: Vec<usize>,
-    /// `Y[b][parent(b)]` for each bus.
-    up: Vec<M3>,
+    /// `Y[p][b] · D_b⁻¹` for each bus `b` with parent `p`: the forward
+    /// elimination multiplier.
+    fwd: Vec<M3>,
+    /// `D_b⁻¹ · Y[b][p]`: the back-substitution coupling.
+    back: Vec<M3>,
     /// Inverse of each bus's eliminated diagonal block.
     dinv: Vec<M3>,
     /// Source Norton current into the source bus [A].
@@ -122,14 +125,36 @@ impl Solver {
     pub fn new(net: &Network) -> Result<Solver, PowerFlowError> {
         let n = net.buses.len();
         let mut diag = vec![mat3::ZM; n];
-        // Adjacency over closed branches: (neighbour, Y[this][neighbour]).
-        let mut adj: Vec<Vec<(usize, M3, usize)>> = vec![Vec::new(); n];
-        for (k, br) in net.branches.iter().enumerate().filter(|(_, b)| b.closed) {
+        // Compressed adjacency over closed branches: for bus b, entries
+        // start[b]..start[b+1] of `nbr` hold (neighbour, branch).
+        let closed: Vec<usize> = (0..net.branches.len())
+            .filter(|&k| net.branches[k].closed)
+            .collect();
+        let mut start = vec![0usize; n + 1];
+        for &k in &closed {
+            let br = &net.branches[k];
+            start[br.from + 1] += 1;
+            start[br.to + 1] += 1;
+        }
+        for b in 0..n {
+            start[b + 1] += start[b];
+        }
+        let mut fill = start.clone();
+        let mut nbr = vec![(0usize, 0usize); start[n]];
+        // Y[to][from] of each branch, by branch index.
+        let mut y_to_from = vec![mat3::ZM; net.branches.len()];
+        let mut y_from_to = vec![mat3::ZM; net.branches.len()];
+        for &k in &closed {
+            let br = &net.branches[k];
             let (ff, ft, tf, tt) = br.blocks();
             diag[br.from] = mat3::add(&diag[br.from], &ff);
             diag[br.to] = mat3::add(&diag[br.to], &tt);
-            adj[br.from].push((br.to, ft, k));
-            adj[br.to].push((br.from, tf, k));
+            y_from_to[k] = ft;
+            y_to_from[k] = tf;
+            nbr[fill[br.from]] = (br.to, k);
+            fill[br.from] += 1;
+            nbr[fill[br.to]] = (br.from, k);
+            fill[br.to] += 1;
         }
         let root = net.source.bus;
         diag[root] = mat3::add(&diag[root], &net.source.y);
@@ -138,14 +163,13 @@ impl Solver {
         // reverse eliminates children before parents.
         let mut parent = vec![usize::MAX; n];
         let mut via = vec![usize::MAX; n];
-        let mut up = vec![mat3::ZM; n];
         let mut seen = vec![false; n];
         let mut pre = Vec::with_capacity(n);
         let mut stack = vec![root];
         seen[root] = true;
         while let Some(b) = stack.pop() {
             pre.push(b);
-            for &(nb, _, k) in &adj[b] {
+            for &(nb, k) in &nbr[start[b]..start[b + 1]] {
                 if k == via[b] {
                     continue;
                 }
@@ -165,16 +189,10 @@ impl Solver {
                 bus: net.buses[b].name.clone(),
             });
         }
-        for b in 0..n {
-            if let Some(&(_, y, _)) = adj[b]
-                .iter()
-                .find(|(nb, _, k)| *nb == parent[b] && *k == via[b])
-            {
-                up[b] = y;
-            }
-        }
         let order: Vec<usize> = pre.into_iter().rev().collect();
         let mut dinv = vec![mat3::ZM; n];
+        let mut fwd = vec![mat3::ZM; n];
+        let mut back = vec![mat3::ZM; n];
         for &b in &order {
             let inv = mat3::inv(&diag[b]).ok_or_else(|| PowerFlowError::Singular {
                 bus: net.buses[b].name.clone(),
@@ -182,16 +200,24 @@ impl Solver {
             dinv[b] = inv;
             let p = parent[b];
             if p != usize::MAX {
-                // D_p -= Y[p][b] · D_b⁻¹ · Y[b][p], with Y[p][b] = Y[b][p]ᵀ.
-                let m = up[b];
-                let upd = mat3::mul(&mat3::transpose(&m), &mat3::mul(&inv, &m));
-                diag[p] = mat3::sub(&diag[p], &upd);
+                let k = via[b];
+                // Y[b][p] and Y[p][b] = Y[b][p]ᵀ (complex symmetric).
+                let (y_bp, y_pb) = if net.branches[k].to == b {
+                    (y_to_from[k], y_from_to[k])
+                } else {
+                    (y_from_to[k], y_to_from[k])
+                };
+                fwd[b] = mat3::mul(&y_pb, &inv);
+                back[b] = mat3::mul(&inv, &y_bp);
+                // D_p -= Y[p][b] · D_b⁻¹ · Y[b][p].
+                diag[p] = mat3::sub(&diag[p], &mat3::mul(&fwd[b], &y_bp));
             }
         }
         Ok(Solver {
             order,
             parent,
-            up,
+            fwd,
+            back,
             dinv,
             i_source: mat3::mulv(&net.source.y, &net.source.e),
             root,
@@ -203,21 +229,18 @@ impl Solver {
         for &b in &self.order {
             let p = self.parent[b];
             if p != usize::MAX {
-                let t = mat3::mulv(
-                    &mat3::transpose(&self.up[b]),
-                    &mat3::mulv(&self.dinv[b], &r[b]),
-                );
+                let t = mat3::mulv(&self.fwd[b], &r[b]);
                 r[p] = mat3::subv(&r[p], &t);
             }
         }
         for &b in self.order.iter().rev() {
             let p = self.parent[b];
-            let rhs = if p == usize::MAX {
-                r[b]
+            let x = mat3::mulv(&self.dinv[b], &r[b]);
+            r[b] = if p == usize::MAX {
+                x
             } else {
-                mat3::subv(&r[b], &mat3::mulv(&self.up[b], &r[p]))
+                mat3::subv(&x, &mat3::mulv(&self.back[b], &r[p]))
             };
-            r[b] = mat3::mulv(&self.dinv[b], &rhs);
         }
         debug_assert_eq!(self.order.last(), Some(&self.root));
     }
