@@ -100,6 +100,9 @@ impl Branch {
     pub fn blocks(&self) -> (M3, M3, M3, M3) {
         match &self.kind {
             BranchKind::Line { z } => {
+                // `Network::from_dss` refuses singular line impedances, so
+                // the zero fallback is reached only by hand-built networks,
+                // where it leaves the section open.
                 let y = mat3::inv(z).unwrap_or(mat3::ZM);
                 let neg = mat3::sub(&mat3::ZM, &y);
                 (y, neg, neg, y)
@@ -312,6 +315,13 @@ impl Network {
                 for j in 0..3 {
                     z[i][j] = zpm[i * 3 + j] * length;
                 }
+            }
+            if mat3::inv(&z).is_none() {
+                return Err(NetworkError::Invalid {
+                    element,
+                    reason: "its impedance matrix is singular (zero length or zero impedance)"
+                        .into(),
+                });
             }
             let from = bus(&l.bus1.bus, &mut buses);
             let to = bus(&l.bus2.bus, &mut buses);

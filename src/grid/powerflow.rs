@@ -309,3 +309,99 @@ pub fn solve(net: &Network, settings: Settings) -> Result<Solution, PowerFlowErr
 pub fn polar_deg(v: C) -> (f64, f64) {
     (v.norm(), v.arg().to_degrees())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::network::{Branch, BranchKind};
+
+    /// Kirchhoff's current law at every node, checked from the branch
+    /// blocks directly (not through the factorisation): the current leaving
+    /// each node into branches, the source and loads sums to zero.
+    #[test]
+    fn solution_satisfies_kcl_at_every_node() {
+        let net = Network::synthetic_radial(300, 7);
+        let sol = solve(&net, Settings::default()).unwrap();
+        let n = net.buses.len();
+        let mut out = vec![ZV; n];
+        for br in &net.branches {
+            let (ff, ft, tf, tt) = br.blocks();
+            let (vf, vt) = (sol.v[br.from], sol.v[br.to]);
+            let a = mat3::mulv(&ff, &vf);
+            let b = mat3::mulv(&ft, &vt);
+            let c = mat3::mulv(&tf, &vf);
+            let d = mat3::mulv(&tt, &vt);
+            for k in 0..3 {
+                out[br.from][k] += a[k] + b[k];
+                out[br.to][k] += c[k] + d[k];
+            }
+        }
+        // The source: I_in = Y·(E − V).
+        let i_src = mat3::mulv(
+            &net.source.y,
+            &mat3::subv(&net.source.e, &sol.v[net.source.bus]),
+        );
+        for k in 0..3 {
+            out[net.source.bus][k] -= i_src[k];
+        }
+        for l in &net.loads {
+            out[l.bus][l.phase] += l.current(sol.v[l.bus][l.phase]);
+        }
+        // Load currents are about 0.5 A; the tolerance of 1e-10 pu on
+        // voltages bounds the residual far below 1 mA.
+        let worst = out.iter().flatten().map(|z| z.norm()).fold(0.0, f64::max);
+        assert!(worst < 1e-3, "largest KCL residual {worst} A");
+        assert!(sol.iterations >= 2);
+    }
+
+    #[test]
+    fn a_loop_is_refused_naming_the_branch_that_closes_it() {
+        let mut net = Network::synthetic_radial(20, 1);
+        let z = match &net.branches[1].kind {
+            BranchKind::Line { z } => *z,
+            BranchKind::Transformer { .. } => unreachable!("branch 1 is a line"),
+        };
+        net.branches.push(Branch {
+            name: "line.tie".into(),
+            from: 5,
+            to: 17,
+            kind: BranchKind::Line { z },
+            closed: true,
+        });
+        let err = Solver::new(&net).unwrap_err();
+        assert!(matches!(err, PowerFlowError::Meshed { .. }), "{err}");
+        // Open, the tie is harmless.
+        net.branches.last_mut().unwrap().closed = false;
+        assert!(Solver::new(&net).is_ok());
+    }
+
+    #[test]
+    fn an_isolated_bus_is_refused() {
+        let mut net = Network::synthetic_radial(20, 1);
+        let last = net.branches.iter().position(|b| b.to == 20).unwrap();
+        net.branches[last].closed = false;
+        let err = Solver::new(&net).unwrap_err();
+        assert_eq!(err, PowerFlowError::Islanded { bus: "b20".into() });
+    }
+
+    #[test]
+    fn non_convergence_names_the_worst_bus() {
+        let mut net = Network::synthetic_radial(50, 1);
+        // 200 kW per load on a 50-bus feeder: far past voltage collapse.
+        for l in &mut net.loads {
+            l.p_w = 2e5;
+        }
+        let err = solve(&net, Settings::default()).unwrap_err();
+        match err {
+            PowerFlowError::NotConverged {
+                iterations,
+                worst_bus,
+                ..
+            } => {
+                assert_eq!(iterations, 100);
+                assert!(net.bus_index.contains_key(&worst_bus));
+            }
+            other => panic!("expected NotConverged, got {other}"),
+        }
+    }
+}

@@ -293,3 +293,19 @@ mod props {
         }
     }
 }
+
+#[test]
+fn zero_length_lines_are_refused_by_the_network_builder() {
+    let c = import(&[(
+        "Master.dss",
+        "New circuit.x\nNew LineCode.lc R1=1 X1=1 R0=1 X0=1 units=km\n\
+         New Line.l bus1=sourcebus bus2=b linecode=lc length=0 units=m\n",
+    )])
+    .unwrap();
+    let err = crate::grid::network::Network::from_dss(&c).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("line.l: its impedance matrix is singular"),
+        "{err}"
+    );
+}
