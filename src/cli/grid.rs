@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::grid::dss::{DssCircuit, DssError};
+use crate::grid::fault::{FaultKind, solve_fault};
 use crate::grid::network::{Network, NetworkError};
 use crate::grid::powerflow::{self, PowerFlowError, Settings};
 use crate::report::write_atomic;
@@ -29,6 +30,34 @@ pub enum GridCommand {
     /// lower case, phase a, b or c, the phase-to-neutral magnitude [V] and
     /// angle [deg].
     Solve(SolveArgs),
+    /// Solve a short-circuit fault and write the current in every branch.
+    ///
+    /// Writes the CSV given by --out with the columns
+    /// branch,from_bus,to_bus,ia_a,ib_a,ic_a: current magnitudes [A] at each
+    /// branch's from end. The first row, with branch FAULT and to_bus
+    /// ground, holds the fault currents. Loads below 0.7 pu become constant
+    /// impedance during the fault, as in OpenDSS.
+    Fault(FaultArgs),
+}
+
+/// Arguments of `grid fault`.
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// The feeder: an OpenDSS Master.dss.
+    #[arg(value_name = "FEEDER")]
+    pub feeder: PathBuf,
+    /// The faulted bus (case-insensitive).
+    #[arg(long, value_name = "B")]
+    pub bus: String,
+    /// The fault: slg-a, ll-ab, llg-ab or 3ph.
+    #[arg(long, value_name = "KIND", value_parser = ["slg-a", "ll-ab", "llg-ab", "3ph"])]
+    pub kind: String,
+    /// Fault resistance [Ω]; 0 is a bolted fault.
+    #[arg(long = "r-ohm", value_name = "R", default_value_t = 0.0)]
+    pub r_ohm: f64,
+    /// Pre-fault loads as in `grid solve --loads`.
+    #[arg(long, value_name = "CSV")]
+    pub loads: Option<PathBuf>,
 }
 
 /// Arguments of `grid solve`.
@@ -96,6 +125,7 @@ impl GridCliError {
 pub fn execute(args: &GridArgs, out: Option<&Path>) -> Result<(), GridCliError> {
     match &args.command {
         GridCommand::Solve(a) => solve(a, out),
+        GridCommand::Fault(a) => fault(a, out),
     }
 }
 
@@ -159,26 +189,80 @@ fn solve(a: &SolveArgs, out: Option<&Path>) -> Result<(), GridCliError> {
         net.set_constant_pq(&read_loads(loads)?)?;
     }
     let sol = powerflow::solve(&net, Settings::default())?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let row_err = |e: csv::Error| GridCliError::Write {
-        path: out.to_path_buf(),
-        source: std::io::Error::other(e),
-    };
-    w.write_record(["bus", "phase", "vm_v", "va_deg"])
-        .map_err(row_err)?;
+    let mut rows = vec![
+        ["bus", "phase", "vm_v", "va_deg"]
+            .map(str::to_string)
+            .to_vec(),
+    ];
     for (b, bus) in net.buses.iter().enumerate() {
         for (k, phase) in ["a", "b", "c"].iter().enumerate() {
             let (vm, va) = powerflow::polar_deg(sol.v[b][k]);
-            w.write_record([bus.name.as_str(), phase, &vm.to_string(), &va.to_string()])
-                .map_err(row_err)?;
+            rows.push(vec![
+                bus.name.clone(),
+                (*phase).to_string(),
+                vm.to_string(),
+                va.to_string(),
+            ]);
         }
     }
-    let bytes = w.into_inner().map_err(|e| GridCliError::Write {
+    write_csv(out, &rows)
+}
+
+/// A CSV body, written atomically to `out`.
+fn write_csv(out: &Path, rows: &[Vec<String>]) -> Result<(), GridCliError> {
+    let err = |e: String| GridCliError::Write {
         path: out.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+        source: std::io::Error::other(e),
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.write_record(r).map_err(|e| err(e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| err(e.to_string()))?;
     write_atomic(out, &bytes).map_err(|source| GridCliError::Write {
         path: out.to_path_buf(),
         source,
     })
+}
+
+fn fault(a: &FaultArgs, out: Option<&Path>) -> Result<(), GridCliError> {
+    let out = out.ok_or_else(|| GridCliError::Usage("grid fault needs --out FILE.csv".into()))?;
+    if !(a.r_ohm >= 0.0 && a.r_ohm.is_finite()) {
+        return Err(GridCliError::Usage(format!(
+            "--r-ohm {} must be a resistance ≥ 0",
+            a.r_ohm
+        )));
+    }
+    let kind = FaultKind::parse(&a.kind)
+        .ok_or_else(|| GridCliError::Usage(format!("unknown fault kind {}", a.kind)))?;
+    let mut net = load_network(&a.feeder)?;
+    if let Some(loads) = &a.loads {
+        net.set_constant_pq(&read_loads(loads)?)?;
+    }
+    let bus_name = a.bus.to_ascii_lowercase();
+    let bus = *net.bus_index.get(&bus_name).ok_or_else(|| {
+        GridCliError::Usage(format!("no bus {} in {}", a.bus, a.feeder.display()))
+    })?;
+    let f = solve_fault(&net, bus, kind, a.r_ohm)?;
+    let mag = |v: &[num_complex::Complex64; 3]| v.map(|z| z.norm().to_string());
+    let mut rows = vec![
+        ["branch", "from_bus", "to_bus", "ia_a", "ib_a", "ic_a"]
+            .map(str::to_string)
+            .to_vec(),
+    ];
+    let [ia, ib, ic] = mag(&f.fault_current);
+    rows.push(vec!["FAULT".into(), bus_name, "ground".into(), ia, ib, ic]);
+    for (br, i) in net.branches.iter().zip(&f.branch_currents) {
+        let [ia, ib, ic] = mag(i);
+        let name = br.name.split_once('.').map_or(br.name.as_str(), |(_, n)| n);
+        rows.push(vec![
+            name.to_string(),
+            net.buses[br.from].name.clone(),
+            net.buses[br.to].name.clone(),
+            ia,
+            ib,
+            ic,
+        ]);
+    }
+    write_csv(out, &rows)
 }

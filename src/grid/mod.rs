@@ -11,10 +11,13 @@
 //!                                   Solution (phase voltages per bus)
 //! ```
 //!
-//! Still to come: faults, switching, time series and power-quality
-//! quantities.
+//! [`fault`] solves short circuits with the same network and solver.
+//!
+//! Still to come: open-conductor faults, faults part-way along a line,
+//! switching, time series, and power-quality quantities.
 
 pub mod dss;
+pub mod fault;
 pub mod mat3;
 pub mod network;
 pub mod powerflow;

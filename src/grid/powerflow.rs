@@ -123,8 +123,17 @@ pub struct Solver {
 impl Solver {
     /// Factorises `net`'s admittance matrix.
     pub fn new(net: &Network) -> Result<Solver, PowerFlowError> {
+        Solver::with_shunts(net, &[])
+    }
+
+    /// Factorises `net`'s admittance matrix with extra shunt admittances
+    /// `(bus, Y [S])` to ground, e.g. a fault.
+    pub fn with_shunts(net: &Network, shunts: &[(usize, M3)]) -> Result<Solver, PowerFlowError> {
         let n = net.buses.len();
         let mut diag = vec![mat3::ZM; n];
+        for (b, y) in shunts {
+            diag[*b] = mat3::add(&diag[*b], y);
+        }
         // Compressed adjacency over closed branches: for bus b, entries
         // start[b]..start[b+1] of `nbr` hold (neighbour, branch).
         let closed: Vec<usize> = (0..net.branches.len())

@@ -6,6 +6,7 @@
 mod cli;
 mod golden;
 mod grid_dss;
+mod grid_fault;
 mod grid_pf;
 mod loader_props;
 mod scenarios;
