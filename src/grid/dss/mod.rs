@@ -311,8 +311,8 @@ impl DssCircuit {
     }
 
     /// `batchedit class..pattern props…`: edits every object of the class
-    /// whose name matches the pattern (`.*` for all; otherwise a plain name
-    /// prefix, with `*` as the only wildcard).
+    /// whose name matches the pattern: `*` (or the regular expression `.*`)
+    /// matches any run of characters; anything else must match exactly.
     fn batchedit(&mut self, cmd: &lex::Command) -> Result<(), DssError> {
         let at = &cmd.at;
         let target = cmd
