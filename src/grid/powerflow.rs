@@ -27,7 +27,9 @@
 //! Closing a normally-open tie may create a loop. This solver refuses it
 //! with [`PowerFlowError::Meshed`], naming the branch that closes the loop;
 //! the rule is that a feeder must be operated radially (open one switch of
-//! the loop first). Disconnected buses are refused the same way.
+//! the loop first). Buses with no closed path to the source are
+//! de-energised: zero voltage, loads drawing nothing
+//! ([`Solution::energized`]).
 
 use num_complex::Complex64 as C;
 
@@ -64,12 +66,6 @@ pub enum PowerFlowError {
         /// The branch that closes the loop.
         branch: String,
     },
-    /// A bus has no closed path to the source.
-    #[error("bus {bus} is not connected to the source")]
-    Islanded {
-        /// The bus.
-        bus: String,
-    },
     /// A pivot block is singular (e.g. a zero-impedance branch).
     #[error("singular admittance block at bus {bus}")]
     Singular {
@@ -99,6 +95,9 @@ pub struct Solution {
     pub iterations: usize,
     /// Largest voltage change in the last iteration [pu].
     pub mismatch_pu: f64,
+    /// Whether each bus is energised (has a closed path to the source);
+    /// de-energised buses have zero voltage and their loads draw nothing.
+    pub energized: Vec<bool>,
 }
 
 /// A factorised network, ready to solve many times.
@@ -118,6 +117,15 @@ pub struct Solver {
     /// Source Norton current into the source bus [A].
     i_source: V3,
     root: usize,
+    /// Whether each bus has a closed path to the source.
+    energized: Vec<bool>,
+}
+
+impl Solver {
+    /// Whether each bus has a closed path to the source.
+    pub fn energized(&self) -> &[bool] {
+        &self.energized
+    }
 }
 
 impl Solver {
@@ -193,11 +201,8 @@ impl Solver {
                 stack.push(nb);
             }
         }
-        if let Some(b) = (0..n).find(|&b| !seen[b]) {
-            return Err(PowerFlowError::Islanded {
-                bus: net.buses[b].name.clone(),
-            });
-        }
+        // Buses that no closed path joins to the source are de-energised:
+        // they stay out of the elimination order, so their voltage is zero.
         let order: Vec<usize> = pre.into_iter().rev().collect();
         let mut dinv = vec![mat3::ZM; n];
         let mut fwd = vec![mat3::ZM; n];
@@ -230,6 +235,7 @@ impl Solver {
             dinv,
             i_source: mat3::mulv(&net.source.y, &net.source.e),
             root,
+            energized: seen,
         })
     }
 
@@ -277,7 +283,7 @@ impl Solver {
         for it in 1..=settings.max_iter {
             rhs.iter_mut().for_each(|x| *x = ZV);
             rhs[self.root] = self.i_source;
-            for l in &net.loads {
+            for l in net.loads.iter().filter(|l| self.energized[l.bus]) {
                 rhs[l.bus][l.phase] -= l.current(v[l.bus][l.phase]);
             }
             self.solve_in_place(&mut rhs);
@@ -298,6 +304,7 @@ impl Solver {
                     v,
                     iterations: it,
                     mismatch_pu: worst.0,
+                    energized: self.energized.clone(),
                 });
             }
         }
@@ -385,12 +392,40 @@ mod tests {
     }
 
     #[test]
-    fn an_isolated_bus_is_refused() {
-        let mut net = Network::synthetic_radial(20, 1);
-        let last = net.branches.iter().position(|b| b.to == 20).unwrap();
-        net.branches[last].closed = false;
-        let err = Solver::new(&net).unwrap_err();
-        assert_eq!(err, PowerFlowError::Islanded { bus: "b20".into() });
+    fn opening_a_branch_de_energises_exactly_the_buses_below_it() {
+        let mut net = Network::synthetic_radial(200, 3);
+        // Open the branch feeding bus 40.
+        let k = net.branches.iter().position(|b| b.to == 40).unwrap();
+        net.branches[k].closed = false;
+        // The buses below 40: those whose path to the source passes it.
+        let parent: Vec<usize> = (0..net.buses.len())
+            .map(|b| {
+                net.branches
+                    .iter()
+                    .find(|br| br.to == b)
+                    .map_or(usize::MAX, |br| br.from)
+            })
+            .collect();
+        let below = |mut b: usize| {
+            while b != usize::MAX {
+                if b == 40 {
+                    return true;
+                }
+                b = parent[b];
+            }
+            false
+        };
+        let sol = solve(&net, Settings::default()).unwrap();
+        for b in 0..net.buses.len() {
+            assert_eq!(sol.energized[b], !below(b), "bus {b}");
+            let vmax = sol.v[b].iter().map(|z| z.norm()).fold(0.0, f64::max);
+            if below(b) {
+                assert_eq!(vmax, 0.0, "bus {b} should be dead");
+            } else {
+                assert!(vmax > 200.0, "bus {b} should be live: {vmax} V");
+            }
+        }
+        assert!((0..net.buses.len()).filter(|&b| below(b)).count() >= 1);
     }
 
     #[test]

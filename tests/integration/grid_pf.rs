@@ -165,3 +165,64 @@ fn read_csv_with_header(path: &std::path::Path) -> (Vec<String>, Vec<csv::String
     let h = r.headers().unwrap().iter().map(str::to_string).collect();
     (h, r.records().map(Result::unwrap).collect())
 }
+
+/// Opening the section just below the first junction upstream of bus 34
+/// de-energises exactly the buses downstream of it; every other bus stays
+/// live.
+#[test]
+fn opening_a_switch_de_energises_exactly_the_downstream_buses() {
+    let Some(dir) = refdata("ieee_eu_lv") else {
+        return;
+    };
+    let c = DssCircuit::load(&dir.join("dss/Master.dss")).unwrap();
+    let mut net = Network::from_dss(&c).unwrap();
+    let n = net.buses.len();
+    let feeding: Vec<Option<usize>> = (0..n)
+        .map(|b| net.branches.iter().position(|br| br.to == b))
+        .collect();
+    let degree = |b: usize| {
+        net.branches
+            .iter()
+            .filter(|br| br.from == b || br.to == b)
+            .count()
+    };
+    // Walk up from bus 34 to the first junction; open the branch below it.
+    let mut at = net.bus_index["34"];
+    let switch = loop {
+        let k = feeding[at].expect("a branch feeds every bus but the source");
+        if degree(net.branches[k].from) >= 3 {
+            break k;
+        }
+        at = net.branches[k].from;
+    };
+    let cut = net.branches[switch].to;
+    net.branches[switch].closed = false;
+    let downstream = |mut b: usize| loop {
+        if b == cut {
+            return true;
+        }
+        match feeding[b] {
+            Some(k) => b = net.branches[k].from,
+            None => return false,
+        }
+    };
+    let sol = powerflow::solve(&net, Settings::default()).unwrap();
+    let dead: Vec<usize> = (0..n).filter(|&b| !sol.energized[b]).collect();
+    let expected: Vec<usize> = (0..n).filter(|&b| downstream(b)).collect();
+    assert_eq!(dead, expected);
+    assert!(dead.contains(&net.bus_index["34"]));
+    for b in 0..n {
+        let name = &net.buses[b].name;
+        if dead.contains(&b) {
+            assert!(
+                sol.v[b].iter().all(|z| z.norm() == 0.0),
+                "dead bus {name} has voltage"
+            );
+        } else {
+            assert!(
+                sol.v[b].iter().all(|z| z.norm() > 200.0),
+                "live bus {name} below 200 V"
+            );
+        }
+    }
+}
