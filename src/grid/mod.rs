@@ -11,13 +11,15 @@
 //!                                   Solution (phase voltages per bus)
 //! ```
 //!
-//! [`fault`] solves short circuits with the same network and solver.
+//! [`fault`] solves short circuits with the same network and solver;
+//! [`quality`] gives sequence components and unbalance.
 //!
 //! Still to come: open-conductor faults, faults part-way along a line,
-//! switching, time series, and power-quality quantities.
+//! scheduler-driven time series, PV, and the scenario's grid section.
 
 pub mod dss;
 pub mod fault;
 pub mod mat3;
 pub mod network;
 pub mod powerflow;
+pub mod quality;
