@@ -16,7 +16,7 @@
 use num_complex::Complex64 as C;
 
 use super::mat3::{self, M3, V3};
-use super::network::{LoadModel, Network};
+use super::network::{BranchKind, LoadModel, Network};
 use super::powerflow::{PowerFlowError, Settings, Solution, Solver};
 
 /// Resistance standing in for a bolted fault [Ω]: small enough that its
@@ -129,4 +129,33 @@ pub fn solve_fault(
         fault_current,
         branch_currents,
     })
+}
+
+/// The network as IEC 60909 computes maximum short-circuit currents: loads
+/// removed, the source EMF at `c_max`·Un/√3 (Un the source's nominal
+/// line-to-line voltage), the source impedance scaled by `c_max`
+/// (Z_Q = c·Un/(√3·I″kQ)), and each transformer's impedance, positive and
+/// zero sequence alike, corrected by K_T = 0.95·c_max/(1 + 0.6·x_T) with
+/// x_T its relative reactance. Lines are taken at their given (20 °C)
+/// resistance.
+pub fn iec60909_max_network(net: &Network, c_max: f64) -> Network {
+    let mut n = net.clone();
+    n.loads.clear();
+    let nominal = net.buses[net.source.bus].v_base_ln;
+    for e in &mut n.source.e {
+        *e = C::from_polar(c_max * nominal, e.arg());
+    }
+    for row in &mut n.source.y {
+        for y in row.iter_mut() {
+            *y /= c_max;
+        }
+    }
+    for br in &mut n.branches {
+        if let BranchKind::Transformer { y, z_base, .. } = &mut br.kind {
+            let x_t = (1.0 / *y).im / *z_base;
+            let k_t = 0.95 * c_max / (1.0 + 0.6 * x_t);
+            *y /= k_t;
+        }
+    }
+    n
 }

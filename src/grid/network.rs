@@ -76,6 +76,9 @@ pub enum BranchKind {
         hv: Conn,
         /// Ratio of rated line-to-line voltages, HV/LV.
         ratio_ll: f64,
+        /// Impedance base of one unit, referred to the LV winding [Ω]: the
+        /// unit's relative impedance is (1/y)/z_base.
+        z_base: f64,
     },
 }
 
@@ -279,6 +282,7 @@ impl Network {
                     n: v_hv_winding / v_lv_ln,
                     hv: hv.conn,
                     ratio_ll: hv.v_rated / lv.v_rated,
+                    z_base,
                 },
                 closed: true,
             });
@@ -528,6 +532,7 @@ impl Network {
                         n: 11e3 / v_lv,
                         hv: Conn::Delta,
                         ratio_ll: 11e3 / 416.0,
+                        z_base,
                     },
                     "transformer.tr1".to_string(),
                 )

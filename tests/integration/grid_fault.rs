@@ -207,3 +207,44 @@ fn grid_fault_cli_writes_the_fault_row_then_every_branch() {
     assert_eq!(o.status.code(), Some(2));
     assert!(crate::stderr(&o).contains("no bus nope"));
 }
+
+/// IEC 60909 maximum currents (c_max = 1.10, K_T applied, loads neglected)
+/// at every 75th bus match pandapower's `ikss_3ph_max_ka` and
+/// `ikss_1ph_max_ka` within 2 %.
+#[test]
+fn iec60909_max_currents_match_pandapower() {
+    let Some(dir) = refdata("ieee_eu_lv") else {
+        return;
+    };
+    let net = gridtwin::grid::fault::iec60909_max_network(&feeder(&dir), 1.10);
+    let mut r = csv::Reader::from_path(dir.join("short_circuit_iec60909.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = r
+        .records()
+        .map(Result::unwrap)
+        .filter(|r| !r[10].is_empty())
+        .collect();
+    let mut worst: f64 = 0.0;
+    for row in rows.iter().step_by(75) {
+        let bus = net.bus_index[&row[0]];
+        let i3_ref = row[1].parse::<f64>().unwrap() * 1e3;
+        let i1_ref = row[5].parse::<f64>().unwrap() * 1e3;
+        let i3 = solve_fault(&net, bus, FaultKind::ThreePhase, 0.0)
+            .unwrap()
+            .fault_current[0]
+            .norm();
+        let i1 = solve_fault(&net, bus, FaultKind::SlgA, 0.0)
+            .unwrap()
+            .fault_current[0]
+            .norm();
+        for (got, want, what) in [(i3, i3_ref, "3ph"), (i1, i1_ref, "1ph")] {
+            let rel = (got - want).abs() / want;
+            worst = worst.max(rel);
+            assert!(
+                rel < 0.02,
+                "bus {} {what}: {got:.1} A vs {want:.1} A",
+                &row[0]
+            );
+        }
+    }
+    eprintln!("IEC 60909 max: worst relative difference {worst:.2e}");
+}
