@@ -588,3 +588,64 @@ impl Network {
         }
     }
 }
+
+impl Network {
+    /// Splits line `branch` at `fraction` of its length from its from end,
+    /// adding a bus named `<line>@<fraction>` there (for a fault part-way
+    /// along the line). Returns the new bus's index. The two sections carry
+    /// `fraction` and `1 − fraction` of the line's impedance.
+    pub fn split_line(&mut self, branch: usize, fraction: f64) -> Result<usize, NetworkError> {
+        let br = self
+            .branches
+            .get(branch)
+            .ok_or_else(|| NetworkError::Invalid {
+                element: format!("branch #{branch}"),
+                reason: "no such branch".into(),
+            })?;
+        let BranchKind::Line { z } = br.kind else {
+            return Err(NetworkError::Invalid {
+                element: br.name.clone(),
+                reason: "only lines can be split".into(),
+            });
+        };
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(NetworkError::Invalid {
+                element: br.name.clone(),
+                reason: format!("split at {fraction}: must lie strictly between 0 and 1"),
+            });
+        }
+        let scale = |m: &M3, f: f64| m.map(|row| row.map(|x| x * f));
+        let (from, to) = (br.from, br.to);
+        let name = format!("{}@{fraction}", br.name.trim_start_matches("line."));
+        let xy = match (self.buses[from].xy, self.buses[to].xy) {
+            (Some(a), Some(b)) => {
+                Some((a.0 + fraction * (b.0 - a.0), a.1 + fraction * (b.1 - a.1)))
+            }
+            _ => None,
+        };
+        let mid = self.buses.len();
+        self.buses.push(Bus {
+            name: name.clone(),
+            v_base_ln: self.buses[from].v_base_ln,
+            xy,
+        });
+        self.bus_index.insert(name, mid);
+        let closed = self.branches[branch].closed;
+        let second = Branch {
+            name: format!("{}#2", self.branches[branch].name),
+            from: mid,
+            to,
+            kind: BranchKind::Line {
+                z: scale(&z, 1.0 - fraction),
+            },
+            closed,
+        };
+        let first = &mut self.branches[branch];
+        first.to = mid;
+        first.kind = BranchKind::Line {
+            z: scale(&z, fraction),
+        };
+        self.branches.push(second);
+        Ok(mid)
+    }
+}

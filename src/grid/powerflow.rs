@@ -449,3 +449,51 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use crate::grid::fault::{FaultKind, solve_fault};
+
+    /// A bolted fault part-way along a line draws a current between those
+    /// of faults at its two ends, falling monotonically along the line, and
+    /// splitting leaves the pre-fault solution unchanged.
+    #[test]
+    fn mid_line_faults_lie_between_the_end_faults() {
+        let base = Network::synthetic_radial(60, 5);
+        let k = base.branches.iter().position(|b| b.to == 45).unwrap();
+        let (f_bus, t_bus) = (base.branches[k].from, base.branches[k].to);
+        let at = |net: &Network, b: usize| {
+            solve_fault(net, b, FaultKind::ThreePhase, 0.0)
+                .unwrap()
+                .fault_current[0]
+                .norm()
+        };
+        let (i_from, i_to) = (at(&base, f_bus), at(&base, t_bus));
+        let mut last = i_from;
+        for fraction in [0.1, 0.5, 0.9] {
+            let mut net = base.clone();
+            let mid = net.split_line(k, fraction).unwrap();
+            let i = at(&net, mid);
+            assert!(
+                i < last && i > i_to,
+                "{fraction}: {i} not in ({i_to}, {last})"
+            );
+            last = i;
+            // Without a fault, the split changes nothing upstream or below.
+            let a = solve(&base, Settings::default()).unwrap();
+            let b = solve(&net, Settings::default()).unwrap();
+            for bus in 0..base.buses.len() {
+                for p in 0..3 {
+                    assert!((a.v[bus][p] - b.v[bus][p]).norm() < 1e-6);
+                }
+            }
+        }
+        let mut net = base.clone();
+        assert!(net.split_line(k, 1.0).is_err());
+        assert!(
+            net.split_line(0, 0.5).is_err(),
+            "the transformer cannot be split"
+        );
+    }
+}
