@@ -14,6 +14,7 @@ pub const ZV: V3 = [C::new(0.0, 0.0); 3];
 pub const ZM: M3 = [[C::new(0.0, 0.0); 3]; 3];
 
 /// `a + b`.
+#[inline]
 pub fn add(a: &M3, b: &M3) -> M3 {
     let mut m = *a;
     for i in 0..3 {
@@ -25,6 +26,7 @@ pub fn add(a: &M3, b: &M3) -> M3 {
 }
 
 /// `a - b`.
+#[inline]
 pub fn sub(a: &M3, b: &M3) -> M3 {
     let mut m = *a;
     for i in 0..3 {
@@ -36,6 +38,7 @@ pub fn sub(a: &M3, b: &M3) -> M3 {
 }
 
 /// `a · b`.
+#[inline]
 pub fn mul(a: &M3, b: &M3) -> M3 {
     let mut m = ZM;
     for i in 0..3 {
@@ -47,6 +50,7 @@ pub fn mul(a: &M3, b: &M3) -> M3 {
 }
 
 /// `aᵀ`.
+#[inline]
 pub fn transpose(a: &M3) -> M3 {
     let mut m = ZM;
     for i in 0..3 {
@@ -58,6 +62,7 @@ pub fn transpose(a: &M3) -> M3 {
 }
 
 /// `a · v`.
+#[inline]
 pub fn mulv(a: &M3, v: &V3) -> V3 {
     [
         a[0][0] * v[0] + a[0][1] * v[1] + a[0][2] * v[2],
@@ -67,12 +72,14 @@ pub fn mulv(a: &M3, v: &V3) -> V3 {
 }
 
 /// `a - b` for vectors.
+#[inline]
 pub fn subv(a: &V3, b: &V3) -> V3 {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
 /// `a⁻¹` by cofactors, or `None` if `a` is singular: |det| ≤ 1e-300, or
 /// below 1e-14 of the cube of the largest entry.
+#[inline]
 pub fn inv(a: &M3) -> Option<M3> {
     let c00 = a[1][1] * a[2][2] - a[1][2] * a[2][1];
     let c01 = a[1][2] * a[2][0] - a[1][0] * a[2][2];
@@ -108,6 +115,7 @@ pub fn inv(a: &M3) -> Option<M3> {
 
 /// The symmetric matrix with `s` on the diagonal and `m` off it: the phase
 /// frame of a balanced sequence pair, Zs = (2·Z1 + Z0)/3, Zm = (Z0 − Z1)/3.
+#[inline]
 pub fn sym(s: C, m: C) -> M3 {
     [[s, m, m], [m, s, m], [m, m, s]]
 }

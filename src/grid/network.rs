@@ -175,13 +175,14 @@ pub struct Load {
 
 impl Load {
     /// Current drawn from the node at voltage `v` [A].
+    #[inline]
     pub fn current(&self, v: C) -> C {
         let s = C::new(self.p_w, self.q_var);
-        let vm = v.norm();
         let z_at = |vpu: f64| s.conj() / (vpu * self.v_nom).powi(2) * v;
         match self.model {
             LoadModel::Z => z_at(1.0),
             LoadModel::I => {
+                let vm = v.norm();
                 if vm == 0.0 {
                     C::new(0.0, 0.0)
                 } else {
@@ -189,10 +190,11 @@ impl Load {
                 }
             }
             LoadModel::Pq { vmin, vmax } => {
-                let pu = vm / self.v_nom;
-                if pu > vmax {
+                // Compare squared magnitudes: no square root per load.
+                let pu2 = v.norm_sqr() / (self.v_nom * self.v_nom);
+                if pu2 > vmax * vmax {
                     z_at(vmax)
-                } else if pu < vmin {
+                } else if pu2 < vmin * vmin {
                     z_at(vmin)
                 } else {
                     (s / v).conj()

@@ -101,11 +101,17 @@ pub struct Solution {
 }
 
 /// A factorised network, ready to solve many times.
+///
+/// Every per-bus array is stored by *position* in the elimination order
+/// (leaves first, source last), so both passes of a solve stream through
+/// memory instead of hopping between buses.
 #[derive(Clone, Debug)]
 pub struct Solver {
-    /// Buses in elimination order (leaves first, source last).
-    order: Vec<usize>,
-    /// Parent of each bus in the tree (`usize::MAX` for the root).
+    /// Bus index at each position.
+    bus_at: Vec<usize>,
+    /// Position of each bus (`usize::MAX` when de-energised).
+    pos_of: Vec<usize>,
+    /// Position of each position's parent (`usize::MAX` for the root).
     parent: Vec<usize>,
     /// `Y[p][b] · D_b⁻¹` for each bus `b` with parent `p`: the forward
     /// elimination multiplier.
@@ -116,7 +122,6 @@ pub struct Solver {
     dinv: Vec<M3>,
     /// Source Norton current into the source bus [A].
     i_source: V3,
-    root: usize,
     /// Whether each bus has a closed path to the source.
     energized: Vec<bool>,
 }
@@ -158,16 +163,15 @@ impl Solver {
         }
         let mut fill = start.clone();
         let mut nbr = vec![(0usize, 0usize); start[n]];
-        // Y[to][from] of each branch, by branch index.
-        let mut y_to_from = vec![mat3::ZM; net.branches.len()];
+        // Y[from][to] of each branch, by branch index; Y[to][from] is its
+        // transpose (every stamp is complex symmetric).
         let mut y_from_to = vec![mat3::ZM; net.branches.len()];
         for &k in &closed {
             let br = &net.branches[k];
-            let (ff, ft, tf, tt) = br.blocks();
+            let (ff, ft, _, tt) = br.blocks();
             diag[br.from] = mat3::add(&diag[br.from], &ff);
             diag[br.to] = mat3::add(&diag[br.to], &tt);
             y_from_to[k] = ft;
-            y_to_from[k] = tf;
             nbr[fill[br.from]] = (br.to, k);
             fill[br.from] += 1;
             nbr[fill[br.to]] = (br.from, k);
@@ -204,60 +208,73 @@ impl Solver {
         // Buses that no closed path joins to the source are de-energised:
         // they stay out of the elimination order, so their voltage is zero.
         let order: Vec<usize> = pre.into_iter().rev().collect();
-        let mut dinv = vec![mat3::ZM; n];
-        let mut fwd = vec![mat3::ZM; n];
-        let mut back = vec![mat3::ZM; n];
+        let m = order.len();
+        let mut pos_of = vec![usize::MAX; n];
+        for (i, &b) in order.iter().enumerate() {
+            pos_of[b] = i;
+        }
+        // Eliminate leaves first, writing the factors by position.
+        let mut dinv = Vec::with_capacity(m);
+        let mut fwd = Vec::with_capacity(m);
+        let mut back = Vec::with_capacity(m);
+        let mut parent_pos = Vec::with_capacity(m);
         for &b in &order {
             let inv = mat3::inv(&diag[b]).ok_or_else(|| PowerFlowError::Singular {
                 bus: net.buses[b].name.clone(),
             })?;
-            dinv[b] = inv;
             let p = parent[b];
-            if p != usize::MAX {
+            if p == usize::MAX {
+                fwd.push(mat3::ZM);
+                back.push(mat3::ZM);
+                parent_pos.push(usize::MAX);
+            } else {
                 let k = via[b];
-                // Y[b][p] and Y[p][b] = Y[b][p]ᵀ (complex symmetric).
+                // Y[b][p] and Y[p][b] = Y[b][p]ᵀ.
+                let ft = &y_from_to[k];
                 let (y_bp, y_pb) = if net.branches[k].to == b {
-                    (y_to_from[k], y_from_to[k])
+                    (mat3::transpose(ft), *ft)
                 } else {
-                    (y_from_to[k], y_to_from[k])
+                    (*ft, mat3::transpose(ft))
                 };
-                fwd[b] = mat3::mul(&y_pb, &inv);
-                back[b] = mat3::mul(&inv, &y_bp);
+                let f = mat3::mul(&y_pb, &inv);
+                back.push(mat3::mul(&inv, &y_bp));
                 // D_p -= Y[p][b] · D_b⁻¹ · Y[b][p].
-                diag[p] = mat3::sub(&diag[p], &mat3::mul(&fwd[b], &y_bp));
+                diag[p] = mat3::sub(&diag[p], &mat3::mul(&f, &y_bp));
+                fwd.push(f);
+                parent_pos.push(pos_of[p]);
             }
+            dinv.push(inv);
         }
         Ok(Solver {
-            order,
-            parent,
+            parent: parent_pos,
             fwd,
             back,
             dinv,
+            bus_at: order,
+            pos_of,
             i_source: mat3::mulv(&net.source.y, &net.source.e),
-            root,
             energized: seen,
         })
     }
 
-    /// Solves `Y·x = r` in place (`r` becomes `x`).
+    /// Solves `Y·x = r` in place (`r` becomes `x`), both by position.
     fn solve_in_place(&self, r: &mut [V3]) {
-        for &b in &self.order {
-            let p = self.parent[b];
+        for i in 0..r.len() {
+            let p = self.parent[i];
             if p != usize::MAX {
-                let t = mat3::mulv(&self.fwd[b], &r[b]);
+                let t = mat3::mulv(&self.fwd[i], &r[i]);
                 r[p] = mat3::subv(&r[p], &t);
             }
         }
-        for &b in self.order.iter().rev() {
-            let p = self.parent[b];
-            let x = mat3::mulv(&self.dinv[b], &r[b]);
-            r[b] = if p == usize::MAX {
+        for i in (0..r.len()).rev() {
+            let p = self.parent[i];
+            let x = mat3::mulv(&self.dinv[i], &r[i]);
+            r[i] = if p == usize::MAX {
                 x
             } else {
-                mat3::subv(&x, &mat3::mulv(&self.back[b], &r[p]))
+                mat3::subv(&x, &mat3::mulv(&self.back[i], &r[p]))
             };
         }
-        debug_assert_eq!(self.order.last(), Some(&self.root));
     }
 
     /// The power flow of `net` (whose topology and impedances this solver
@@ -269,39 +286,64 @@ impl Solver {
         start: Option<&[V3]>,
     ) -> Result<Solution, PowerFlowError> {
         let n = net.buses.len();
+        let m = self.bus_at.len();
+        let root = m - 1;
         let mut v: Vec<V3> = match start {
-            Some(s) if s.len() == n => s.to_vec(),
+            Some(s) if s.len() == n => self.bus_at.iter().map(|&b| s[b]).collect(),
             _ => {
-                let mut rhs = vec![ZV; n];
-                rhs[self.root] = self.i_source;
+                let mut rhs = vec![ZV; m];
+                rhs[root] = self.i_source;
                 self.solve_in_place(&mut rhs);
                 rhs
             }
         };
-        let mut rhs = vec![ZV; n];
+        // Loads on energised buses, by position; 1/base² per position.
+        let loads: Vec<(usize, &super::network::Load)> = net
+            .loads
+            .iter()
+            .filter_map(|l| {
+                let p = self.pos_of[l.bus];
+                (p != usize::MAX).then_some((p, l))
+            })
+            .collect();
+        let inv_base2: Vec<f64> = self
+            .bus_at
+            .iter()
+            .map(|&b| {
+                let base = net.buses[b].v_base_ln.max(1e-9);
+                1.0 / (base * base)
+            })
+            .collect();
+        let mut rhs = vec![ZV; m];
         let mut last = (f64::INFINITY, 0usize);
         for it in 1..=settings.max_iter {
-            rhs.iter_mut().for_each(|x| *x = ZV);
-            rhs[self.root] = self.i_source;
-            for l in net.loads.iter().filter(|l| self.energized[l.bus]) {
-                rhs[l.bus][l.phase] -= l.current(v[l.bus][l.phase]);
+            rhs.fill(ZV);
+            rhs[root] = self.i_source;
+            for &(p, l) in &loads {
+                rhs[p][l.phase] -= l.current(v[p][l.phase]);
             }
             self.solve_in_place(&mut rhs);
+            // Squared changes relative to the squared base: no square root
+            // per node on this hot path.
             let mut worst = (0.0f64, 0usize);
-            for b in 0..n {
-                let base = net.buses[b].v_base_ln.max(1e-9);
+            for i in 0..m {
                 for k in 0..3 {
-                    let d = (rhs[b][k] - v[b][k]).norm() / base;
-                    if d > worst.0 {
-                        worst = (d, b);
+                    let d2 = (rhs[i][k] - v[i][k]).norm_sqr() * inv_base2[i];
+                    if d2 > worst.0 {
+                        worst = (d2, i);
                     }
                 }
             }
+            let worst = (worst.0.sqrt(), worst.1);
             std::mem::swap(&mut v, &mut rhs);
             last = worst;
             if worst.0 < settings.tol_pu {
+                let mut by_bus = vec![ZV; n];
+                for (i, &b) in self.bus_at.iter().enumerate() {
+                    by_bus[b] = v[i];
+                }
                 return Ok(Solution {
-                    v,
+                    v: by_bus,
                     iterations: it,
                     mismatch_pu: worst.0,
                     energized: self.energized.clone(),
@@ -311,7 +353,7 @@ impl Solver {
         Err(PowerFlowError::NotConverged {
             iterations: settings.max_iter,
             mismatch_pu: last.0,
-            worst_bus: net.buses[last.1].name.clone(),
+            worst_bus: net.buses[self.bus_at[last.1]].name.clone(),
         })
     }
 }
