@@ -37,6 +37,16 @@ fn feeder(dir: &std::path::Path) -> Network {
     net
 }
 
+/// Every 75th LV bus (13 buses) of the IEC 60909 reference, with its row.
+fn sample_buses(dir: &std::path::Path) -> Vec<csv::StringRecord> {
+    let mut r = csv::Reader::from_path(dir.join("short_circuit_iec60909.csv")).unwrap();
+    r.records()
+        .map(Result::unwrap)
+        .filter(|r| !r[10].is_empty())
+        .step_by(75)
+        .collect()
+}
+
 /// Bolted 3-phase and single-phase faults at every 75th bus (13 buses)
 /// match I3 = c·U/(√3·|Z1|) and I1 = √3·c·U/|2·Z1 + Z0| from the reference's
 /// pure network impedances within 1 %, with c = 1.05: the source's set
@@ -49,15 +59,10 @@ fn bolted_fault_currents_match_the_network_impedances() {
     };
     let mut net = feeder(&dir);
     net.loads.clear();
-    let mut r = csv::Reader::from_path(dir.join("short_circuit_iec60909.csv")).unwrap();
-    let rows: Vec<csv::StringRecord> = r
-        .records()
-        .map(Result::unwrap)
-        .filter(|r| !r[10].is_empty())
-        .collect();
+    let rows = sample_buses(&dir);
     let (u, c) = (416.0, 1.05);
     let mut checked = 0;
-    for row in rows.iter().step_by(75) {
+    for row in &rows {
         let f = |i: usize| row[i].parse::<f64>().unwrap();
         let z1 = C::new(f(10), f(11));
         let z0 = C::new(f(12), f(13));
@@ -217,14 +222,9 @@ fn iec60909_max_currents_match_pandapower() {
         return;
     };
     let net = gridtwin::grid::fault::iec60909_max_network(&feeder(&dir), 1.10);
-    let mut r = csv::Reader::from_path(dir.join("short_circuit_iec60909.csv")).unwrap();
-    let rows: Vec<csv::StringRecord> = r
-        .records()
-        .map(Result::unwrap)
-        .filter(|r| !r[10].is_empty())
-        .collect();
+    let rows = sample_buses(&dir);
     let mut worst: f64 = 0.0;
-    for row in rows.iter().step_by(75) {
+    for row in &rows {
         let bus = net.bus_index[&row[0]];
         let i3_ref = row[1].parse::<f64>().unwrap() * 1e3;
         let i1_ref = row[5].parse::<f64>().unwrap() * 1e3;
