@@ -92,17 +92,9 @@ pub struct FaultSolution {
 
 /// Currents entering each branch at its from end [A].
 pub fn branch_currents(net: &Network, v: &[V3]) -> Vec<V3> {
-    net.branches
-        .iter()
-        .map(|br| {
-            if !br.closed {
-                return mat3::ZV;
-            }
-            let (ff, ft, _, _) = br.blocks();
-            let a = mat3::mulv(&ff, &v[br.from]);
-            let b = mat3::mulv(&ft, &v[br.to]);
-            [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
-        })
+    super::powerflow::branch_flows(net, v)
+        .into_iter()
+        .map(|f| f.i_from)
         .collect()
 }
 

@@ -539,3 +539,53 @@ mod split_tests {
         );
     }
 }
+
+/// Power flows of one branch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BranchFlow {
+    /// Current entering at the from end, per phase [A].
+    pub i_from: V3,
+    /// Complex power entering at the from end, per phase [VA].
+    pub s_from: V3,
+    /// Complex power entering at the to end, per phase [VA] (negative real
+    /// part when power flows from → to).
+    pub s_to: V3,
+}
+
+impl BranchFlow {
+    /// Active power lost in the branch, all phases [W].
+    pub fn loss_w(&self) -> f64 {
+        (0..3).map(|k| self.s_from[k].re + self.s_to[k].re).sum()
+    }
+}
+
+/// The flows of every branch at voltages `v` (zero for open branches).
+pub fn branch_flows(net: &Network, v: &[V3]) -> Vec<BranchFlow> {
+    net.branches
+        .iter()
+        .map(|br| {
+            if !br.closed {
+                return BranchFlow {
+                    i_from: ZV,
+                    s_from: ZV,
+                    s_to: ZV,
+                };
+            }
+            let (ff, ft, tf, tt) = br.blocks();
+            let (vf, vt) = (v[br.from], v[br.to]);
+            let i_from = {
+                let (a, b) = (mat3::mulv(&ff, &vf), mat3::mulv(&ft, &vt));
+                [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+            };
+            let i_to = {
+                let (a, b) = (mat3::mulv(&tf, &vf), mat3::mulv(&tt, &vt));
+                [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+            };
+            BranchFlow {
+                i_from,
+                s_from: [0, 1, 2].map(|k| vf[k] * i_from[k].conj()),
+                s_to: [0, 1, 2].map(|k| vt[k] * i_to[k].conj()),
+            }
+        })
+        .collect()
+}
