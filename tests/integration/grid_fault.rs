@@ -2,8 +2,6 @@
 //! impedances computed by pandapower (reference data) and against the
 //! physics of the fault path.
 
-use std::collections::BTreeMap;
-
 use gridtwin::grid::dss::DssCircuit;
 use gridtwin::grid::fault::{FaultKind, branch_currents, solve_fault};
 use gridtwin::grid::network::Network;
@@ -18,17 +16,7 @@ use crate::refdata;
 fn feeder(dir: &std::path::Path) -> Network {
     let c = DssCircuit::load(&dir.join("dss/Master.dss")).unwrap();
     let mut net = Network::from_dss(&c).unwrap();
-    let mut r = csv::Reader::from_path(dir.join("loads_m566.csv")).unwrap();
-    let loads: BTreeMap<String, (f64, f64)> = r
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            (
-                r[0].to_ascii_lowercase(),
-                (r[1].parse().unwrap(), r[2].parse().unwrap()),
-            )
-        })
-        .collect();
+    let loads = crate::m566_loads(dir);
     for l in &mut net.loads {
         let (p_kw, q_kvar) = loads[&l.name];
         l.p_w = p_kw * 1e3;

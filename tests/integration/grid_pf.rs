@@ -17,23 +17,20 @@ fn read_csv(path: &std::path::Path) -> Vec<csv::StringRecord> {
     r.records().map(Result::unwrap).collect()
 }
 
+/// The EU LV feeder with minute 566's loads as pure constant PQ.
+fn m566_network(dir: &std::path::Path) -> Network {
+    let c = DssCircuit::load(&dir.join("dss/Master.dss")).unwrap();
+    let mut net = Network::from_dss(&c).unwrap();
+    net.set_constant_pq(&crate::m566_loads(dir)).unwrap();
+    net
+}
+
 #[test]
 fn eu_lv_minute_566_matches_opendss() {
     let Some(dir) = refdata("ieee_eu_lv") else {
         return;
     };
-    let c = DssCircuit::load(&dir.join("dss/Master.dss")).unwrap();
-    let mut net = Network::from_dss(&c).unwrap();
-    let loads: BTreeMap<String, (f64, f64)> = read_csv(&dir.join("loads_m566.csv"))
-        .iter()
-        .map(|r| {
-            (
-                r[0].to_ascii_lowercase(),
-                (r[1].parse().unwrap(), r[2].parse().unwrap()),
-            )
-        })
-        .collect();
-    net.set_constant_pq(&loads).unwrap();
+    let net = m566_network(&dir);
     let sol = powerflow::solve(&net, Settings::default()).unwrap();
     assert!(sol.iterations < 30, "{} iterations", sol.iterations);
 
@@ -237,18 +234,7 @@ fn eu_lv_minute_566_matches_the_published_headlines() {
     let Some(dir) = refdata("ieee_eu_lv") else {
         return;
     };
-    let c = DssCircuit::load(&dir.join("dss/Master.dss")).unwrap();
-    let mut net = Network::from_dss(&c).unwrap();
-    let loads: BTreeMap<String, (f64, f64)> = read_csv(&dir.join("loads_m566.csv"))
-        .iter()
-        .map(|r| {
-            (
-                r[0].to_ascii_lowercase(),
-                (r[1].parse().unwrap(), r[2].parse().unwrap()),
-            )
-        })
-        .collect();
-    net.set_constant_pq(&loads).unwrap();
+    let net = m566_network(&dir);
     let sol = powerflow::solve(&net, Settings::default()).unwrap();
     let flows = powerflow::branch_flows(&net, &sol.v);
 

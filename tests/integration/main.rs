@@ -61,3 +61,15 @@ pub fn refdata(name: &str) -> Option<PathBuf> {
     eprintln!("notice: skipping: {msg}");
     None
 }
+
+/// `loads_m566.csv` of the EU LV feeder: (p_kw, q_kvar) by lower-case name.
+pub fn m566_loads(dir: &Path) -> std::collections::BTreeMap<String, (f64, f64)> {
+    let mut r = csv::Reader::from_path(dir.join("loads_m566.csv")).unwrap();
+    r.records()
+        .map(|r| {
+            let r = r.unwrap();
+            let num = |i: usize| r[i].parse::<f64>().unwrap();
+            (r[0].to_ascii_lowercase(), (num(1), num(2)))
+        })
+        .collect()
+}

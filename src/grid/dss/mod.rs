@@ -300,11 +300,7 @@ impl DssCircuit {
                 message: format!("ignored {class}.{name}: meters are the simulator's job"),
             }),
             _ => {
-                return Err(DssError::Unsupported {
-                    what: "element",
-                    name: class_as_written(&target),
-                    at: at.clone(),
-                });
+                return Err(unsupported_class(&target, at));
             }
         }
         Ok(())
@@ -354,11 +350,7 @@ impl DssCircuit {
                 }
             }
             _ => {
-                return Err(DssError::Unsupported {
-                    what: "element",
-                    name: class_as_written(&target),
-                    at: at.clone(),
-                });
+                return Err(unsupported_class(&target, at));
             }
         }
         Ok(())
@@ -437,9 +429,14 @@ fn edit_or_new<T>(
     }
 }
 
-/// The class part of `Class.Name` as the user wrote it.
-fn class_as_written(target: &str) -> String {
-    target.split('.').next().unwrap_or(target).to_string()
+/// "unsupported element X at file:line" for the class of `Class.Name`, as
+/// the user wrote it.
+fn unsupported_class(target: &str, at: &Location) -> DssError {
+    DssError::Unsupported {
+        what: "element",
+        name: target.split('.').next().unwrap_or(target).to_string(),
+        at: at.clone(),
+    }
 }
 
 /// `*` matches any run of characters; `.*` (a regular expression for "all"
