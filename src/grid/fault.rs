@@ -133,6 +133,7 @@ pub fn solve_fault(
 pub fn iec60909_max_network(net: &Network, c_max: f64) -> Network {
     let mut n = net.clone();
     n.loads.clear();
+    n.pv.clear();
     let nominal = net.buses[net.source.bus].v_base_ln;
     for e in &mut n.source.e {
         *e = C::from_polar(c_max * nominal, e.arg());

@@ -23,3 +23,6 @@ pub mod mat3;
 pub mod network;
 pub mod powerflow;
 pub mod quality;
+
+#[cfg(test)]
+mod model_tests;

@@ -17,6 +17,15 @@
 //! - **Source:** the Thevenin equivalent of `Vsource`, stamped as its Norton
 //!   form: admittance Y = Z⁻¹ from the sequence impedances, and current
 //!   Y·E into the source bus.
+//! - **Single- and two-phase lines** map their conductors onto the bus's
+//!   phase nodes (`bus.2`); the missing phases carry nothing
+//!   ([`Branch::phases`], which is also how an open-conductor fault breaks
+//!   one or two phases). A `switch=yes` line is 1 + j1 mΩ per phase.
+//!
+//! Loads are single-phase elements, wye (phase to ground) or delta (phase
+//! to phase), with constant PQ, Z, I or ZIP voltage dependence
+//! ([`LoadModel`]). PV systems ([`Pv`]) are current-limited inverters with
+//! fixed or volt-var reactive power.
 
 use std::collections::BTreeMap;
 
@@ -79,6 +88,8 @@ pub enum BranchKind {
         /// Impedance base of one unit, referred to the LV winding [Ω]: the
         /// unit's relative impedance is (1/y)/z_base.
         z_base: f64,
+        /// Three-phase rating [VA].
+        s_rated_va: f64,
     },
 }
 
@@ -95,6 +106,10 @@ pub struct Branch {
     pub kind: BranchKind,
     /// Closed (in service).
     pub closed: bool,
+    /// Which phase conductors exist and are unbroken (a, b, c). A single-
+    /// or two-phase line has the others `false`; an open-conductor fault
+    /// clears one or two. Lines only: a transformer always has all three.
+    pub phases: [bool; 3],
 }
 
 impl Branch {
@@ -106,7 +121,7 @@ impl Branch {
                 // `Network::from_dss` refuses singular line impedances, so
                 // the zero fallback is reached only by hand-built networks,
                 // where it leaves the section open.
-                let y = mat3::inv(z).unwrap_or(mat3::ZM);
+                let y = inv_on(z, self.phases).unwrap_or(mat3::ZM);
                 let neg = mat3::sub(&mat3::ZM, &y);
                 (y, neg, neg, y)
             }
@@ -136,6 +151,36 @@ impl Branch {
     }
 }
 
+/// The inverse of `z` restricted to the phases in `mask`, zero in the rows
+/// and columns of the others: the admittance of a line whose missing or
+/// broken conductors carry no current.
+pub fn inv_on(z: &M3, mask: [bool; 3]) -> Option<M3> {
+    let idx: Vec<usize> = (0..3).filter(|&k| mask[k]).collect();
+    let mut y = mat3::ZM;
+    match idx.as_slice() {
+        [] => {}
+        [i] => {
+            if z[*i][*i].norm_sqr() == 0.0 {
+                return None;
+            }
+            y[*i][*i] = 1.0 / z[*i][*i];
+        }
+        [i, j] => {
+            let (a, b, c, d) = (z[*i][*i], z[*i][*j], z[*j][*i], z[*j][*j]);
+            let det = a * d - b * c;
+            if det.norm_sqr() == 0.0 {
+                return None;
+            }
+            y[*i][*i] = d / det;
+            y[*i][*j] = -b / det;
+            y[*j][*i] = -c / det;
+            y[*j][*j] = a / det;
+        }
+        _ => return mat3::inv(z),
+    }
+    Some(y)
+}
+
 /// How a load's current depends on its voltage.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LoadModel {
@@ -151,18 +196,136 @@ pub enum LoadModel {
     Z,
     /// Constant current magnitude (model 5).
     I,
+    /// ZIP (OpenDSS model 8): the nominal P and Q each split into
+    /// constant-impedance, constant-current and constant-power fractions,
+    /// `P(V) = P0·(zp·v² + ip·v + pp)` with `v` in pu. Below `vmin` the
+    /// current and power parts turn constant impedance (as models 1 and 5
+    /// do), and below `vcut` the load draws nothing.
+    Zip {
+        /// Fractions (Z, I, P) of the active power; they sum to 1.
+        p: [f64; 3],
+        /// Fractions (Z, I, P) of the reactive power; they sum to 1.
+        q: [f64; 3],
+        /// Constant-impedance threshold [pu].
+        vmin: f64,
+        /// Cut-off voltage [pu].
+        vcut: f64,
+    },
 }
 
-/// A single-phase wye load between one node and ground. Three-phase wye
-/// loads become three of these.
+/// OpenDSS's `switch=yes` line: Z1 = Z0 = 1 + j1 mΩ.
+pub const SWITCH_Z_OHM: C = C::new(1e-3, 1e-3);
+
+/// The branch of a line: its conductors mapped onto the bus's phase nodes
+/// (`bus.2` for a single-phase line on phase b), the linecode's matrix
+/// (Kron-reduced, per metre) times the length, or a switch's fixed
+/// impedance.
+fn line_branch(
+    c: &DssCircuit,
+    l: &super::dss::LineDef,
+    bus: &mut dyn FnMut(&str) -> usize,
+) -> Result<Branch, NetworkError> {
+    let element = format!("line.{}", l.name);
+    let invalid = |reason: String| NetworkError::Invalid {
+        element: element.clone(),
+        reason,
+    };
+    let n = usize::from(l.phases);
+    if !(1..=3).contains(&n) {
+        return Err(NetworkError::Unsupported {
+            element,
+            reason: format!("{n} phases (1–3 are supported)"),
+        });
+    }
+    // The phase node of each conductor, by bus1's node list (default 1,2,3).
+    let mut nodes = [0usize; 3];
+    for (i, slot) in nodes.iter_mut().enumerate().take(n) {
+        *slot = match l.bus1.nodes.get(i).copied() {
+            None => i,
+            Some(k @ 1..=3) => usize::from(k - 1),
+            Some(k) => return Err(invalid(format!("conductor {} on node {k}", i + 1))),
+        };
+    }
+    if let Some(&k) = l
+        .bus2
+        .nodes
+        .iter()
+        .take(n)
+        .find(|&&k| !(1..=3).contains(&k))
+    {
+        return Err(invalid(format!("bus2 node {k}")));
+    }
+    if !l.bus2.nodes.is_empty() && l.bus2.nodes.iter().take(n).ne(l.bus1.nodes.iter().take(n)) {
+        return Err(NetworkError::Unsupported {
+            element,
+            reason: "different nodes at the two ends (phases must not cross)".into(),
+        });
+    }
+    let mut z = mat3::ZM;
+    let mut phases = [false; 3];
+    if l.switch && l.linecode.is_none() {
+        for i in 0..n {
+            z[nodes[i]][nodes[i]] = SWITCH_Z_OHM;
+            phases[nodes[i]] = true;
+        }
+    } else {
+        let name = l
+            .linecode
+            .as_ref()
+            .ok_or_else(|| NetworkError::Unsupported {
+                element: element.clone(),
+                reason: "a line without a linecode".into(),
+            })?;
+        let code = c
+            .linecodes
+            .get(name)
+            .ok_or_else(|| invalid(format!("undefined linecode `{name}`")))?;
+        if usize::from(code.nphases) != n {
+            return Err(invalid(format!(
+                "{n} phases on a {}-phase linecode `{name}`",
+                code.nphases
+            )));
+        }
+        let length = l
+            .length_m(Some(code))
+            .ok_or_else(|| invalid("neither the line nor its code gives length units".into()))?;
+        let zpm = code.z_per_m(1.0);
+        for i in 0..n {
+            phases[nodes[i]] = true;
+            for j in 0..n {
+                z[nodes[i]][nodes[j]] = zpm[i * n + j] * length;
+            }
+        }
+    }
+    if inv_on(&z, phases).is_none() {
+        return Err(invalid(
+            "its impedance matrix is singular (zero length or zero impedance)".into(),
+        ));
+    }
+    Ok(Branch {
+        from: bus(&l.bus1.bus),
+        to: bus(&l.bus2.bus),
+        name: element,
+        kind: BranchKind::Line { z },
+        closed: l.enabled,
+        phases,
+    })
+}
+
+/// A single-phase load element: between one phase node and ground (wye) or
+/// between two phase nodes (delta). Three-phase loads become three of
+/// these.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Load {
     /// Lower-case name.
     pub name: String,
     /// Bus index.
     pub bus: usize,
-    /// Phase (0 = a).
+    /// Phase (0 = a) the current is drawn from.
     pub phase: usize,
+    /// The phase the current returns to (delta), or `None` for ground
+    /// (wye). The load's voltage is `V[phase] − V[to_phase]`.
+    pub to_phase: Option<usize>,
     /// Active power at nominal voltage [W].
     pub p_w: f64,
     /// Reactive power at nominal voltage [var].
@@ -189,6 +352,23 @@ impl Load {
                     (s / v).conj() * (vm / self.v_nom)
                 }
             }
+            LoadModel::Zip { p, q, vmin, vcut } => {
+                let pu = v.norm() / self.v_nom;
+                if pu < vcut || pu == 0.0 {
+                    return C::new(0.0, 0.0);
+                }
+                // Relative power of the Z, I and P parts at this voltage;
+                // below vmin the I and P parts are impedances fixed at vmin.
+                let k = if pu < vmin {
+                    let r = pu / vmin;
+                    [pu * pu, vmin * r * r, r * r]
+                } else {
+                    [pu * pu, pu, 1.0]
+                };
+                let dot = |f: [f64; 3]| f[0] * k[0] + f[1] * k[1] + f[2] * k[2];
+                let s_v = C::new(self.p_w * dot(p), self.q_var * dot(q));
+                (s_v / v).conj()
+            }
             LoadModel::Pq { vmin, vmax } => {
                 // Compare squared magnitudes: no square root per load.
                 let pu2 = v.norm_sqr() / (self.v_nom * self.v_nom);
@@ -200,6 +380,119 @@ impl Load {
                     (s / v).conj()
                 }
             }
+        }
+    }
+}
+
+/// How an inverter sets its reactive power. Positive Q is injected into
+/// the grid (capacitive, raising the voltage).
+#[derive(Clone, Debug, PartialEq)]
+pub enum QControl {
+    /// Fixed reactive power, all phases together [var].
+    Fixed {
+        /// Reactive power [var].
+        q_var: f64,
+    },
+    /// Volt-var droop: per phase, Q as a share of the phase's rating
+    /// (`s_rated_va / phases`) from the phase's own voltage, linear between
+    /// the points and flat beyond the ends (IEEE 1547-2018 §5.3.3).
+    VoltVar {
+        /// `(voltage [pu], Q [pu of rating])` points in increasing voltage.
+        curve: Vec<(f64, f64)>,
+    },
+}
+
+impl QControl {
+    /// IEEE 1547-2018's default volt-var curve for category B:
+    /// (0.92, +0.44), (0.98, 0), (1.02, 0), (1.08, −0.44).
+    pub fn ieee1547_default() -> QControl {
+        QControl::VoltVar {
+            curve: vec![(0.92, 0.44), (0.98, 0.0), (1.02, 0.0), (1.08, -0.44)],
+        }
+    }
+}
+
+/// Interpolates a piecewise-linear curve, flat beyond its ends.
+pub fn interpolate(curve: &[(f64, f64)], x: f64) -> f64 {
+    match curve {
+        [] => 0.0,
+        [(_, y)] => *y,
+        _ => {
+            if x <= curve[0].0 {
+                return curve[0].1;
+            }
+            for w in curve.windows(2) {
+                let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+                if x <= x1 {
+                    return if x1 > x0 {
+                        y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+                    } else {
+                        y1
+                    };
+                }
+            }
+            curve[curve.len() - 1].1
+        }
+    }
+}
+
+/// Inverter current limit as a multiple of rated current: inverters feed
+/// about 1.1–1.2 × rated current into a fault (IEEE 1547-2018 and the
+/// usual grid-code figures), which is also what keeps a PV injection
+/// bounded when its voltage collapses.
+pub const PV_CURRENT_LIMIT_PU: f64 = 1.1;
+
+/// A PV system: an inverter injecting active power shared evenly among its
+/// phases (each phase to ground), with reactive power from its control and
+/// the apparent power limited to the rating, active power first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pv {
+    /// Lower-case name.
+    pub name: String,
+    /// Bus index.
+    pub bus: usize,
+    /// Phases it feeds.
+    pub phases: [bool; 3],
+    /// Active power available now, all phases together [W].
+    pub p_w: f64,
+    /// Inverter rating, all phases together [VA].
+    pub s_rated_va: f64,
+    /// Nominal phase-to-ground voltage [V].
+    pub v_nom: f64,
+    /// Reactive power control.
+    pub control: QControl,
+}
+
+impl Pv {
+    /// Number of phases it feeds.
+    pub fn n_phases(&self) -> usize {
+        self.phases.iter().filter(|&&p| p).count()
+    }
+
+    /// The current it injects into one of its phase nodes at voltage `v`
+    /// [A]: S = P + jQ per phase, limited to
+    /// [`PV_CURRENT_LIMIT_PU`] × rated current.
+    #[inline]
+    pub fn injection(&self, v: C) -> C {
+        let n = self.n_phases().max(1) as f64;
+        let s_ph = self.s_rated_va / n;
+        let p = self.p_w.min(self.s_rated_va) / n;
+        let q_room = (s_ph * s_ph - p * p).max(0.0).sqrt();
+        let q = match &self.control {
+            QControl::Fixed { q_var } => q_var / n,
+            QControl::VoltVar { curve } => interpolate(curve, v.norm() / self.v_nom) * s_ph,
+        }
+        .clamp(-q_room, q_room);
+        let vm = v.norm();
+        if vm == 0.0 {
+            return C::new(0.0, 0.0);
+        }
+        let i = (C::new(p, q) / v).conj();
+        let i_max = PV_CURRENT_LIMIT_PU * s_ph / self.v_nom;
+        if i.norm() > i_max {
+            i * (i_max / i.norm())
+        } else {
+            i
         }
     }
 }
@@ -226,6 +519,8 @@ pub struct Network {
     pub branches: Vec<Branch>,
     /// Loads.
     pub loads: Vec<Load>,
+    /// PV systems.
+    pub pv: Vec<Pv>,
     /// The source.
     pub source: Source,
 }
@@ -285,59 +580,14 @@ impl Network {
                     hv: hv.conn,
                     ratio_ll: hv.v_rated / lv.v_rated,
                     z_base,
+                    s_rated_va: hv.s_rated,
                 },
                 closed: true,
+                phases: [true; 3],
             });
         }
         for l in &c.lines {
-            let element = format!("line.{}", l.name);
-            let code = match &l.linecode {
-                Some(name) => c.linecodes.get(name).ok_or_else(|| NetworkError::Invalid {
-                    element: element.clone(),
-                    reason: format!("undefined linecode `{name}`"),
-                })?,
-                None => {
-                    return Err(NetworkError::Unsupported {
-                        element,
-                        reason: "a line without a linecode".into(),
-                    });
-                }
-            };
-            if l.phases != 3 || code.nphases != 3 {
-                return Err(NetworkError::Unsupported {
-                    element,
-                    reason: "single- and two-phase lines are not supported yet".into(),
-                });
-            }
-            let length = l
-                .length_m(Some(code))
-                .ok_or_else(|| NetworkError::Invalid {
-                    element: element.clone(),
-                    reason: "neither the line nor its code gives length units".into(),
-                })?;
-            let zpm = code.z_per_m(1.0);
-            let mut z = mat3::ZM;
-            for i in 0..3 {
-                for j in 0..3 {
-                    z[i][j] = zpm[i * 3 + j] * length;
-                }
-            }
-            if mat3::inv(&z).is_none() {
-                return Err(NetworkError::Invalid {
-                    element,
-                    reason: "its impedance matrix is singular (zero length or zero impedance)"
-                        .into(),
-                });
-            }
-            let from = bus(&l.bus1.bus, &mut buses);
-            let to = bus(&l.bus2.bus, &mut buses);
-            branches.push(Branch {
-                name: element,
-                from,
-                to,
-                kind: BranchKind::Line { z },
-                closed: l.enabled,
-            });
+            branches.push(line_branch(c, l, &mut |name| bus(name, &mut buses))?);
         }
         let mut loads = Vec::new();
         for d in &c.loads {
@@ -393,6 +643,7 @@ impl Network {
             bus_index,
             branches,
             loads,
+            pv: Vec::new(),
             source,
         })
     }
@@ -436,15 +687,17 @@ impl Network {
     }
 }
 
-/// A load definition as single-phase wye loads.
+/// A load definition as single-phase load elements, following OpenDSS's
+/// conventions: a wye load's `kv` is line-to-line when it has two or three
+/// phases and across the load when it has one; a delta load's is always
+/// line-to-line. A one-phase load whose second node is another phase
+/// (`bus.1.2`) sits between the two phases.
 fn split_load(d: &LoadDef, bus: usize) -> Result<Vec<Load>, NetworkError> {
     let element = format!("load.{}", d.name);
-    if d.conn != Conn::Wye {
-        return Err(NetworkError::Unsupported {
-            element,
-            reason: "delta-connected loads are not supported yet".into(),
-        });
-    }
+    let unsupported = |reason: String| NetworkError::Unsupported {
+        element: element.clone(),
+        reason,
+    };
     let model = match d.model {
         1 => LoadModel::Pq {
             vmin: d.vminpu,
@@ -452,48 +705,79 @@ fn split_load(d: &LoadDef, bus: usize) -> Result<Vec<Load>, NetworkError> {
         },
         2 => LoadModel::Z,
         5 => LoadModel::I,
-        m => {
-            return Err(NetworkError::Unsupported {
-                element,
-                reason: format!("load model {m}"),
-            });
+        8 => {
+            let z = d
+                .zipv
+                .ok_or_else(|| unsupported("model 8 without zipv".into()))?;
+            LoadModel::Zip {
+                p: [z[0], z[1], z[2]],
+                q: [z[3], z[4], z[5]],
+                vmin: d.vminpu,
+                vcut: z[6],
+            }
         }
+        m => return Err(unsupported(format!("load model {m}"))),
     };
     let q = d.q_nominal_var();
-    match d.phases {
-        1 => {
-            let node = d.bus.nodes.first().copied().unwrap_or(1);
-            if !(1..=3).contains(&node) || d.bus.nodes.get(1).is_some_and(|&n| n != 0) {
-                return Err(NetworkError::Unsupported {
-                    element,
-                    reason: format!("nodes {:?} (a phase 1–3 to ground)", d.bus.nodes),
-                });
-            }
-            Ok(vec![Load {
-                name: d.name.clone(),
-                bus,
-                phase: usize::from(node - 1),
-                p_w: d.p_w,
-                q_var: q,
-                v_nom: d.v_rated,
-                model,
-            }])
+    let phases = usize::from(d.phases);
+    // Node numbers 1–3 of the bus, defaulting to 1, 2, 3.
+    let node = |i: usize| -> Result<Option<usize>, NetworkError> {
+        match d.bus.nodes.get(i).copied() {
+            None => Ok((i < 3).then_some(i)),
+            Some(0) => Ok(None),
+            Some(n @ 1..=3) => Ok(Some(usize::from(n - 1))),
+            Some(n) => Err(unsupported(format!("node {n} (phases are 1–3)"))),
         }
-        3 => Ok((0..3)
-            .map(|k| Load {
-                name: d.name.clone(),
-                bus,
-                phase: k,
-                p_w: d.p_w / 3.0,
-                q_var: q / 3.0,
-                v_nom: d.v_rated / 3f64.sqrt(),
-                model,
+    };
+    let element = |from: usize, to: Option<usize>, share: f64, v_nom: f64| Load {
+        name: d.name.clone(),
+        bus,
+        phase: from,
+        to_phase: to,
+        p_w: d.p_w * share,
+        q_var: q * share,
+        v_nom,
+        model,
+    };
+    let sqrt3 = 3f64.sqrt();
+    let need = |k: Option<usize>| k.ok_or_else(|| unsupported("a phase node of 0".into()));
+    match (d.conn, phases) {
+        (Conn::Wye, 1) => {
+            let from = need(node(0)?)?;
+            // The second node: ground unless another phase is named.
+            let to = match d.bus.nodes.get(1) {
+                None | Some(0) => None,
+                Some(_) => node(1)?,
+            };
+            if to == Some(from) {
+                return Err(unsupported("both ends on the same phase".into()));
+            }
+            Ok(vec![element(from, to, 1.0, d.v_rated)])
+        }
+        (Conn::Wye, 2 | 3) => (0..phases)
+            .map(|i| {
+                Ok(element(
+                    need(node(i)?)?,
+                    None,
+                    1.0 / phases as f64,
+                    d.v_rated / sqrt3,
+                ))
             })
-            .collect()),
-        p => Err(NetworkError::Unsupported {
-            element,
-            reason: format!("{p}-phase loads"),
-        }),
+            .collect(),
+        (Conn::Delta, 1) => {
+            let (a, b) = (need(node(0)?)?, need(node(1)?)?);
+            if a == b {
+                return Err(unsupported("both ends on the same phase".into()));
+            }
+            Ok(vec![element(a, Some(b), 1.0, d.v_rated)])
+        }
+        (Conn::Delta, 3) => {
+            let n: Vec<usize> = (0..3).map(|i| need(node(i)?)).collect::<Result<_, _>>()?;
+            Ok((0..3)
+                .map(|i| element(n[i], Some(n[(i + 1) % 3]), 1.0 / 3.0, d.v_rated))
+                .collect())
+        }
+        (c, p) => Err(unsupported(format!("{p}-phase {c:?} loads"))),
     }
 }
 
@@ -535,6 +819,7 @@ impl Network {
                         hv: Conn::Delta,
                         ratio_ll: 11e3 / 416.0,
                         z_base,
+                        s_rated_va: 800e3,
                     },
                     "transformer.tr1".to_string(),
                 )
@@ -551,12 +836,14 @@ impl Network {
                 to: i,
                 kind,
                 closed: true,
+                phases: [true; 3],
             });
             if i % 3 == 0 {
                 loads.push(Load {
                     name: format!("load{i}"),
                     bus: i,
                     phase: (i / 3) % 3,
+                    to_phase: None,
                     p_w: 120.0,
                     q_var: 120.0 * 0.328_684,
                     v_nom: 230.0,
@@ -580,6 +867,7 @@ impl Network {
             bus_index,
             branches,
             loads,
+            pv: Vec::new(),
             source: Source {
                 bus: 0,
                 e: [0.0f64, -120.0, 120.0].map(|d| C::from_polar(e_mag, d.to_radians())),
@@ -633,6 +921,7 @@ impl Network {
         });
         self.bus_index.insert(name, mid);
         let closed = self.branches[branch].closed;
+        let phases = self.branches[branch].phases;
         let second = Branch {
             name: format!("{}#2", self.branches[branch].name),
             from: mid,
@@ -641,6 +930,7 @@ impl Network {
                 z: scale(&z, 1.0 - fraction),
             },
             closed,
+            phases,
         };
         let first = &mut self.branches[branch];
         first.to = mid;

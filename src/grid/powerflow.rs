@@ -8,9 +8,12 @@
 //!   Y · V(k+1) = I_source − I_load(V(k))
 //! ```
 //!
-//! `Y` holds every branch's admittance blocks and the source's Norton
-//! admittance; loads are current injections evaluated at the previous
-//! iterate. Iteration stops when the largest voltage change is below
+//! `Y` holds every branch's admittance blocks, the source's Norton
+//! admittance and each load's admittance at its nominal power (as OpenDSS
+//! stamps load Yprims); loads inject the difference between their current
+//! and that admittance's, and PV inverters their current, both evaluated at
+//! the previous iterate. Load and PV profile changes therefore never
+//! refactor `Y`. Iteration stops when the largest voltage change is below
 //! `tol_pu` of its bus's base voltage; otherwise the solve fails with the
 //! worst bus named, never a silent result.
 //!
@@ -29,12 +32,16 @@
 //! the rule is that a feeder must be operated radially (open one switch of
 //! the loop first). Buses with no closed path to the source are
 //! de-energised: zero voltage, loads drawing nothing
-//! ([`Solution::energized`]).
+//! ([`Solution::energized`]). Per phase, a node that no conductor joins to
+//! the source (behind a single-phase lateral on another phase, or an open
+//! conductor) is dead: cut out of `Y` and held at zero volts, its loads
+//! drawing nothing ([`Solution::live`]). Transformer windings join nodes,
+//! so an open HV phase of a Dyn transformer leaves every LV phase live.
 
 use num_complex::Complex64 as C;
 
 use super::mat3::{self, M3, V3, ZV};
-use super::network::Network;
+use super::network::{BranchKind, Network};
 
 /// Solver settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -98,6 +105,10 @@ pub struct Solution {
     /// Whether each bus is energised (has a closed path to the source);
     /// de-energised buses have zero voltage and their loads draw nothing.
     pub energized: Vec<bool>,
+    /// Whether each phase node is energised: a node whose conductor is
+    /// missing or broken on every path to the source is dead (zero voltage,
+    /// loads on it draw nothing) even on an energised bus.
+    pub live: Vec<[bool; 3]>,
 }
 
 /// A factorised network, ready to solve many times.
@@ -124,6 +135,10 @@ pub struct Solver {
     i_source: V3,
     /// Whether each bus has a closed path to the source.
     energized: Vec<bool>,
+    /// Whether each phase node has a conducting path to the source.
+    live: Vec<[bool; 3]>,
+    /// The admittance stamped into Y for each load (by load index) [S].
+    load_y: Vec<C>,
 }
 
 impl Solver {
@@ -131,6 +146,94 @@ impl Solver {
     pub fn energized(&self) -> &[bool] {
         &self.energized
     }
+
+    /// Whether each phase node has a conducting path to the source.
+    pub fn live(&self) -> &[[bool; 3]] {
+        &self.live
+    }
+}
+
+/// Whether a branch conducts at all: closed, with at least one conductor.
+fn conducts(br: &super::network::Branch) -> bool {
+    br.closed && br.phases.iter().any(|&p| p)
+}
+
+/// Union-find over phase nodes (`3·bus + phase`).
+fn find(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
+}
+
+fn union(parent: &mut [usize], a: usize, b: usize) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        // The smaller root wins: the result does not depend on the order
+        // of the unions.
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        parent[hi] = lo;
+    }
+}
+
+/// Which phase nodes are electrically joined to the source, through line
+/// conductors, transformer windings and the couplings of `shunts`.
+/// `energized` is the bus-level answer; when every conducting branch has all
+/// three conductors and no shunt couples phases, every node of an energised
+/// bus is live and no search is needed.
+fn live_nodes(net: &Network, shunts: &[(usize, M3)], energized: &[bool]) -> Vec<[bool; 3]> {
+    let couples = |y: &M3| (0..3).any(|i| (0..3).any(|j| i != j && y[i][j].norm_sqr() > 0.0));
+    let all_three = net
+        .branches
+        .iter()
+        .all(|b| !conducts(b) || b.phases == [true; 3])
+        && !shunts.iter().any(|(_, y)| couples(y));
+    if all_three {
+        return energized.iter().map(|&e| [e; 3]).collect();
+    }
+    let n = net.buses.len();
+    let mut parent: Vec<usize> = (0..3 * n).collect();
+    let root = net.source.bus;
+    union(&mut parent, 3 * root, 3 * root + 1);
+    union(&mut parent, 3 * root, 3 * root + 2);
+    for br in net.branches.iter().filter(|b| conducts(b)) {
+        let (f, t) = (3 * br.from, 3 * br.to);
+        match &br.kind {
+            BranchKind::Line { .. } => {
+                for k in (0..3).filter(|&k| br.phases[k]) {
+                    union(&mut parent, f + k, t + k);
+                }
+            }
+            BranchKind::Transformer { hv, .. } => {
+                for k in 0..3 {
+                    union(&mut parent, f + k, t + k);
+                    if *hv == super::dss::Conn::Delta {
+                        union(&mut parent, f + (k + 2) % 3, t + k);
+                    }
+                }
+            }
+        }
+    }
+    for (b, y) in shunts {
+        for (i, row) in y.iter().enumerate() {
+            for (j, yij) in row.iter().enumerate() {
+                if i != j && yij.norm_sqr() > 0.0 {
+                    union(&mut parent, 3 * b + i, 3 * b + j);
+                }
+            }
+        }
+    }
+    let src = find(&mut parent, 3 * root);
+    (0..n)
+        .map(|b| {
+            let mut l = [false; 3];
+            for (k, slot) in l.iter_mut().enumerate() {
+                *slot = energized[b] && find(&mut parent, 3 * b + k) == src;
+            }
+            l
+        })
+        .collect()
 }
 
 impl Solver {
@@ -150,7 +253,7 @@ impl Solver {
         // Compressed adjacency over closed branches: for bus b, entries
         // start[b]..start[b+1] of `nbr` hold (neighbour, branch).
         let closed: Vec<usize> = (0..net.branches.len())
-            .filter(|&k| net.branches[k].closed)
+            .filter(|&k| conducts(&net.branches[k]))
             .collect();
         let mut start = vec![0usize; n + 1];
         for &k in &closed {
@@ -213,6 +316,53 @@ impl Solver {
         for (i, &b) in order.iter().enumerate() {
             pos_of[b] = i;
         }
+        let live = live_nodes(net, shunts, &seen);
+        // Each load's admittance at its nominal power goes into Y, as
+        // OpenDSS stamps load Yprims: the iteration then injects only the
+        // difference between the load's current and this admittance's, and
+        // a node that only loads tie to ground (an LV winding behind an
+        // open HV phase) still has a pivot.
+        let mut load_y = vec![C::new(0.0, 0.0); net.loads.len()];
+        for (i, l) in net.loads.iter().enumerate() {
+            let on =
+                seen[l.bus] && live[l.bus][l.phase] && l.to_phase.is_none_or(|j| live[l.bus][j]);
+            if !on || l.v_nom <= 0.0 {
+                continue;
+            }
+            let y = C::new(l.p_w, -l.q_var) / (l.v_nom * l.v_nom);
+            load_y[i] = y;
+            let d = &mut diag[l.bus];
+            d[l.phase][l.phase] += y;
+            if let Some(j) = l.to_phase {
+                d[j][j] += y;
+                d[l.phase][j] -= y;
+                d[j][l.phase] -= y;
+            }
+        }
+        // A dead phase node (no conductor joins it to the source) is cut out
+        // of Y: its row and column are cleared and a unit pivot pins it to
+        // zero volts. Voltages induced on a cut-off conductor by its live
+        // neighbours are neglected.
+        for &b in &order {
+            for k in (0..3).filter(|&k| !live[b][k]) {
+                let d = &mut diag[b];
+                d[k] = [C::new(0.0, 0.0); 3];
+                for row in d.iter_mut() {
+                    row[k] = C::new(0.0, 0.0);
+                }
+                d[k][k] = C::new(1.0, 0.0);
+            }
+        }
+        for &k in &closed {
+            let br = &net.branches[k];
+            for i in 0..3 {
+                for j in 0..3 {
+                    if !live[br.from][i] || !live[br.to][j] {
+                        y_from_to[k][i][j] = C::new(0.0, 0.0);
+                    }
+                }
+            }
+        }
         // Eliminate leaves first, writing the factors by position.
         let mut dinv = Vec::with_capacity(m);
         let mut fwd = Vec::with_capacity(m);
@@ -254,6 +404,8 @@ impl Solver {
             pos_of,
             i_source: mat3::mulv(&net.source.y, &net.source.e),
             energized: seen,
+            live,
+            load_y,
         })
     }
 
@@ -297,13 +449,27 @@ impl Solver {
                 rhs
             }
         };
-        // Loads on energised buses, by position; 1/base² per position.
-        let loads: Vec<(usize, &super::network::Load)> = net
+        // Loads and PV on live nodes, by position; 1/base² per position.
+        let live = |b: usize, k: usize| self.live[b][k];
+        let loads: Vec<(usize, C, &super::network::Load)> = net
             .loads
             .iter()
-            .filter_map(|l| {
+            .enumerate()
+            .filter_map(|(i, l)| {
                 let p = self.pos_of[l.bus];
-                (p != usize::MAX).then_some((p, l))
+                let on = live(l.bus, l.phase) && l.to_phase.is_none_or(|j| live(l.bus, j));
+                let y = self.load_y.get(i).copied().unwrap_or_default();
+                (p != usize::MAX && on).then_some((p, y, l))
+            })
+            .collect();
+        let pv: Vec<(usize, usize, &super::network::Pv)> = net
+            .pv
+            .iter()
+            .filter(|g| self.pos_of[g.bus] != usize::MAX)
+            .flat_map(|g| {
+                (0..3)
+                    .filter(|&k| g.phases[k] && live(g.bus, k))
+                    .map(move |k| (self.pos_of[g.bus], k, g))
             })
             .collect();
         let inv_base2: Vec<f64> = self
@@ -319,8 +485,24 @@ impl Solver {
         for it in 1..=settings.max_iter {
             rhs.fill(ZV);
             rhs[root] = self.i_source;
-            for &(p, l) in &loads {
-                rhs[p][l.phase] -= l.current(v[p][l.phase]);
+            // Each load injects minus its current, plus what its stamped
+            // admittance already draws.
+            for &(p, y, l) in &loads {
+                match l.to_phase {
+                    None => {
+                        let u = v[p][l.phase];
+                        rhs[p][l.phase] -= l.current(u) - y * u;
+                    }
+                    Some(j) => {
+                        let u = v[p][l.phase] - v[p][j];
+                        let i = l.current(u) - y * u;
+                        rhs[p][l.phase] -= i;
+                        rhs[p][j] += i;
+                    }
+                }
+            }
+            for &(p, k, g) in &pv {
+                rhs[p][k] += g.injection(v[p][k]);
             }
             self.solve_in_place(&mut rhs);
             // Squared changes relative to the squared base: no square root
@@ -347,6 +529,7 @@ impl Solver {
                     iterations: it,
                     mismatch_pu: worst.0,
                     energized: self.energized.clone(),
+                    live: self.live.clone(),
                 });
             }
         }
@@ -425,6 +608,7 @@ mod tests {
             to: 17,
             kind: BranchKind::Line { z },
             closed: true,
+            phases: [true; 3],
         });
         let err = Solver::new(&net).unwrap_err();
         assert!(matches!(err, PowerFlowError::Meshed { .. }), "{err}");
@@ -545,6 +729,8 @@ mod split_tests {
 pub struct BranchFlow {
     /// Current entering at the from end, per phase [A].
     pub i_from: V3,
+    /// Current entering at the to end, per phase [A].
+    pub i_to: V3,
     /// Complex power entering at the from end, per phase [VA].
     pub s_from: V3,
     /// Complex power entering at the to end, per phase [VA] (negative real
@@ -567,6 +753,7 @@ pub fn branch_flows(net: &Network, v: &[V3]) -> Vec<BranchFlow> {
             if !br.closed {
                 return BranchFlow {
                     i_from: ZV,
+                    i_to: ZV,
                     s_from: ZV,
                     s_to: ZV,
                 };
@@ -583,9 +770,32 @@ pub fn branch_flows(net: &Network, v: &[V3]) -> Vec<BranchFlow> {
             };
             BranchFlow {
                 i_from,
+                i_to,
                 s_from: [0, 1, 2].map(|k| vf[k] * i_from[k].conj()),
                 s_to: [0, 1, 2].map(|k| vt[k] * i_to[k].conj()),
             }
+        })
+        .collect()
+}
+
+/// Each transformer's loading [%]: its largest LV phase current over the
+/// rated current `S_rated / (3·U_LV,LN)`, `None` for lines. `flows` are the
+/// network's [`branch_flows`].
+pub fn transformer_loading_pct(net: &Network, flows: &[BranchFlow]) -> Vec<Option<f64>> {
+    net.branches
+        .iter()
+        .zip(flows)
+        .map(|(br, f)| match br.kind {
+            BranchKind::Transformer {
+                z_base, s_rated_va, ..
+            } => {
+                let s_unit = s_rated_va / 3.0;
+                // z_base = U_LV,LN² / S_unit.
+                let i_rated = s_unit / (z_base * s_unit).sqrt();
+                let i_max = f.i_to.iter().map(|i| i.norm()).fold(0.0, f64::max);
+                Some(100.0 * i_max / i_rated)
+            }
+            BranchKind::Line { .. } => None,
         })
         .collect()
 }

@@ -751,11 +751,14 @@ pub struct LoadDef {
     pub vminpu: f64,
     /// Above this voltage the load becomes constant impedance [pu].
     pub vmaxpu: f64,
+    /// ZIP coefficients of model 8: Z, I, P fractions of P, then of Q, then
+    /// the cut-off voltage [pu].
+    pub zipv: Option<[f64; 7]>,
 }
 
 const LOAD_ORDER: &[&str] = &[
     "phases", "bus1", "kv", "kw", "pf", "model", "yearly", "daily", "duty", "growth", "conn",
-    "kvar", "rneut", "xneut", "status", "class", "vminpu", "vmaxpu",
+    "kvar", "rneut", "xneut", "status", "class", "vminpu", "vmaxpu", "zipv",
 ];
 
 impl LoadDef {
@@ -774,6 +777,7 @@ impl LoadDef {
             daily: None,
             vminpu: 0.95,
             vmaxpu: 1.05,
+            zipv: None,
         }
     }
 
@@ -801,6 +805,19 @@ impl LoadDef {
                 "daily" => self.daily = Some(v.trim().to_ascii_lowercase()),
                 "vminpu" => self.vminpu = number(v)?,
                 "vmaxpu" => self.vmaxpu = number(v)?,
+                "zipv" => {
+                    let z = numbers(v)?;
+                    let z: [f64; 7] = z
+                        .try_into()
+                        .map_err(|z: Vec<f64>| format!("zipv takes 7 numbers, got {}", z.len()))?;
+                    for (part, f) in [("P", &z[0..3]), ("Q", &z[3..6])] {
+                        let sum: f64 = f.iter().sum();
+                        if (sum - 1.0).abs() > 1e-6 {
+                            return Err(format!("zipv fractions of {part} sum to {sum}, not 1"));
+                        }
+                    }
+                    self.zipv = Some(z);
+                }
                 "duty" | "growth" | "status" | "class" => {}
                 other => return Err(format!("unsupported property `{other}` of Load")),
             }
