@@ -49,8 +49,9 @@ pub struct FaultArgs {
     /// The faulted bus (case-insensitive).
     #[arg(long, value_name = "B")]
     pub bus: String,
-    /// The fault: slg-a, ll-ab, llg-ab or 3ph.
-    #[arg(long, value_name = "KIND", value_parser = ["slg-a", "ll-ab", "llg-ab", "3ph"])]
+    /// The fault: slg-a|b|c (phase to ground), ll-ab|bc|ca (phase to
+    /// phase), llg-ab|bc|ca (two phases to ground) or 3ph.
+    #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(FaultKind::NAMES))]
     pub kind: String,
     /// Fault resistance [Ω]; 0 is a bolted fault.
     #[arg(long = "r-ohm", value_name = "R", default_value_t = 0.0)]

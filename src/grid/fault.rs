@@ -8,10 +8,13 @@
 //!
 //! Fault kinds and their admittance at the faulted bus, with fault
 //! resistance R (a bolted fault uses [`BOLTED_R_OHM`]):
-//! - `slg-a`: phase a to ground through R;
-//! - `ll-ab`: phases a and b joined through R;
-//! - `llg-ab`: phases a and b each to ground through R;
+//! - `slg-a` (or `-b`, `-c`): the phase to ground through R;
+//! - `ll-ab` (or `-bc`, `-ca`): the two phases joined through R;
+//! - `llg-ab` (or `-bc`, `-ca`): the two phases each to ground through R;
 //! - `3ph`: all three phases to ground through R.
+//!
+//! Open-conductor (series) faults break one or two phases of a line
+//! ([`solve_open_conductor`]): the phases beyond the break go dead.
 
 use num_complex::Complex64 as C;
 
@@ -28,29 +31,62 @@ pub const BOLTED_R_OHM: f64 = 1e-9;
 /// Below this voltage [pu] loads become constant impedance during a fault.
 pub const FAULT_VMIN_PU: f64 = 0.7;
 
-/// A shunt fault type.
+/// A shunt fault type. Phases are 0 = a, 1 = b, 2 = c.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
-    /// Phase a to ground.
-    SlgA,
-    /// Phase a to phase b.
-    LlAb,
-    /// Phases a and b to ground.
-    LlgAb,
-    /// All three phases.
+    /// One phase to ground.
+    Slg(usize),
+    /// Two phases joined.
+    Ll(usize, usize),
+    /// Two phases, each to ground.
+    Llg(usize, usize),
+    /// All three phases, each to ground.
     ThreePhase,
 }
 
 impl FaultKind {
-    /// Parses `slg-a`, `ll-ab`, `llg-ab` or `3ph`.
+    /// Phase a to ground.
+    pub const SLG_A: FaultKind = FaultKind::Slg(0);
+    /// Phases a and b joined.
+    pub const LL_AB: FaultKind = FaultKind::Ll(0, 1);
+    /// Phases a and b to ground.
+    pub const LLG_AB: FaultKind = FaultKind::Llg(0, 1);
+
+    /// Every form [`FaultKind::parse`] accepts.
+    pub const NAMES: &[&str] = &[
+        "slg-a", "slg-b", "slg-c", "ll-ab", "ll-bc", "ll-ca", "llg-ab", "llg-bc", "llg-ca", "3ph",
+    ];
+
+    /// Parses `slg-a|b|c`, `ll-ab|bc|ca`, `llg-ab|bc|ca` or `3ph`.
     pub fn parse(s: &str) -> Option<FaultKind> {
-        Some(match s {
-            "slg-a" => FaultKind::SlgA,
-            "ll-ab" => FaultKind::LlAb,
-            "llg-ab" => FaultKind::LlgAb,
-            "3ph" => FaultKind::ThreePhase,
-            _ => return None,
-        })
+        let phase = |c: u8| match c {
+            b'a' => Some(0),
+            b'b' => Some(1),
+            b'c' => Some(2),
+            _ => None,
+        };
+        let pair = |p: &str| match p.as_bytes() {
+            [x, y] if x != y => Some((phase(*x)?, phase(*y)?)),
+            _ => None,
+        };
+        if s == "3ph" {
+            return Some(FaultKind::ThreePhase);
+        }
+        if let Some(p) = s.strip_prefix("slg-") {
+            return match p.as_bytes() {
+                [x] => Some(FaultKind::Slg(phase(*x)?)),
+                _ => None,
+            };
+        }
+        if let Some(p) = s.strip_prefix("llg-") {
+            let (x, y) = pair(p)?;
+            return Some(FaultKind::Llg(x, y));
+        }
+        if let Some(p) = s.strip_prefix("ll-") {
+            let (x, y) = pair(p)?;
+            return Some(FaultKind::Ll(x, y));
+        }
+        None
     }
 
     /// The fault's admittance matrix [S] for fault resistance `r_ohm`.
@@ -58,16 +94,16 @@ impl FaultKind {
         let g = C::new(1.0 / r_ohm.max(BOLTED_R_OHM), 0.0);
         let mut y = mat3::ZM;
         match self {
-            FaultKind::SlgA => y[0][0] = g,
-            FaultKind::LlAb => {
-                y[0][0] = g;
-                y[1][1] = g;
-                y[0][1] = -g;
-                y[1][0] = -g;
+            FaultKind::Slg(p) => y[p][p] = g,
+            FaultKind::Ll(p, q) => {
+                y[p][p] = g;
+                y[q][q] = g;
+                y[p][q] = -g;
+                y[q][p] = -g;
             }
-            FaultKind::LlgAb => {
-                y[0][0] = g;
-                y[1][1] = g;
+            FaultKind::Llg(p, q) => {
+                y[p][p] = g;
+                y[q][q] = g;
             }
             FaultKind::ThreePhase => {
                 for (k, row) in y.iter_mut().enumerate() {
@@ -151,4 +187,56 @@ pub fn iec60909_max_network(net: &Network, c_max: f64) -> Network {
         }
     }
     n
+}
+
+/// Solves an open-conductor fault: the phases of line `branch` where
+/// `broken` is true are cut. Returns the state during the fault; the
+/// fault current is zero.
+pub fn solve_open_conductor(
+    net: &Network,
+    branch: usize,
+    broken: [bool; 3],
+) -> Result<FaultSolution, PowerFlowError> {
+    let mut faulted = net.clone();
+    if let Some(br) = faulted.branches.get_mut(branch) {
+        for (k, b) in broken.iter().enumerate() {
+            if *b {
+                br.phases[k] = false;
+            }
+        }
+    }
+    let solution = Solver::new(&faulted)?.solve(&faulted, Settings::default(), None)?;
+    let branch_currents = branch_currents(&faulted, &solution.v);
+    Ok(FaultSolution {
+        solution,
+        fault_current: mat3::ZV,
+        branch_currents,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_kind_parses_and_others_do_not() {
+        for name in FaultKind::NAMES {
+            assert!(FaultKind::parse(name).is_some(), "{name}");
+        }
+        for bad in ["slg-d", "ll-aa", "llg-a", "3p", "slg-ab", ""] {
+            assert_eq!(FaultKind::parse(bad), None, "{bad}");
+        }
+        assert_eq!(FaultKind::parse("ll-ca"), Some(FaultKind::Ll(2, 0)));
+    }
+
+    #[test]
+    fn a_line_to_line_fault_joins_its_two_phases_only() {
+        let y = FaultKind::parse("ll-bc").unwrap().admittance(1.0);
+        assert_eq!(y[1][2], C::new(-1.0, 0.0));
+        assert_eq!(y[0], [C::new(0.0, 0.0); 3]);
+        // No current to ground: each row sums to zero.
+        for row in &y {
+            assert_eq!(row.iter().sum::<C>(), C::new(0.0, 0.0));
+        }
+    }
 }

@@ -67,7 +67,7 @@ fn bolted_fault_currents_match_the_network_impedances() {
                 &row[0]
             );
         }
-        let f1 = solve_fault(&net, bus, FaultKind::SlgA, 0.0).unwrap();
+        let f1 = solve_fault(&net, bus, FaultKind::SLG_A, 0.0).unwrap();
         let got = f1.fault_current[0].norm();
         assert!(
             (got - i1).abs() / i1 < 0.01,
@@ -105,9 +105,9 @@ fn fault_current_flows_on_the_fault_path_only() {
     }
     for kind in [
         FaultKind::ThreePhase,
-        FaultKind::SlgA,
-        FaultKind::LlAb,
-        FaultKind::LlgAb,
+        FaultKind::SLG_A,
+        FaultKind::LL_AB,
+        FaultKind::LLG_AB,
     ] {
         let f = solve_fault(&net, target, kind, 0.0).unwrap();
         // The faulted phases: those carrying fault current at the bus.
@@ -220,7 +220,7 @@ fn iec60909_max_currents_match_pandapower() {
             .unwrap()
             .fault_current[0]
             .norm();
-        let i1 = solve_fault(&net, bus, FaultKind::SlgA, 0.0)
+        let i1 = solve_fault(&net, bus, FaultKind::SLG_A, 0.0)
             .unwrap()
             .fault_current[0]
             .norm();

@@ -159,8 +159,9 @@ def build_net(feeder_dir: Path) -> tuple[pp.pandapowerNet, dict[str, int]]:
         vkr0_percent=TR_R_PERCENT,
         # Zero-sequence magnetising impedance, in % of the short-circuit
         # impedance: effectively open, so the zero-sequence impedance seen
-        # from LV is the leakage impedance alone, as in OpenDSS.
-        mag0_percent=1e6,
+        # from LV is the leakage impedance alone, as in OpenDSS. (100 %
+        # would shift LV voltages by ~5e-4 pu; 1e6 % still by ~1e-7 pu.)
+        mag0_percent=1e10,
         mag0_rx=0.0,
         si0_hv_partial=0.9,
         name="TR1",
