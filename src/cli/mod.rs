@@ -116,8 +116,20 @@ impl CliError {
             CliError::Scenario(_) => 2,
             CliError::Grid(e) if e.is_input_error() => 2,
             CliError::Grid(_) => 1,
+            CliError::World(e) if e.is_input_error() => 2,
             CliError::World(_) | CliError::Write { .. } => 1,
         }
+    }
+}
+
+/// A world error, with scenario mistakes lifted out so that they render
+/// as positioned diagnostics.
+fn world_error(e: world::WorldError) -> CliError {
+    match e {
+        world::WorldError::GridBuild(world::grid::GridBuildError::Scenario(e)) => {
+            CliError::Scenario(*e)
+        }
+        e => CliError::World(e),
     }
 }
 
@@ -140,6 +152,9 @@ fn load(global: &GlobalArgs, path: &Path) -> Result<Scenario, CliError> {
 
 fn check(global: &GlobalArgs, path: &Path) -> Result<(), CliError> {
     let s = load(global, path)?;
+    // Names in model sections are checked against the files they name
+    // (e.g. buses of the feeder), as a run would.
+    world::grid::setup(&s).map_err(|e| world_error(e.into()))?;
     if !global.quiet {
         println!(
             "{}: ok (scenario `{}`, duration {}, seed {})",
@@ -164,7 +179,7 @@ fn run(global: &GlobalArgs, path: &Path) -> Result<(), CliError> {
         .unwrap_or_else(|| Path::new("results").join(&scenario.name));
     let show = !global.quiet && std::io::stderr().is_terminal();
     let mut bar = progress::SimProgress::new(scenario.duration, show);
-    let out = world::run(&scenario, threads, &mut bar)?;
+    let out = world::run(&scenario, threads, &mut bar).map_err(world_error)?;
     bar.finish();
     write_run(
         &dir,

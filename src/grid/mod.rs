@@ -20,9 +20,11 @@
 pub mod dss;
 pub mod fault;
 pub mod mat3;
+pub mod model;
 pub mod network;
 pub mod powerflow;
 pub mod quality;
+pub mod solar;
 
 #[cfg(test)]
 mod model_tests;

@@ -471,9 +471,13 @@ impl Pv {
 
     /// The current it injects into one of its phase nodes at voltage `v`
     /// [A]: S = P + jQ per phase, limited to
-    /// [`PV_CURRENT_LIMIT_PU`] × rated current.
+    /// [`PV_CURRENT_LIMIT_PU`] × rated current. With no active power (at
+    /// night) the inverter is off and injects nothing.
     #[inline]
     pub fn injection(&self, v: C) -> C {
+        if self.p_w <= 0.0 {
+            return C::new(0.0, 0.0);
+        }
         let n = self.n_phases().max(1) as f64;
         let s_ph = self.s_rated_va / n;
         let p = self.p_w.min(self.s_rated_va) / n;

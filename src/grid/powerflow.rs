@@ -440,14 +440,34 @@ impl Solver {
         let n = net.buses.len();
         let m = self.bus_at.len();
         let root = m - 1;
+        let no_load = || {
+            let mut rhs = vec![ZV; m];
+            rhs[root] = self.i_source;
+            self.solve_in_place(&mut rhs);
+            rhs
+        };
         let mut v: Vec<V3> = match start {
-            Some(s) if s.len() == n => self.bus_at.iter().map(|&b| s[b]).collect(),
-            _ => {
-                let mut rhs = vec![ZV; m];
-                rhs[root] = self.i_source;
-                self.solve_in_place(&mut rhs);
-                rhs
+            Some(s) if s.len() == n => {
+                let mut v: Vec<V3> = self.bus_at.iter().map(|&b| s[b]).collect();
+                // Nodes that were dead in the start (re-energised since)
+                // start from the no-load voltages instead of zero, where
+                // constant-power loads are undefined.
+                let cold = |(i, x): (usize, &V3)| {
+                    (0..3).any(|k| self.live[self.bus_at[i]][k] && x[k].norm_sqr() == 0.0)
+                };
+                if v.iter().enumerate().any(cold) {
+                    let nl = no_load();
+                    for (i, x) in v.iter_mut().enumerate() {
+                        for k in 0..3 {
+                            if x[k].norm_sqr() == 0.0 {
+                                x[k] = nl[i][k];
+                            }
+                        }
+                    }
+                }
+                v
             }
+            _ => no_load(),
         };
         // Loads and PV on live nodes, by position; 1/base² per position.
         let live = |b: usize, k: usize| self.live[b][k];

@@ -85,6 +85,7 @@ pub struct Context<'a, E> {
     now: SimTime,
     current: EventId,
     events: u64,
+    halt: &'a mut bool,
 }
 
 impl<E> Context<'_, E> {
@@ -126,6 +127,12 @@ impl<E> Context<'_, E> {
     pub fn cancel(&mut self, id: EventId) -> bool {
         self.queue.cancel(id)
     }
+
+    /// Ends the run after this event (e.g. a model hit an error it cannot
+    /// continue from); the run stops with [`StopReason::Halted`].
+    pub fn halt(&mut self) {
+        *self.halt = true;
+    }
 }
 
 /// When a run stops.
@@ -148,6 +155,8 @@ pub enum StopReason {
     EventBudget,
     /// The future-event list ran empty before the stop time.
     Exhausted,
+    /// A handler halted the run ([`Context::halt`]).
+    Halted,
 }
 
 impl StopReason {
@@ -157,6 +166,7 @@ impl StopReason {
             StopReason::StopTime => "stop_time",
             StopReason::EventBudget => "event_budget",
             StopReason::Exhausted => "exhausted",
+            StopReason::Halted => "halted",
         }
     }
 }
@@ -268,16 +278,23 @@ impl<E> Simulation<E> {
             self.now = id.time();
             self.events += 1;
             observer.on_event(id, &event);
+            let mut halt = false;
             let mut cx = Context {
                 queue: &mut self.queue,
                 now: self.now,
                 current: id,
                 events: self.events,
+                halt: &mut halt,
             };
             handler.handle(event, &mut cx);
             observer.after_event(self.now, handler);
+            if halt {
+                break StopReason::Halted;
+            }
         };
-        if reason != StopReason::EventBudget && self.now < limits.stop_at {
+        if !matches!(reason, StopReason::EventBudget | StopReason::Halted)
+            && self.now < limits.stop_at
+        {
             self.now = limits.stop_at;
         }
         let stats = RunStats {

@@ -102,6 +102,11 @@ impl SimTime {
             None => None,
         }
     }
+
+    /// The span from `earlier` to `self`, or zero if `earlier` is later.
+    pub const fn saturating_since(self, earlier: SimTime) -> SimDuration {
+        SimDuration(self.0.saturating_sub(earlier.0))
+    }
 }
 
 impl SimDuration {

@@ -15,6 +15,10 @@
 //! | `max_events` | integer event budget | none |
 //! | `outputs.sample_interval` | duration between time-series rows | `"1min"` |
 //! | `outputs.trace` | `Off` or `Events` (every event to `events.csv`) | `Off` |
+//! | `grid` | the grid model, see [`GridFile`] | absent |
+//! | `faults` | a timeline of injections, see [`FaultFile`] | `[]` |
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +41,12 @@ pub struct ScenarioFile {
     pub max_events: Option<u64>,
     /// What the run records.
     pub outputs: OutputsFile,
+    /// The grid model, if the scenario has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grid: Option<GridFile>,
+    /// Injected faults, in any order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultFile>,
 }
 
 impl Default for ScenarioFile {
@@ -47,6 +57,8 @@ impl Default for ScenarioFile {
             duration: SimDuration::from_hours(1).expect("1 h fits"),
             max_events: None,
             outputs: OutputsFile::default(),
+            grid: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -77,4 +89,269 @@ pub enum TraceFile {
     Off,
     /// Every handled event, one row each, in `events.csv`.
     Events,
+}
+
+/// The `grid` section.
+///
+/// ```ron
+/// grid: (
+///     feeder: Dss("../feeders/ieee_eu_lv/Master.dss"),
+///     loads: ConstantPq,
+///     profile_step: "1min",
+///     pv: [(name: "pv34", bus: "34", kw: 5.0, profile: ClearSky(latitude_deg: 52.0))],
+///     switches: [(line: "line.line12")],
+///     switching: [(at: "6h", line: "line.line12", action: Open)],
+/// )
+/// ```
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `feeder` | `Dss("Master.dss")` (relative to the scenario) or `Synthetic(buses, seed)` | required |
+/// | `loads` | `Feeder` (the feeder's own load models) or `ConstantPq` (the IEEE definition) | `Feeder` |
+/// | `profiles` | `Feeder` (each load's yearly, else daily shape) or `Flat` (nominal power) | `Feeder` |
+/// | `profile_step` | duration between profile evaluations | `"1min"` |
+/// | `pv` | PV systems, see [`PvFile`] | `[]` |
+/// | `switches` | lines that act as switches, see [`SwitchFile`] | `[]` |
+/// | `switching` | scheduled switching actions, see [`SwitchingFile`] | `[]` |
+/// | `solver.tol_pu` | convergence tolerance [pu] | `1e-10` |
+/// | `solver.max_iter` | iteration limit | `100` |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridFile {
+    /// The feeder.
+    pub feeder: FeederFile,
+    /// Which load model applies.
+    #[serde(default)]
+    pub loads: LoadsFile,
+    /// Where load profiles come from.
+    #[serde(default)]
+    pub profiles: ProfilesFile,
+    /// Interval at which profiles are evaluated; the grid re-solves only
+    /// when a value changed.
+    #[serde(default = "one_minute")]
+    pub profile_step: SimDuration,
+    /// PV systems.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pv: Vec<PvFile>,
+    /// Lines that are switches (or contactors) and their normal state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub switches: Vec<SwitchFile>,
+    /// Scheduled switching actions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub switching: Vec<SwitchingFile>,
+    /// Solver settings.
+    #[serde(default)]
+    pub solver: SolverFile,
+}
+
+fn one_minute() -> SimDuration {
+    SimDuration::from_mins(1).expect("1 min fits")
+}
+
+/// Where the feeder comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FeederFile {
+    /// An OpenDSS `Master.dss`, relative to the scenario file.
+    Dss(PathBuf),
+    /// A synthetic radial LV feeder (random recursive tree of 30 m cable
+    /// sections behind an 800 kVA transformer).
+    Synthetic {
+        /// LV buses.
+        buses: usize,
+        /// Seed of its layout.
+        seed: u64,
+    },
+}
+
+/// Which load model applies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoadsFile {
+    /// Each load's own model from the feeder, with its vminpu/vmaxpu.
+    #[default]
+    Feeder,
+    /// Pure constant PQ at every voltage: the IEEE test feeders' definition.
+    ConstantPq,
+}
+
+/// Where load profiles come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProfilesFile {
+    /// Each load's yearly shape, else its daily shape, else flat.
+    #[default]
+    Feeder,
+    /// Every load at its nominal power throughout.
+    Flat,
+}
+
+/// Solver settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SolverFile {
+    /// Convergence tolerance on the largest voltage change [pu].
+    pub tol_pu: f64,
+    /// Iteration limit.
+    pub max_iter: usize,
+}
+
+impl Default for SolverFile {
+    fn default() -> Self {
+        SolverFile {
+            tol_pu: 1e-10,
+            max_iter: 100,
+        }
+    }
+}
+
+/// A PV system.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PvFile {
+    /// Name, unique among PV systems.
+    pub name: String,
+    /// Bus name in the feeder.
+    pub bus: String,
+    /// Phases it feeds: `"abc"`, `"a"`, `"bc"`, …
+    #[serde(default = "abc")]
+    pub phases: String,
+    /// Peak active power, when the profile is 1 [kW].
+    pub kw: f64,
+    /// Inverter rating [kVA]; defaults to 1.1 × `kw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kva: Option<f64>,
+    /// Output over time, as a share of `kw`.
+    #[serde(default)]
+    pub profile: PvProfileFile,
+    /// Reactive power control.
+    #[serde(default)]
+    pub control: QControlFile,
+}
+
+fn abc() -> String {
+    "abc".into()
+}
+
+/// A PV output profile.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum PvProfileFile {
+    /// Always at `kw`.
+    #[default]
+    Constant,
+    /// A load shape of the feeder, by name (its multipliers scale `kw`).
+    Shape(String),
+    /// Clear-sky output at a site: the Haurwitz clear-sky irradiance on a
+    /// horizontal panel, over 1000 W/m².
+    ClearSky {
+        /// Latitude [deg], north positive.
+        latitude_deg: f64,
+        /// Longitude [deg], east positive.
+        #[serde(default)]
+        longitude_deg: f64,
+        /// Offset of the simulation's clock from UTC [h].
+        #[serde(default)]
+        utc_offset_h: f64,
+        /// Day of the year (1–366) at time zero.
+        #[serde(default = "midsummer")]
+        day_of_year: u16,
+    },
+}
+
+fn midsummer() -> u16 {
+    172
+}
+
+/// Reactive power control of an inverter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum QControlFile {
+    /// No reactive power.
+    #[default]
+    UnityPf,
+    /// Fixed reactive power, positive injecting [kvar].
+    FixedKvar(f64),
+    /// IEEE 1547-2018 category B default volt-var curve.
+    Ieee1547,
+    /// A volt-var curve: `(voltage [pu], Q [pu of rating])` points in
+    /// increasing voltage.
+    VoltVar(Vec<(f64, f64)>),
+}
+
+/// A line that is a switch or contactor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchFile {
+    /// The line, `line.<name>`.
+    pub line: String,
+    /// Normally open (a tie).
+    #[serde(default)]
+    pub open: bool,
+}
+
+/// A scheduled switching action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchingFile {
+    /// When, from the start.
+    pub at: SimDuration,
+    /// The switch, `line.<name>` (listed in `switches`).
+    pub line: String,
+    /// What to do.
+    pub action: SwitchAction,
+}
+
+/// A switching action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SwitchAction {
+    /// Open all three phases.
+    Open,
+    /// Close all three phases.
+    Close,
+}
+
+/// One injected fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FaultFile {
+    /// A short circuit: a shunt fault at a bus or part-way along a line.
+    Short(ShortFile),
+    /// One or two conductors of a line broken.
+    OpenConductor(OpenConductorFile),
+}
+
+/// A short-circuit fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShortFile {
+    /// When, from the start.
+    pub at: SimDuration,
+    /// The faulted bus (or give `line`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
+    /// The faulted line, `line.<name>` (or give `bus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+    /// Where along `line`, from its from end (0 < f < 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+    /// `slg-a|b|c`, `ll-ab|bc|ca`, `llg-ab|bc|ca` or `3ph`.
+    pub kind: String,
+    /// Fault resistance [Ω]; 0 is a bolted fault, large values a
+    /// high-impedance fault.
+    #[serde(default)]
+    pub r_ohm: f64,
+    /// How long it lasts; absent: permanent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<SimDuration>,
+}
+
+/// An open-conductor fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenConductorFile {
+    /// When, from the start.
+    pub at: SimDuration,
+    /// The line, `line.<name>`.
+    pub line: String,
+    /// The broken phases: one or two of `a`, `b`, `c`.
+    pub phases: String,
+    /// How long it lasts; absent: permanent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<SimDuration>,
 }

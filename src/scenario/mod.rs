@@ -26,12 +26,13 @@ use std::path::{Path, PathBuf};
 use ron::extensions::Extensions;
 
 pub use error::{ScenarioDiagnostic, ScenarioError};
+pub(crate) use validate::parse_phases;
 
 use crate::kernel::SimDuration;
 use dto::ScenarioFile;
 
 /// A validated scenario: one study, ready to build into a world.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
     /// Directory against which paths in the scenario are resolved: the
     /// scenario file's directory.
@@ -46,6 +47,29 @@ pub struct Scenario {
     pub max_events: Option<u64>,
     /// What the run records.
     pub outputs: OutputSettings,
+    /// The grid model's section, checked for everything that does not need
+    /// the feeder itself (names are checked when the world is built).
+    pub grid: Option<dto::GridFile>,
+    /// The fault timeline, checked likewise.
+    pub faults: Vec<dto::FaultFile>,
+    /// The file name and text the scenario came from, so that mistakes
+    /// found when building the world still point into the file.
+    origin: Origin,
+}
+
+/// Where a scenario came from.
+#[derive(Clone, Debug, Default)]
+struct Origin {
+    file: String,
+    src: String,
+}
+
+/// Where a scenario came from does not change what it is: two scenarios
+/// are equal when their settings are.
+impl PartialEq for Origin {
+    fn eq(&self, _: &Origin) -> bool {
+        true
+    }
 }
 
 /// What a run records.
@@ -97,6 +121,25 @@ impl Scenario {
         validate::validate(dto, file, src, base_dir, default_name)
     }
 
+    /// An error at `path` in the scenario file, for mistakes found after
+    /// validation (e.g. a bus name that the feeder does not have).
+    pub fn error_at(
+        &self,
+        path: &[locate::Seg],
+        message: impl Into<String>,
+        help: Option<String>,
+    ) -> ScenarioError {
+        validate::invalid_at(
+            &self.origin.file,
+            &self.origin.src,
+            validate::Invalid {
+                path: path.to_vec(),
+                message: message.into(),
+                help,
+            },
+        )
+    }
+
     /// The same scenario with another seed.
     pub fn with_seed(mut self, seed: u64) -> Scenario {
         self.seed = seed;
@@ -124,6 +167,16 @@ impl Scenario {
                     Trace::Events => dto::TraceFile::Events,
                 },
             },
+            grid: self.grid.clone().map(|mut g| {
+                // Paths become absolute, so that the resolved file runs the
+                // same wherever it is written.
+                if let dto::FeederFile::Dss(p) = &mut g.feeder {
+                    let full = self.resolve_path(p);
+                    *p = std::fs::canonicalize(&full).unwrap_or(full);
+                }
+                g
+            }),
+            faults: self.faults.clone(),
         }
     }
 

@@ -3,16 +3,19 @@
 
 use std::path::Path;
 
-use super::dto::{ScenarioFile, TraceFile};
+use super::dto::{
+    FaultFile, FeederFile, GridFile, PvProfileFile, QControlFile, ScenarioFile, TraceFile,
+};
 use super::error::{ScenarioDiagnostic, ScenarioError, offset_of};
 use super::locate::{Seg, locate, path_to_string};
 use super::{OutputSettings, Scenario, Trace};
+use crate::kernel::SimDuration;
 
 /// A mistake found after parsing, at a path in the file.
-struct Invalid {
-    path: Vec<Seg>,
-    message: String,
-    help: Option<String>,
+pub(super) struct Invalid {
+    pub(super) path: Vec<Seg>,
+    pub(super) message: String,
+    pub(super) help: Option<String>,
 }
 
 fn field(path: &[&str]) -> Vec<Seg> {
@@ -39,6 +42,12 @@ pub(super) fn validate(
                 TraceFile::Off => Trace::Off,
                 TraceFile::Events => Trace::Events,
             },
+        },
+        grid: dto.grid,
+        faults: dto.faults,
+        origin: super::Origin {
+            file: file.to_string(),
+            src: src.to_string(),
         },
     })
 }
@@ -92,12 +101,253 @@ fn check(dto: &ScenarioFile, default_name: &str) -> Result<(), Invalid> {
             help: Some("shorten `outputs.sample_interval` or lengthen `duration`".into()),
         });
     }
+    if let Some(grid) = &dto.grid {
+        check_grid(grid)?;
+    }
+    for (i, f) in dto.faults.iter().enumerate() {
+        check_fault(f, i, dto.duration)?;
+    }
+    Ok(())
+}
+
+fn at(path: &[Seg], more: &[&str]) -> Vec<Seg> {
+    let mut p = path.to_vec();
+    p.extend(more.iter().map(|s| Seg::Field((*s).to_string())));
+    p
+}
+
+fn bad(path: Vec<Seg>, message: String, help: Option<&str>) -> Invalid {
+    Invalid {
+        path,
+        message,
+        help: help.map(str::to_string),
+    }
+}
+
+/// `"abc"`, `"a"`, `"ca"`…: each of a, b, c at most once, at least one.
+pub(crate) fn parse_phases(s: &str) -> Option<[bool; 3]> {
+    let mut mask = [false; 3];
+    for c in s.chars() {
+        let k = match c {
+            'a' => 0,
+            'b' => 1,
+            'c' => 2,
+            _ => return None,
+        };
+        if mask[k] {
+            return None;
+        }
+        mask[k] = true;
+    }
+    mask.iter().any(|&m| m).then_some(mask)
+}
+
+fn check_grid(g: &GridFile) -> Result<(), Invalid> {
+    let root = field(&["grid"]);
+    if let FeederFile::Synthetic { buses, .. } = g.feeder
+        && buses < 2
+    {
+        return Err(bad(
+            at(&root, &["feeder", "buses"]),
+            format!("a synthetic feeder needs at least 2 buses, not {buses}"),
+            None,
+        ));
+    }
+    if g.profile_step.is_zero() {
+        return Err(bad(
+            at(&root, &["profile_step"]),
+            "the profile step must be longer than zero".into(),
+            Some("write e.g. \"1min\" or \"15min\""),
+        ));
+    }
+    if !(g.solver.tol_pu > 0.0 && g.solver.tol_pu < 1.0) {
+        return Err(bad(
+            at(&root, &["solver", "tol_pu"]),
+            format!("tolerance {} pu must lie in (0, 1)", g.solver.tol_pu),
+            Some("the default is 1e-10"),
+        ));
+    }
+    if g.solver.max_iter == 0 {
+        return Err(bad(
+            at(&root, &["solver", "max_iter"]),
+            "at least one iteration is needed".into(),
+            None,
+        ));
+    }
+    for (i, pv) in g.pv.iter().enumerate() {
+        let mut p = root.clone();
+        p.extend([Seg::Field("pv".into()), Seg::Index(i)]);
+        if g.pv[..i].iter().any(|o| o.name == pv.name) {
+            return Err(bad(
+                at(&p, &["name"]),
+                format!("PV name `{}` is used twice", pv.name),
+                None,
+            ));
+        }
+        if parse_phases(&pv.phases).is_none() {
+            return Err(bad(
+                at(&p, &["phases"]),
+                format!("phases `{}`: write one to three of a, b, c", pv.phases),
+                Some("e.g. \"abc\" or \"b\""),
+            ));
+        }
+        if !(pv.kw.is_finite() && pv.kw >= 0.0) {
+            return Err(bad(
+                at(&p, &["kw"]),
+                format!("kw {} must be ≥ 0", pv.kw),
+                None,
+            ));
+        }
+        if let Some(kva) = pv.kva
+            && !(kva.is_finite() && kva > 0.0 && kva >= pv.kw)
+        {
+            return Err(bad(
+                at(&p, &["kva"]),
+                format!("kva {kva} must be positive and at least kw ({})", pv.kw),
+                None,
+            ));
+        }
+        if let PvProfileFile::ClearSky {
+            latitude_deg,
+            day_of_year,
+            ..
+        } = pv.profile
+        {
+            if !(-90.0..=90.0).contains(&latitude_deg) {
+                return Err(bad(
+                    at(&p, &["profile", "latitude_deg"]),
+                    format!("latitude {latitude_deg}° is not in [−90, 90]"),
+                    None,
+                ));
+            }
+            if !(1..=366).contains(&day_of_year) {
+                return Err(bad(
+                    at(&p, &["profile", "day_of_year"]),
+                    format!("day {day_of_year} is not in 1–366"),
+                    None,
+                ));
+            }
+        }
+        if let QControlFile::VoltVar(curve) = &pv.control {
+            let increasing = curve.windows(2).all(|w| w[0].0 < w[1].0);
+            if curve.len() < 2 || !increasing || curve.iter().any(|(_, q)| q.abs() > 1.0) {
+                return Err(bad(
+                    at(&p, &["control"]),
+                    "a volt-var curve needs at least two points in increasing voltage, with |Q| ≤ 1 pu".into(),
+                    Some("e.g. VoltVar([(0.92, 0.44), (0.98, 0.0), (1.02, 0.0), (1.08, -0.44)])"),
+                ));
+            }
+        }
+    }
+    for (i, s) in g.switching.iter().enumerate() {
+        if !g.switches.iter().any(|w| w.line == s.line) {
+            let mut p = root.clone();
+            p.extend([Seg::Field("switching".into()), Seg::Index(i)]);
+            return Err(bad(
+                at(&p, &["line"]),
+                format!("`{}` is not listed in grid.switches", s.line),
+                Some("add it to `switches` first"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Invalid> {
+    let p = vec![Seg::Field("faults".into()), Seg::Index(i)];
+    let at_time = match f {
+        FaultFile::Short(s) => s.at,
+        FaultFile::OpenConductor(o) => o.at,
+    };
+    if at_time > duration {
+        return Err(bad(
+            at(&p, &["at"]),
+            format!("the fault at {at_time} comes after the end of the run ({duration})"),
+            None,
+        ));
+    }
+    match f {
+        FaultFile::Short(s) => {
+            if crate::grid::fault::FaultKind::parse(&s.kind).is_none() {
+                return Err(bad(
+                    at(&p, &["kind"]),
+                    format!("unknown fault kind `{}`", s.kind),
+                    Some(&format!(
+                        "valid kinds: {}",
+                        crate::grid::fault::FaultKind::NAMES.join(", ")
+                    )),
+                ));
+            }
+            match (&s.bus, &s.line) {
+                (Some(_), None) if s.fraction.is_some() => {
+                    return Err(bad(
+                        at(&p, &["fraction"]),
+                        "`fraction` applies to a fault on a `line`, not at a `bus`".into(),
+                        None,
+                    ));
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err(bad(
+                        p.clone(),
+                        "give exactly one of `bus` or `line`".into(),
+                        None,
+                    ));
+                }
+            }
+            if let Some(fr) = s.fraction
+                && !(fr > 0.0 && fr < 1.0)
+            {
+                return Err(bad(
+                    at(&p, &["fraction"]),
+                    format!("fraction {fr} must lie strictly between 0 and 1"),
+                    None,
+                ));
+            }
+            if !(s.r_ohm.is_finite() && s.r_ohm >= 0.0) {
+                return Err(bad(
+                    at(&p, &["r_ohm"]),
+                    format!("fault resistance {} Ω must be ≥ 0", s.r_ohm),
+                    None,
+                ));
+            }
+            if s.duration.is_some_and(|d| d.is_zero()) {
+                return Err(bad(
+                    at(&p, &["duration"]),
+                    "a fault lasts longer than zero; leave `duration` out for a permanent one"
+                        .into(),
+                    None,
+                ));
+            }
+        }
+        FaultFile::OpenConductor(o) => {
+            let ok = parse_phases(&o.phases).is_some_and(|m| m.iter().filter(|&&x| x).count() < 3);
+            if !ok {
+                return Err(bad(
+                    at(&p, &["phases"]),
+                    format!(
+                        "phases `{}`: an open conductor breaks one or two of a, b, c",
+                        o.phases
+                    ),
+                    Some("to open all three, use a switch"),
+                ));
+            }
+            if o.duration.is_some_and(|d| d.is_zero()) {
+                return Err(bad(
+                    at(&p, &["duration"]),
+                    "a fault lasts longer than zero; leave `duration` out for a permanent one"
+                        .into(),
+                    None,
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
 /// Positions a post-parse mistake at its field, or at the nearest enclosing
 /// field that is written, or at the start of the file.
-fn invalid_at(file: &str, src: &str, inv: Invalid) -> ScenarioError {
+pub(super) fn invalid_at(file: &str, src: &str, inv: Invalid) -> ScenarioError {
     let span = (0..=inv.path.len())
         .rev()
         .find_map(|n| locate(src, &inv.path[..n]))

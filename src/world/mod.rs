@@ -19,8 +19,12 @@
 //! fixed order: the sampler's first tick is scheduled first, so at `t = 0`
 //! it records the state before any model has acted.
 
+pub mod grid;
+
 use std::time::Instant;
 
+use crate::grid::model::{GridEvent, GridModel};
+use crate::grid::powerflow::PowerFlowError;
 use crate::kernel::{
     Context, EventId, Handler, Observer, RunLimits, ScheduleError, SimDuration, SimTime, Simulation,
 };
@@ -33,6 +37,8 @@ use crate::scenario::{Scenario, Trace};
 pub enum Event {
     /// Record one row of the time series.
     Sample,
+    /// An event of the grid model.
+    Grid(GridEvent),
 }
 
 impl Event {
@@ -40,6 +46,7 @@ impl Event {
     pub fn label(&self) -> &'static str {
         match self {
             Event::Sample => "sample",
+            Event::Grid(g) => g.label(),
         }
     }
 }
@@ -74,9 +81,39 @@ impl Sampler {
 #[derive(Debug)]
 pub struct World {
     sampler: Sampler,
-    /// The first scheduling failure inside a handler, if any: handlers cannot
-    /// return errors through the kernel, so the world keeps it for `run`.
-    fault: Option<ScheduleError>,
+    /// The grid, if the scenario has one.
+    grid: Option<GridModel>,
+    /// The first failure inside a handler, if any: handlers cannot return
+    /// errors through the kernel, so the world keeps it for `run` and halts
+    /// the run.
+    failure: Option<WorldError>,
+}
+
+impl World {
+    /// The grid model, if the scenario has one.
+    pub fn grid(&self) -> Option<&GridModel> {
+        self.grid.as_ref()
+    }
+
+    fn sample(&mut self, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
+        let now = cx.now();
+        if let Some(g) = &mut self.grid {
+            g.advance_to(now).map_err(|e| WorldError::grid(now, e))?;
+            g.record(now);
+        }
+        Ok(self.sampler.tick(cx)?)
+    }
+
+    fn grid_event(&mut self, ev: GridEvent, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
+        let now = cx.now();
+        let Some(g) = &mut self.grid else {
+            return Ok(());
+        };
+        for (t, e) in g.handle(now, ev).map_err(|e| WorldError::grid(now, e))? {
+            cx.schedule_at(t, Event::Grid(e))?;
+        }
+        Ok(())
+    }
 }
 
 impl Handler for World {
@@ -84,10 +121,12 @@ impl Handler for World {
 
     fn handle(&mut self, event: Event, cx: &mut Context<'_, Event>) {
         let result = match event {
-            Event::Sample => self.sampler.tick(cx),
+            Event::Sample => self.sample(cx),
+            Event::Grid(g) => self.grid_event(g, cx),
         };
         if let Err(e) = result {
-            self.fault.get_or_insert(e);
+            self.failure.get_or_insert(e);
+            cx.halt();
         }
     }
 }
@@ -99,6 +138,29 @@ pub enum WorldError {
     /// An event could not be scheduled (e.g. beyond the end of time).
     #[error("scheduling failed: {0}")]
     Schedule(#[from] ScheduleError),
+    /// The grid could not be built from the scenario.
+    #[error(transparent)]
+    GridBuild(#[from] grid::GridBuildError),
+    /// A power flow failed during the run.
+    #[error("grid at t = {at}: {source}")]
+    Grid {
+        /// When.
+        at: SimTime,
+        /// Why.
+        source: PowerFlowError,
+    },
+}
+
+impl WorldError {
+    fn grid(at: SimTime, source: PowerFlowError) -> WorldError {
+        WorldError::Grid { at, source }
+    }
+
+    /// Whether the scenario (or a file it names) is at fault rather than
+    /// the run.
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, WorldError::GridBuild(_))
+    }
 }
 
 /// The builder: a scenario's world and its simulation, seeded with the
@@ -111,15 +173,26 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
             delay: scenario.duration,
         })?;
     let mut sim = Simulation::new();
+    let grid = grid::setup(scenario)?.map(GridModel::new);
+    // The sampler's first tick goes first; models it reads (the grid) bring
+    // themselves up to the sampled instant on demand.
+    sim.schedule_at(SimTime::ZERO, Event::Sample)?;
+    if let Some(g) = &grid {
+        for (t, e) in g.initial_events() {
+            if t <= end {
+                sim.schedule_at(t, Event::Grid(e))?;
+            }
+        }
+    }
     let world = World {
         sampler: Sampler {
             interval: scenario.outputs.sample_interval,
             end,
             series: TimeSeries::new("timeseries", &["t_s", "kernel.events", "kernel.pending"]),
         },
-        fault: None,
+        grid,
+        failure: None,
     };
-    sim.schedule_at(SimTime::ZERO, Event::Sample)?;
     Ok((world, sim))
 }
 
@@ -178,8 +251,8 @@ pub fn run<O: Observer<World>>(
     let wall = Instant::now();
     let stats = sim.run(&mut world, limits, &mut sinks);
     let wall_s = wall.elapsed().as_secs_f64();
-    if let Some(e) = world.fault {
-        return Err(e.into());
+    if let Some(e) = world.failure {
+        return Err(e);
     }
 
     let mut summary = Summary::new();
@@ -189,6 +262,10 @@ pub fn run<O: Observer<World>>(
     summary.set_u64("kernel.events", stats.events);
     summary.set_u64("kernel.pending_at_end", sim.pending() as u64);
     summary.set_text("kernel.stop_reason", stats.reason.as_str());
+    let mut series = vec![world.sampler.series];
+    if let Some(g) = world.grid {
+        series.push(g.finish(stats.end, &mut summary));
+    }
 
     Ok(RunOutput {
         summary,
@@ -201,7 +278,7 @@ pub fn run<O: Observer<World>>(
             },
             threads,
         },
-        series: vec![world.sampler.series],
+        series,
         trace: sinks.0.trace,
         resolved_scenario: scenario.to_resolved_ron(),
     })

@@ -8,6 +8,7 @@ mod golden;
 mod grid_dss;
 mod grid_fault;
 mod grid_pf;
+mod grid_series;
 mod loader_props;
 mod scenarios;
 

@@ -1,0 +1,704 @@
+//! The grid as a simulation model: a feeder whose loads and PV follow
+//! their profiles, whose switches and faults come from the event scheduler,
+//! and which re-solves only when something electrical changed.
+//!
+//! # Events and causal order
+//! The world routes [`GridEvent`]s here. A change (a switching action, a
+//! fault applied or cleared) is applied at once and marks the state dirty;
+//! the first change at an instant also schedules a [`GridEvent::Resolve`]
+//! at that instant, so several changes at one instant cost one solve. A
+//! [`GridEvent::ProfileStep`] every `profile_step` evaluates every load and
+//! PV profile and re-solves only if a value changed. Readers (the sampler,
+//! and later the LMUs) call [`GridModel::advance_to`] first, which applies
+//! a due profile step and a pending solve, so a reading at `t` always sees
+//! every change at `t` scheduled before it.
+//!
+//! # Time
+//! Simulation time zero is midnight at the start of the feeder's load
+//! shapes. A shape of `npts` points at `interval` gives, at time t, the
+//! point that covers `(t − interval, t]`, repeating after its length (as
+//! OpenDSS's yearly mode does with a day-long shape).
+//!
+//! # Energised state and customers
+//! Every load definition of the feeder is one customer at its bus. A
+//! customer is interrupted while any of its phase nodes is dead (no closed
+//! conducting path to the source), and each interruption is logged with its
+//! start and end for the reliability indices.
+//!
+//! # Faults
+//! A short circuit adds its admittance at the faulted bus (a line fault
+//! part-way along splits the line at build time); while any short is on,
+//! constant-PQ loads below 0.7 pu become constant impedance, as in OpenDSS.
+//! An open conductor breaks one or two phases of a line. Clearing a fault
+//! restores the state it changed.
+
+use std::collections::BTreeMap;
+
+use num_complex::Complex64 as C;
+
+use super::dss::LoadShapeDef;
+use super::fault::{FAULT_VMIN_PU, FaultKind};
+use super::mat3::{self, M3};
+use super::network::{BranchKind, LoadModel, Network};
+use super::powerflow::{PowerFlowError, Settings, Solution, Solver};
+use super::quality;
+use super::solar::ClearSky;
+use crate::kernel::{SimDuration, SimTime};
+use crate::metrics::{Summary, TimeSeries};
+
+/// An event of the grid model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GridEvent {
+    /// Evaluate the profiles and re-solve if anything changed.
+    ProfileStep,
+    /// Open or close a switch (branch index).
+    Switch {
+        /// Branch index.
+        branch: usize,
+        /// Close (true) or open (false).
+        close: bool,
+    },
+    /// Apply fault `n` (index into the model's fault list).
+    FaultOn(usize),
+    /// Clear fault `n`.
+    FaultOff(usize),
+    /// Solve the state if it changed.
+    Resolve,
+}
+
+impl GridEvent {
+    /// A short stable label for the event trace.
+    pub fn label(&self) -> &'static str {
+        match self {
+            GridEvent::ProfileStep => "grid.profile_step",
+            GridEvent::Switch { .. } => "grid.switch",
+            GridEvent::FaultOn(_) => "grid.fault_on",
+            GridEvent::FaultOff(_) => "grid.fault_off",
+            GridEvent::Resolve => "grid.resolve",
+        }
+    }
+}
+
+/// What a fault does to the network.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultEffect {
+    /// A shunt admittance [S] at a bus.
+    Short {
+        /// Bus index.
+        bus: usize,
+        /// Fault admittance [S].
+        y: M3,
+    },
+    /// Broken phases of a line.
+    Open {
+        /// Branch index.
+        branch: usize,
+        /// Which phases break.
+        broken: [bool; 3],
+    },
+}
+
+/// A scheduled fault.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GridFault {
+    /// When it starts.
+    pub at: SimTime,
+    /// When it clears, if it does.
+    pub clear_at: Option<SimTime>,
+    /// Its effect.
+    pub effect: FaultEffect,
+}
+
+/// A load or PV output profile: a share of nominal power over time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Profile {
+    /// Always 1.
+    Flat,
+    /// A load shape's multipliers.
+    Shape(LoadShapeDef),
+    /// Clear-sky PV output.
+    ClearSky(ClearSky),
+}
+
+impl Profile {
+    /// The multiplier at `t_s` seconds.
+    pub fn at(&self, t_s: f64) -> f64 {
+        match self {
+            Profile::Flat => 1.0,
+            Profile::Shape(s) => s.at(t_s).unwrap_or(1.0),
+            Profile::ClearSky(c) => c.share(t_s),
+        }
+    }
+}
+
+/// An interruption of one customer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interruption {
+    /// Customer index.
+    pub customer: usize,
+    /// When it started.
+    pub start: SimTime,
+    /// When supply returned, if it did before the end of the run.
+    pub end: Option<SimTime>,
+}
+
+/// A customer: one load definition of the feeder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Customer {
+    /// The load's name.
+    pub name: String,
+    /// Its bus.
+    pub bus: usize,
+    /// The phase nodes it needs.
+    pub phases: [bool; 3],
+}
+
+/// Everything the model is built from.
+#[derive(Clone, Debug)]
+pub struct GridSetup {
+    /// The network, PV included, lines already split for faults.
+    pub net: Network,
+    /// Profile of each load element (index as `net.loads`).
+    pub load_profiles: Vec<Profile>,
+    /// Profile of each PV system (index as `net.pv`), as a share of its
+    /// peak power.
+    pub pv_profiles: Vec<Profile>,
+    /// Peak power of each PV system [W].
+    pub pv_peak_w: Vec<f64>,
+    /// Interval between profile evaluations.
+    pub profile_step: SimDuration,
+    /// Solver settings.
+    pub settings: Settings,
+    /// Scheduled switching: (time, branch, close).
+    pub switching: Vec<(SimTime, usize, bool)>,
+    /// Faults.
+    pub faults: Vec<GridFault>,
+}
+
+/// Running totals and extremes.
+#[derive(Clone, Debug, Default)]
+struct Stats {
+    solves: u64,
+    refactorizations: u64,
+    iterations_max: usize,
+    v_min_pu: f64,
+    v_max_pu: f64,
+    loading_max_pct: f64,
+    unbalance_max_pct: f64,
+    energy_in_wh: f64,
+    energy_load_wh: f64,
+    energy_pv_wh: f64,
+    faults_applied: u64,
+    switch_operations: u64,
+}
+
+/// Powers of one solved state [W].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Powers {
+    source: C,
+    load: f64,
+    pv: f64,
+}
+
+/// The grid model.
+#[derive(Debug)]
+pub struct GridModel {
+    net: Network,
+    nominal: Vec<(f64, f64)>,
+    base_vmin: Vec<Option<f64>>,
+    base_phases: Vec<[bool; 3]>,
+    load_profiles: Vec<Profile>,
+    pv_profiles: Vec<Profile>,
+    pv_peak_w: Vec<f64>,
+    step: SimDuration,
+    settings: Settings,
+    switching: Vec<(SimTime, usize, bool)>,
+    faults: Vec<GridFault>,
+    active: Vec<bool>,
+    solver: Option<Solver>,
+    solution: Option<Solution>,
+    /// Needs a new factorisation.
+    topology_dirty: bool,
+    /// Needs a new solve.
+    dirty: bool,
+    resolve_pending: bool,
+    /// The profile time last applied.
+    profile_at: Option<SimTime>,
+    last_solve: SimTime,
+    powers: Powers,
+    customers: Vec<Customer>,
+    off_since: Vec<Option<SimTime>>,
+    interruptions: Vec<Interruption>,
+    stats: Stats,
+    series: TimeSeries,
+}
+
+/// Columns of `grid.csv`.
+pub const SERIES_COLUMNS: &[&str] = &[
+    "t_s",
+    "v_min_pu",
+    "v_max_pu",
+    "p_source_kw",
+    "q_source_kvar",
+    "p_load_kw",
+    "p_pv_kw",
+    "losses_kw",
+    "transformer_loading_pct",
+    "unbalance_max_pct",
+    "buses_energized",
+    "customers_off",
+];
+
+impl GridModel {
+    /// A model from its setup; nothing is solved until the first event.
+    pub fn new(setup: GridSetup) -> GridModel {
+        let net = setup.net;
+        let nominal = net.loads.iter().map(|l| (l.p_w, l.q_var)).collect();
+        let base_vmin = net
+            .loads
+            .iter()
+            .map(|l| match l.model {
+                LoadModel::Pq { vmin, .. } => Some(vmin),
+                _ => None,
+            })
+            .collect();
+        let base_phases = net.branches.iter().map(|b| b.phases).collect();
+        let mut by_name: BTreeMap<&str, Customer> = BTreeMap::new();
+        for l in &net.loads {
+            let c = by_name.entry(l.name.as_str()).or_insert_with(|| Customer {
+                name: l.name.clone(),
+                bus: l.bus,
+                phases: [false; 3],
+            });
+            c.phases[l.phase] = true;
+            if let Some(j) = l.to_phase {
+                c.phases[j] = true;
+            }
+        }
+        let customers: Vec<Customer> = by_name.into_values().collect();
+        let n_faults = setup.faults.len();
+        GridModel {
+            nominal,
+            base_vmin,
+            base_phases,
+            load_profiles: setup.load_profiles,
+            pv_profiles: setup.pv_profiles,
+            pv_peak_w: setup.pv_peak_w,
+            step: setup.profile_step,
+            settings: setup.settings,
+            switching: setup.switching,
+            faults: setup.faults,
+            active: vec![false; n_faults],
+            solver: None,
+            solution: None,
+            topology_dirty: true,
+            dirty: true,
+            resolve_pending: false,
+            profile_at: None,
+            last_solve: SimTime::ZERO,
+            powers: Powers::default(),
+            off_since: vec![None; customers.len()],
+            customers,
+            interruptions: Vec::new(),
+            stats: Stats {
+                v_min_pu: f64::INFINITY,
+                v_max_pu: 0.0,
+                ..Stats::default()
+            },
+            series: TimeSeries::new("grid", SERIES_COLUMNS),
+            net,
+        }
+    }
+
+    /// The events to schedule before the run: the first profile step at
+    /// zero, every switching action, and every fault's start and end. In
+    /// this order, which fixes their order among same-instant events.
+    pub fn initial_events(&self) -> Vec<(SimTime, GridEvent)> {
+        let mut ev = vec![(SimTime::ZERO, GridEvent::ProfileStep)];
+        for &(t, branch, close) in &self.switching {
+            ev.push((t, GridEvent::Switch { branch, close }));
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            ev.push((f.at, GridEvent::FaultOn(i)));
+            if let Some(c) = f.clear_at {
+                ev.push((c, GridEvent::FaultOff(i)));
+            }
+        }
+        ev
+    }
+
+    /// Handles one event at `now`; returns the events it schedules.
+    pub fn handle(
+        &mut self,
+        now: SimTime,
+        event: GridEvent,
+    ) -> Result<Vec<(SimTime, GridEvent)>, PowerFlowError> {
+        let mut next = Vec::new();
+        match event {
+            GridEvent::ProfileStep => {
+                self.advance_to(now)?;
+                if let Some(t) = now.checked_add(self.step) {
+                    next.push((t, GridEvent::ProfileStep));
+                }
+            }
+            GridEvent::Resolve => {
+                self.resolve_pending = false;
+                self.advance_to(now)?;
+            }
+            GridEvent::Switch { branch, close } => {
+                let br = &mut self.net.branches[branch];
+                if br.closed != close {
+                    br.closed = close;
+                    self.stats.switch_operations += 1;
+                    self.changed(true, now, &mut next);
+                }
+            }
+            GridEvent::FaultOn(i) => {
+                if !self.active[i] {
+                    self.active[i] = true;
+                    self.stats.faults_applied += 1;
+                    self.apply_faults();
+                    self.changed(true, now, &mut next);
+                }
+            }
+            GridEvent::FaultOff(i) => {
+                if self.active[i] {
+                    self.active[i] = false;
+                    self.apply_faults();
+                    self.changed(true, now, &mut next);
+                }
+            }
+        }
+        Ok(next)
+    }
+
+    fn changed(&mut self, topology: bool, now: SimTime, next: &mut Vec<(SimTime, GridEvent)>) {
+        self.dirty = true;
+        self.topology_dirty |= topology;
+        if !self.resolve_pending {
+            self.resolve_pending = true;
+            next.push((now, GridEvent::Resolve));
+        }
+    }
+
+    /// Re-derives the network's conductors and load limits from the active
+    /// faults.
+    fn apply_faults(&mut self) {
+        for (br, base) in self.net.branches.iter_mut().zip(&self.base_phases) {
+            br.phases = *base;
+        }
+        let mut any_short = false;
+        for (f, on) in self.faults.iter().zip(&self.active) {
+            if !on {
+                continue;
+            }
+            match &f.effect {
+                FaultEffect::Short { .. } => any_short = true,
+                FaultEffect::Open { branch, broken } => {
+                    let br = &mut self.net.branches[*branch];
+                    for (ph, b) in br.phases.iter_mut().zip(broken) {
+                        *ph &= !b;
+                    }
+                }
+            }
+        }
+        for (l, base) in self.net.loads.iter_mut().zip(&self.base_vmin) {
+            if let (LoadModel::Pq { vmin, .. }, Some(b)) = (&mut l.model, base) {
+                *vmin = if any_short { b.max(FAULT_VMIN_PU) } else { *b };
+            }
+        }
+    }
+
+    /// Brings the model up to `now`: applies the profile step due at or
+    /// before `now` if it was not yet applied, then solves if anything
+    /// changed.
+    pub fn advance_to(&mut self, now: SimTime) -> Result<(), PowerFlowError> {
+        let step_ns = self.step.as_nanos().max(1);
+        let due = SimTime::from_nanos(now.as_nanos() / step_ns * step_ns);
+        if self.profile_at != Some(due) {
+            self.profile_at = Some(due);
+            if self.apply_profiles(due) {
+                self.dirty = true;
+            }
+        }
+        if self.dirty {
+            self.solve(now)?;
+        }
+        Ok(())
+    }
+
+    /// Sets every load and PV to its profile value at `t`; whether any
+    /// changed.
+    fn apply_profiles(&mut self, t: SimTime) -> bool {
+        let t_s = t.as_secs_f64();
+        let mut changed = false;
+        for ((l, p), &(p0, q0)) in self
+            .net
+            .loads
+            .iter_mut()
+            .zip(&self.load_profiles)
+            .zip(&self.nominal)
+        {
+            let m = p.at(t_s);
+            let (pw, qv) = (p0 * m, q0 * m);
+            if pw != l.p_w || qv != l.q_var {
+                l.p_w = pw;
+                l.q_var = qv;
+                changed = true;
+            }
+        }
+        for ((g, p), peak) in self
+            .net
+            .pv
+            .iter_mut()
+            .zip(&self.pv_profiles)
+            .zip(&self.pv_peak_w)
+        {
+            let pw = peak * p.at(t_s);
+            if pw != g.p_w {
+                g.p_w = pw;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    fn shunts(&self) -> Vec<(usize, M3)> {
+        self.faults
+            .iter()
+            .zip(&self.active)
+            .filter_map(|(f, on)| match f.effect {
+                FaultEffect::Short { bus, y } if *on => Some((bus, y)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn solve(&mut self, now: SimTime) -> Result<(), PowerFlowError> {
+        if self.topology_dirty || self.solver.is_none() {
+            self.solver = Some(Solver::with_shunts(&self.net, &self.shunts())?);
+            self.stats.refactorizations += 1;
+            self.topology_dirty = false;
+        }
+        let solver = self.solver.as_ref().expect("factorised above");
+        let start = self.solution.as_ref().map(|s| s.v.as_slice());
+        let sol = solver.solve(&self.net, self.settings, start)?;
+        // Energy of the state that held until now.
+        let dt_h = now.saturating_since(self.last_solve).as_secs_f64() / 3600.0;
+        self.accumulate(dt_h);
+        self.last_solve = now;
+        self.stats.solves += 1;
+        self.stats.iterations_max = self.stats.iterations_max.max(sol.iterations);
+        self.powers = self.powers_of(&sol);
+        self.track_extremes(&sol);
+        self.track_customers(&sol, now);
+        self.solution = Some(sol);
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn accumulate(&mut self, dt_h: f64) {
+        if self.solution.is_none() {
+            return;
+        }
+        self.stats.energy_in_wh += self.powers.source.re * dt_h;
+        self.stats.energy_load_wh += self.powers.load * dt_h;
+        self.stats.energy_pv_wh += self.powers.pv * dt_h;
+    }
+
+    fn powers_of(&self, sol: &Solution) -> Powers {
+        let v = &sol.v;
+        let src = &self.net.source;
+        let dv = [0, 1, 2].map(|k| src.e[k] - v[src.bus][k]);
+        let i = mat3::mulv(&src.y, &dv);
+        let source = (0..3).map(|k| v[src.bus][k] * i[k].conj()).sum();
+        let mut load = 0.0;
+        for l in &self.net.loads {
+            let live = sol.live[l.bus][l.phase] && l.to_phase.is_none_or(|j| sol.live[l.bus][j]);
+            if live {
+                let u = v[l.bus][l.phase] - l.to_phase.map_or(C::new(0.0, 0.0), |j| v[l.bus][j]);
+                load += (u * l.current(u).conj()).re;
+            }
+        }
+        let mut pv = 0.0;
+        for g in &self.net.pv {
+            for k in (0..3).filter(|&k| g.phases[k] && sol.live[g.bus][k]) {
+                pv += (v[g.bus][k] * g.injection(v[g.bus][k]).conj()).re;
+            }
+        }
+        Powers { source, load, pv }
+    }
+
+    /// Lowest and highest live-node voltage [pu] of a solution.
+    fn v_range_pu(&self, sol: &Solution) -> (f64, f64) {
+        let mut r = (f64::INFINITY, 0.0f64);
+        for (b, bus) in self.net.buses.iter().enumerate() {
+            if bus.v_base_ln <= 0.0 {
+                continue;
+            }
+            for k in (0..3).filter(|&k| sol.live[b][k]) {
+                let pu = sol.v[b][k].norm() / bus.v_base_ln;
+                r = (r.0.min(pu), r.1.max(pu));
+            }
+        }
+        r
+    }
+
+    fn unbalance_max_pct(&self, sol: &Solution) -> f64 {
+        (0..self.net.buses.len())
+            .filter(|&b| sol.live[b] == [true; 3])
+            .filter_map(|b| quality::unbalance_pct(&sol.v[b]))
+            .fold(0.0, f64::max)
+    }
+
+    fn loading_max_pct(&self, sol: &Solution) -> f64 {
+        let mut worst = 0.0f64;
+        for br in self.net.branches.iter().filter(|b| b.closed) {
+            if let BranchKind::Transformer {
+                z_base, s_rated_va, ..
+            } = br.kind
+            {
+                let (_, _, tf, tt) = br.blocks();
+                let (a, b) = (
+                    mat3::mulv(&tf, &sol.v[br.from]),
+                    mat3::mulv(&tt, &sol.v[br.to]),
+                );
+                let s_unit = s_rated_va / 3.0;
+                let i_rated = s_unit / (z_base * s_unit).sqrt();
+                for k in 0..3 {
+                    worst = worst.max(100.0 * (a[k] + b[k]).norm() / i_rated);
+                }
+            }
+        }
+        worst
+    }
+
+    fn track_extremes(&mut self, sol: &Solution) {
+        let (lo, hi) = self.v_range_pu(sol);
+        self.stats.v_min_pu = self.stats.v_min_pu.min(lo);
+        self.stats.v_max_pu = self.stats.v_max_pu.max(hi);
+        self.stats.loading_max_pct = self.stats.loading_max_pct.max(self.loading_max_pct(sol));
+        self.stats.unbalance_max_pct = self
+            .stats
+            .unbalance_max_pct
+            .max(self.unbalance_max_pct(sol));
+    }
+
+    fn track_customers(&mut self, sol: &Solution, now: SimTime) {
+        for (i, c) in self.customers.iter().enumerate() {
+            let on = (0..3).all(|k| !c.phases[k] || sol.live[c.bus][k]);
+            match (on, self.off_since[i]) {
+                (false, None) => {
+                    self.off_since[i] = Some(now);
+                    self.interruptions.push(Interruption {
+                        customer: i,
+                        start: now,
+                        end: None,
+                    });
+                }
+                (true, Some(_)) => {
+                    self.off_since[i] = None;
+                    if let Some(int) = self
+                        .interruptions
+                        .iter_mut()
+                        .rev()
+                        .find(|x| x.customer == i && x.end.is_none())
+                    {
+                        int.end = Some(now);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Records one row of `grid.csv` at `now` (after [`GridModel::advance_to`]).
+    pub fn record(&mut self, now: SimTime) {
+        let Some(sol) = &self.solution else { return };
+        let (lo, hi) = self.v_range_pu(sol);
+        let row = [
+            now.as_secs_f64(),
+            lo,
+            hi,
+            self.powers.source.re / 1e3,
+            self.powers.source.im / 1e3,
+            self.powers.load / 1e3,
+            self.powers.pv / 1e3,
+            (self.powers.source.re + self.powers.pv - self.powers.load) / 1e3,
+            self.loading_max_pct(sol),
+            self.unbalance_max_pct(sol),
+            sol.energized.iter().filter(|&&e| e).count() as f64,
+            self.off_since.iter().filter(|o| o.is_some()).count() as f64,
+        ];
+        self.series.push(&row);
+    }
+
+    /// The current solution, if solved.
+    pub fn solution(&self) -> Option<&Solution> {
+        self.solution.as_ref()
+    }
+
+    /// The network in its current state.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// Customers, by index.
+    pub fn customers(&self) -> &[Customer] {
+        &self.customers
+    }
+
+    /// Every interruption so far.
+    pub fn interruptions(&self) -> &[Interruption] {
+        &self.interruptions
+    }
+
+    /// Closes the books at `end`: integrates energy to `end`, writes the
+    /// headline metrics into `summary`, and hands over the time series.
+    pub fn finish(mut self, end: SimTime, summary: &mut Summary) -> TimeSeries {
+        let dt_h = end.saturating_since(self.last_solve).as_secs_f64() / 3600.0;
+        self.accumulate(dt_h);
+        let s = &self.stats;
+        summary.set_u64("grid.buses", self.net.buses.len() as u64);
+        summary.set_u64("grid.branches", self.net.branches.len() as u64);
+        summary.set_u64("grid.pv_systems", self.net.pv.len() as u64);
+        summary.set_u64("grid.solves", s.solves);
+        summary.set_u64("grid.refactorizations", s.refactorizations);
+        summary.set_u64("grid.iterations_max", s.iterations_max as u64);
+        if s.solves > 0 {
+            summary.set_f64("grid.v_min_pu", s.v_min_pu);
+            summary.set_f64("grid.v_max_pu", s.v_max_pu);
+        }
+        summary.set_f64("grid.energy_in_kwh", s.energy_in_wh / 1e3);
+        summary.set_f64("grid.energy_load_kwh", s.energy_load_wh / 1e3);
+        summary.set_f64("grid.energy_pv_kwh", s.energy_pv_wh / 1e3);
+        summary.set_f64(
+            "grid.losses_kwh",
+            (s.energy_in_wh + s.energy_pv_wh - s.energy_load_wh) / 1e3,
+        );
+        summary.set_f64("grid.transformer_loading_max_pct", s.loading_max_pct);
+        summary.set_f64("grid.unbalance_max_pct", s.unbalance_max_pct);
+        summary.set_u64("grid.faults_applied", s.faults_applied);
+        summary.set_u64("grid.switch_operations", s.switch_operations);
+        summary.set_u64("grid.customers", self.customers.len() as u64);
+        summary.set_u64(
+            "grid.customer_interruptions",
+            self.interruptions.len() as u64,
+        );
+        let minutes: f64 = self
+            .interruptions
+            .iter()
+            .map(|i| i.end.unwrap_or(end).saturating_since(i.start).as_secs_f64() / 60.0)
+            .fold(0.0, |a, b| a + b);
+        summary.set_f64("grid.customer_minutes_interrupted", minutes);
+        self.series
+    }
+}
+
+/// The shunt fault of `kind` through `r_ohm` [Ω], as a [`FaultEffect`].
+pub fn short(bus: usize, kind: FaultKind, r_ohm: f64) -> FaultEffect {
+    FaultEffect::Short {
+        bus,
+        y: kind.admittance(r_ohm),
+    }
+}

@@ -1,0 +1,316 @@
+//! Builds the grid model from a scenario's `grid` section and `faults`.
+//!
+//! Names in the section (buses, lines, load shapes) are checked against the
+//! feeder here, once it is loaded; a wrong name is a [`ScenarioError`] that
+//! points at the field in the scenario file, with the closest valid name.
+
+use std::collections::BTreeMap;
+
+use crate::grid::dss::DssCircuit;
+use crate::grid::fault::FaultKind;
+use crate::grid::model::{FaultEffect, GridFault, GridSetup, Profile, short};
+use crate::grid::network::{LoadModel, Network, Pv, QControl};
+use crate::grid::powerflow::Settings;
+use crate::grid::solar::ClearSky;
+use crate::kernel::{SimDuration, SimTime};
+use crate::scenario::dto::{
+    FaultFile, FeederFile, GridFile, LoadsFile, ProfilesFile, PvProfileFile, QControlFile,
+};
+use crate::scenario::locate::Seg;
+use crate::scenario::{Scenario, ScenarioError};
+
+/// Why the grid could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GridBuildError {
+    /// A mistake in the scenario, located in its file.
+    #[error(transparent)]
+    Scenario(#[from] Box<ScenarioError>),
+    /// The feeder file could not be imported.
+    #[error("grid.feeder: {0}")]
+    Feeder(String),
+}
+
+fn path(segs: &[&str]) -> Vec<Seg> {
+    segs.iter().map(|s| Seg::Field((*s).to_string())).collect()
+}
+
+fn indexed(prefix: &[&str], i: usize, rest: &[&str]) -> Vec<Seg> {
+    let mut p = path(prefix);
+    p.push(Seg::Index(i));
+    p.extend(path(rest));
+    p
+}
+
+/// "did you mean `x`?" over `names`, if one is close.
+fn suggest<'a>(names: impl Iterator<Item = &'a str>, wrong: &str) -> Option<String> {
+    names
+        .map(|n| (strsim::jaro_winkler(n, wrong), n))
+        .filter(|(s, _)| *s >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, n)| format!("did you mean `{n}`?"))
+}
+
+struct Ctx<'a> {
+    scenario: &'a Scenario,
+}
+
+impl Ctx<'_> {
+    fn err(&self, at: Vec<Seg>, message: String, help: Option<String>) -> GridBuildError {
+        GridBuildError::Scenario(Box::new(self.scenario.error_at(&at, message, help)))
+    }
+
+    fn bus(&self, net: &Network, name: &str, at: Vec<Seg>) -> Result<usize, GridBuildError> {
+        let lower = name.to_ascii_lowercase();
+        net.bus_index.get(&lower).copied().ok_or_else(|| {
+            self.err(
+                at,
+                format!("the feeder has no bus `{name}`"),
+                suggest(net.bus_index.keys().map(String::as_str), &lower),
+            )
+        })
+    }
+
+    fn line(&self, net: &Network, name: &str, at: Vec<Seg>) -> Result<usize, GridBuildError> {
+        let lower = name.to_ascii_lowercase();
+        net.branches
+            .iter()
+            .position(|b| b.name == lower && b.name.starts_with("line."))
+            .ok_or_else(|| {
+                let help = if lower.starts_with("line.") {
+                    suggest(net.branches.iter().map(|b| b.name.as_str()), &lower)
+                } else {
+                    Some("write lines as `line.<name>`".into())
+                };
+                self.err(at, format!("the feeder has no line `{name}`"), help)
+            })
+    }
+}
+
+fn time(d: SimDuration) -> SimTime {
+    SimTime::ZERO.saturating_add(d)
+}
+
+/// The feeder of a grid section, as imported (the circuit is `None` for a
+/// synthetic feeder).
+fn feeder(
+    scenario: &Scenario,
+    g: &GridFile,
+) -> Result<(Network, Option<DssCircuit>), GridBuildError> {
+    match &g.feeder {
+        FeederFile::Dss(p) => {
+            let full = scenario.resolve_path(p);
+            let c = DssCircuit::load(&full).map_err(|e| GridBuildError::Feeder(e.to_string()))?;
+            let net = Network::from_dss(&c)
+                .map_err(|e| GridBuildError::Feeder(format!("{}: {e}", full.display())))?;
+            Ok((net, Some(c)))
+        }
+        FeederFile::Synthetic { buses, seed } => {
+            Ok((Network::synthetic_radial(*buses, *seed), None))
+        }
+    }
+}
+
+/// Builds the grid model's setup from `scenario`, which must have a grid
+/// section.
+pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
+    let Some(g) = &scenario.grid else {
+        return Ok(None);
+    };
+    let cx = Ctx { scenario };
+    let (mut net, circuit) = feeder(scenario, g)?;
+    if g.loads == LoadsFile::ConstantPq {
+        for l in &mut net.loads {
+            l.model = LoadModel::Pq {
+                vmin: 0.0,
+                vmax: f64::INFINITY,
+            };
+        }
+    }
+
+    // Load profiles, by load element.
+    let shapes = circuit.as_ref().map(|c| &c.loadshapes);
+    let defs: BTreeMap<&str, &crate::grid::dss::LoadDef> = circuit
+        .as_ref()
+        .map(|c| c.loads.iter().map(|d| (d.name.as_str(), d)).collect())
+        .unwrap_or_default();
+    let mut load_profiles = Vec::with_capacity(net.loads.len());
+    for l in &net.loads {
+        let profile = match (g.profiles, defs.get(l.name.as_str()), shapes) {
+            (ProfilesFile::Feeder, Some(d), Some(shapes)) => {
+                match d.yearly.as_ref().or(d.daily.as_ref()) {
+                    None => Profile::Flat,
+                    Some(name) => {
+                        let mut s = shapes.get(name).cloned().ok_or_else(|| {
+                            GridBuildError::Feeder(format!(
+                                "load.{} uses loadshape `{name}`, which the feeder does not define",
+                                l.name
+                            ))
+                        })?;
+                        if s.use_actual {
+                            // Actual kW: as multipliers of the load's kW.
+                            let kw = d.p_w / 1e3;
+                            if kw > 0.0 {
+                                s.mult.iter_mut().for_each(|m| *m /= kw);
+                            }
+                        }
+                        Profile::Shape(s)
+                    }
+                }
+            }
+            _ => Profile::Flat,
+        };
+        load_profiles.push(profile);
+    }
+
+    // PV systems.
+    let mut pv_profiles = Vec::new();
+    let mut pv_peak_w = Vec::new();
+    for (i, p) in g.pv.iter().enumerate() {
+        let bus = cx.bus(&net, &p.bus, indexed(&["grid", "pv"], i, &["bus"]))?;
+        let phases = crate::scenario::parse_phases(&p.phases).unwrap_or([true; 3]);
+        let control = match &p.control {
+            QControlFile::UnityPf => QControl::Fixed { q_var: 0.0 },
+            QControlFile::FixedKvar(q) => QControl::Fixed { q_var: q * 1e3 },
+            QControlFile::Ieee1547 => QControl::ieee1547_default(),
+            QControlFile::VoltVar(curve) => QControl::VoltVar {
+                curve: curve.clone(),
+            },
+        };
+        let profile = match &p.profile {
+            PvProfileFile::Constant => Profile::Flat,
+            PvProfileFile::Shape(name) => {
+                let lower = name.to_ascii_lowercase();
+                let s = shapes.and_then(|s| s.get(&lower)).ok_or_else(|| {
+                    cx.err(
+                        indexed(&["grid", "pv"], i, &["profile"]),
+                        format!("the feeder has no loadshape `{name}`"),
+                        shapes.and_then(|s| suggest(s.keys().map(String::as_str), &lower)),
+                    )
+                })?;
+                Profile::Shape(s.clone())
+            }
+            PvProfileFile::ClearSky {
+                latitude_deg,
+                longitude_deg,
+                utc_offset_h,
+                day_of_year,
+            } => Profile::ClearSky(ClearSky {
+                latitude_deg: *latitude_deg,
+                longitude_deg: *longitude_deg,
+                utc_offset_h: *utc_offset_h,
+                day_of_year: *day_of_year,
+            }),
+        };
+        net.pv.push(Pv {
+            name: p.name.clone(),
+            bus,
+            phases,
+            p_w: p.kw * 1e3,
+            s_rated_va: p.kva.unwrap_or(1.1 * p.kw) * 1e3,
+            v_nom: net.buses[bus].v_base_ln,
+            control,
+        });
+        pv_profiles.push(profile);
+        pv_peak_w.push(p.kw * 1e3);
+    }
+
+    // Switches and their normal state.
+    for (i, s) in g.switches.iter().enumerate() {
+        let k = cx.line(&net, &s.line, indexed(&["grid", "switches"], i, &["line"]))?;
+        net.branches[k].closed = !s.open;
+    }
+    let mut switching = Vec::new();
+    for (i, s) in g.switching.iter().enumerate() {
+        let k = cx.line(&net, &s.line, indexed(&["grid", "switching"], i, &["line"]))?;
+        let close = s.action == crate::scenario::dto::SwitchAction::Close;
+        switching.push((time(s.at), k, close));
+    }
+
+    // Faults; lines are split where a fault lies part-way along them.
+    let mut splits: BTreeMap<(usize, u64), usize> = BTreeMap::new();
+    let mut faults = Vec::new();
+    for (i, f) in scenario.faults.iter().enumerate() {
+        let (at, duration, effect) = match f {
+            FaultFile::Short(s) => {
+                let kind = FaultKind::parse(&s.kind).expect("checked by validation");
+                let bus = match (&s.bus, &s.line) {
+                    (Some(b), _) => cx.bus(&net, b, indexed(&["faults"], i, &["bus"]))?,
+                    (None, Some(l)) => {
+                        let k = cx.line(&net, l, indexed(&["faults"], i, &["line"]))?;
+                        let fr = s.fraction.unwrap_or(0.5);
+                        split_at(&mut net, &mut splits, k, fr)
+                            .map_err(|e| GridBuildError::Feeder(e.to_string()))?
+                    }
+                    (None, None) => unreachable!("validation requires a bus or a line"),
+                };
+                (s.at, s.duration, short(bus, kind, s.r_ohm))
+            }
+            FaultFile::OpenConductor(o) => {
+                let branch = cx.line(&net, &o.line, indexed(&["faults"], i, &["line"]))?;
+                let broken = crate::scenario::parse_phases(&o.phases).expect("checked");
+                (o.at, o.duration, FaultEffect::Open { branch, broken })
+            }
+        };
+        faults.push(GridFault {
+            at: time(at),
+            clear_at: duration.map(|d| time(at).saturating_add(d)),
+            effect,
+        });
+    }
+
+    Ok(Some(GridSetup {
+        net,
+        load_profiles,
+        pv_profiles,
+        pv_peak_w,
+        profile_step: g.profile_step,
+        settings: Settings {
+            tol_pu: g.solver.tol_pu,
+            max_iter: g.solver.max_iter,
+        },
+        switching,
+        faults,
+    }))
+}
+
+/// Splits line `k` at `fraction` of its original length, reusing the bus
+/// of an earlier split at the same point; several splits of one line are
+/// kept in order along it.
+fn split_at(
+    net: &mut Network,
+    splits: &mut BTreeMap<(usize, u64), usize>,
+    k: usize,
+    fraction: f64,
+) -> Result<usize, crate::grid::network::NetworkError> {
+    if let Some(&bus) = splits.get(&(k, fraction.to_bits())) {
+        return Ok(bus);
+    }
+    // Walk the sections of line k (the original index, then the `#2`
+    // sections appended by earlier splits) to the one holding `fraction`.
+    let mut points: Vec<f64> = splits
+        .keys()
+        .filter(|(line, _)| *line == k)
+        .map(|(_, f)| f64::from_bits(*f))
+        .collect();
+    points.sort_by(f64::total_cmp);
+    let below = points.iter().filter(|&&p| p < fraction).count();
+    let (lo, hi) = (
+        if below == 0 { 0.0 } else { points[below - 1] },
+        points.get(below).copied().unwrap_or(1.0),
+    );
+    // The section from `lo` to `hi`: the original branch if lo = 0, else
+    // the branch that starts at the bus of the split at `lo`.
+    let section = if below == 0 {
+        k
+    } else {
+        let start = splits[&(k, lo.to_bits())];
+        net.branches
+            .iter()
+            .position(|b| b.from == start && b.name.starts_with(&net.branches[k].name))
+            .expect("a split leaves a section starting at its bus")
+    };
+    let bus = net.split_line(section, (fraction - lo) / (hi - lo))?;
+    splits.insert((k, fraction.to_bits()), bus);
+    Ok(bus)
+}
