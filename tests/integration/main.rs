@@ -7,6 +7,7 @@ mod cli;
 mod golden;
 mod grid_dss;
 mod grid_fault;
+mod grid_pandapower;
 mod grid_pf;
 mod grid_series;
 mod loader_props;
