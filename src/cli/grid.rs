@@ -43,7 +43,8 @@ pub enum GridCommand {
 /// Arguments of `grid fault`.
 #[derive(Debug, Args)]
 pub struct FaultArgs {
-    /// The feeder: an OpenDSS Master.dss.
+    /// The feeder: an OpenDSS Master.dss, or a scenario (.ron) whose grid
+    /// section is used at t = 0.
     #[arg(value_name = "FEEDER")]
     pub feeder: PathBuf,
     /// The faulted bus (case-insensitive).
@@ -64,7 +65,8 @@ pub struct FaultArgs {
 /// Arguments of `grid solve`.
 #[derive(Debug, Args)]
 pub struct SolveArgs {
-    /// The feeder: an OpenDSS Master.dss (paths inside are relative to it).
+    /// The feeder: an OpenDSS Master.dss (paths inside are relative to it),
+    /// or a scenario (.ron) whose grid section is used at t = 0.
     #[arg(value_name = "FEEDER")]
     pub feeder: PathBuf,
     /// Loads to use instead of the feeder's own, as a CSV with the columns
@@ -102,6 +104,12 @@ pub enum GridCliError {
     /// A usage mistake.
     #[error("{0}")]
     Usage(String),
+    /// The scenario given as the feeder is wrong.
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
+    /// The scenario's grid could not be built.
+    #[error(transparent)]
+    GridBuild(#[from] crate::world::grid::GridBuildError),
     /// Writing the output failed.
     #[error("cannot write {}: {source}", path.display())]
     Write {
@@ -130,16 +138,24 @@ pub fn execute(args: &GridArgs, out: Option<&Path>) -> Result<(), GridCliError> 
     }
 }
 
+/// The feeder's network: an OpenDSS file as imported, or a scenario's grid
+/// (PV, switch states and load models included) with its profiles at
+/// t = 0.
 fn load_network(feeder: &Path) -> Result<Network, GridCliError> {
     if feeder
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("ron"))
     {
-        return Err(GridCliError::Usage(format!(
-            "{}: scenario feeders need the scenario's grid section, which is not built yet; \
-             give an OpenDSS Master.dss",
-            feeder.display()
-        )));
+        let scenario = crate::scenario::Scenario::load(feeder)?;
+        let setup = crate::world::grid::setup(&scenario)?.ok_or_else(|| {
+            GridCliError::Usage(format!(
+                "{}: the scenario has no grid section",
+                feeder.display()
+            ))
+        })?;
+        let mut model = crate::grid::model::GridModel::new(setup);
+        model.advance_to(crate::kernel::SimTime::ZERO)?;
+        return Ok(model.network().clone());
     }
     let circuit = DssCircuit::load(feeder)?;
     Ok(Network::from_dss(&circuit)?)

@@ -445,4 +445,30 @@ mod tests {
         let stats = sim.run(&mut Far, limits(10), &mut ());
         assert_eq!(stats.events, 1);
     }
+
+    /// Halts after the event that asks, leaving later events pending.
+    struct Halter;
+
+    impl Handler for Halter {
+        type Event = u32;
+        fn handle(&mut self, ev: u32, cx: &mut Context<'_, u32>) {
+            if ev == 2 {
+                cx.halt();
+            }
+        }
+    }
+
+    #[test]
+    fn a_handler_can_halt_the_run() {
+        let mut sim = Simulation::new();
+        for (t, ev) in [(1, 1), (2, 2), (3, 3)] {
+            sim.schedule_at(SimTime::from_nanos(t), ev).unwrap();
+        }
+        let stats = sim.run(&mut Halter, limits(100), &mut ());
+        assert_eq!(stats.reason, StopReason::Halted);
+        assert_eq!(stats.events, 2);
+        // The clock stays at the halting event, not the stop time.
+        assert_eq!(stats.end, SimTime::from_nanos(2));
+        assert_eq!(sim.pending(), 1);
+    }
 }

@@ -404,6 +404,11 @@ pub(super) fn ron_error(
             "unknown variant",
             Some(choices_help("variants", expected, found)),
         ),
+        E::MissingStructField { field, .. } => (
+            format!("missing field `{field}`"),
+            "in this section",
+            Some(format!("`{field}` has no default: write it here")),
+        ),
         E::DuplicateStructField { field, .. } => (
             format!("field `{field}` is given twice"),
             "second time",

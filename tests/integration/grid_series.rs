@@ -279,3 +279,49 @@ fn the_eu_lv_day_at_minute_566_is_the_reference_solution() {
     }
     assert!(worst.0 <= 1e-5 && worst.1 <= 1e-3, "{worst:?}");
 }
+
+#[test]
+fn grid_solve_takes_a_scenario_as_its_feeder() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = dir.path().join("s.ron");
+    std::fs::write(
+        &sc,
+        "(grid: (feeder: Synthetic(buses: 40, seed: 3), profiles: Flat,
+           switches: [(line: \"line.l2\", open: true)]))",
+    )
+    .unwrap();
+    let out = dir.path().join("v.csv");
+    let o = gridtwin(&[
+        "grid",
+        "solve",
+        sc.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut r = csv::Reader::from_path(&out).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3 * 41);
+    // The scenario's switch state applies: bus b2 is cut off.
+    let b2: Vec<f64> = rows
+        .iter()
+        .filter(|r| &r[0] == "b2")
+        .map(|r| r[2].parse().unwrap())
+        .collect();
+    assert_eq!(b2, vec![0.0; 3]);
+
+    std::fs::write(&sc, "(duration: \"1h\")").unwrap();
+    let o = gridtwin(&[
+        "grid",
+        "solve",
+        sc.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("the scenario has no grid section"),
+        "{}",
+        stderr(&o)
+    );
+}
