@@ -71,6 +71,16 @@ pub fn mulv(a: &M3, v: &V3) -> V3 {
     ]
 }
 
+/// `aᵀ·v`.
+#[inline]
+pub fn mulv_t(a: &M3, v: &V3) -> V3 {
+    [
+        a[0][0] * v[0] + a[1][0] * v[1] + a[2][0] * v[2],
+        a[0][1] * v[0] + a[1][1] * v[1] + a[2][1] * v[2],
+        a[0][2] * v[0] + a[1][2] * v[1] + a[2][2] * v[2],
+    ]
+}
+
 /// `a - b` for vectors.
 #[inline]
 pub fn subv(a: &V3, b: &V3) -> V3 {

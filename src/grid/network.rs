@@ -155,26 +155,33 @@ impl Branch {
 /// and columns of the others: the admittance of a line whose missing or
 /// broken conductors carry no current.
 pub fn inv_on(z: &M3, mask: [bool; 3]) -> Option<M3> {
-    let idx: Vec<usize> = (0..3).filter(|&k| mask[k]).collect();
+    let mut idx = [0usize; 3];
+    let mut n = 0;
+    for (k, &m) in mask.iter().enumerate() {
+        if m {
+            idx[n] = k;
+            n += 1;
+        }
+    }
     let mut y = mat3::ZM;
-    match idx.as_slice() {
+    match idx[..n] {
         [] => {}
         [i] => {
-            if z[*i][*i].norm_sqr() == 0.0 {
+            if z[i][i].norm_sqr() == 0.0 {
                 return None;
             }
-            y[*i][*i] = 1.0 / z[*i][*i];
+            y[i][i] = 1.0 / z[i][i];
         }
         [i, j] => {
-            let (a, b, c, d) = (z[*i][*i], z[*i][*j], z[*j][*i], z[*j][*j]);
+            let (a, b, c, d) = (z[i][i], z[i][j], z[j][i], z[j][j]);
             let det = a * d - b * c;
             if det.norm_sqr() == 0.0 {
                 return None;
             }
-            y[*i][*i] = d / det;
-            y[*i][*j] = -b / det;
-            y[*j][*i] = -c / det;
-            y[*j][*j] = a / det;
+            y[i][i] = d / det;
+            y[i][j] = -b / det;
+            y[j][i] = -c / det;
+            y[j][j] = a / det;
         }
         _ => return mat3::inv(z),
     }

@@ -41,7 +41,7 @@
 use num_complex::Complex64 as C;
 
 use super::mat3::{self, M3, V3, ZV};
-use super::network::{BranchKind, Network};
+use super::network::{BranchKind, LoadModel, Network};
 
 /// Solver settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -127,8 +127,6 @@ pub struct Solver {
     /// `Y[p][b] · D_b⁻¹` for each bus `b` with parent `p`: the forward
     /// elimination multiplier.
     fwd: Vec<M3>,
-    /// `D_b⁻¹ · Y[b][p]`: the back-substitution coupling.
-    back: Vec<M3>,
     /// Inverse of each bus's eliminated diagonal block.
     dinv: Vec<M3>,
     /// Source Norton current into the source bus [A].
@@ -151,6 +149,24 @@ impl Solver {
     pub fn live(&self) -> &[[bool; 3]] {
         &self.live
     }
+}
+
+/// Which load admittances go into `Y`.
+///
+/// A constant-impedance load (or the Z part of a ZIP load) is exactly its
+/// admittance, so stamping it leaves nothing to iterate on. A constant-power
+/// load's current responds to the conjugate of the voltage, which no
+/// admittance can mimic: stamping it (as OpenDSS does with every load)
+/// doubles the error a fixed-point step leaves, so it costs iterations (8 →
+/// 10 on the EU LV feeder). It is done only when the network alone leaves a
+/// node without a pivot: an LV winding behind an open HV phase is held to
+/// ground by its loads and nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LoadStamp {
+    /// Constant-impedance loads and ZIP Z parts only.
+    Linear,
+    /// Every load at its nominal power.
+    All,
 }
 
 /// Whether a branch conducts at all: closed, with at least one conductor.
@@ -245,6 +261,17 @@ impl Solver {
     /// Factorises `net`'s admittance matrix with extra shunt admittances
     /// `(bus, Y [S])` to ground, e.g. a fault.
     pub fn with_shunts(net: &Network, shunts: &[(usize, M3)]) -> Result<Solver, PowerFlowError> {
+        match Solver::factor(net, shunts, LoadStamp::Linear) {
+            Err(PowerFlowError::Singular { .. }) => Solver::factor(net, shunts, LoadStamp::All),
+            other => other,
+        }
+    }
+
+    fn factor(
+        net: &Network,
+        shunts: &[(usize, M3)],
+        stamp: LoadStamp,
+    ) -> Result<Solver, PowerFlowError> {
         let n = net.buses.len();
         let mut diag = vec![mat3::ZM; n];
         for (b, y) in shunts {
@@ -317,11 +344,9 @@ impl Solver {
             pos_of[b] = i;
         }
         let live = live_nodes(net, shunts, &seen);
-        // Each load's admittance at its nominal power goes into Y, as
-        // OpenDSS stamps load Yprims: the iteration then injects only the
-        // difference between the load's current and this admittance's, and
-        // a node that only loads tie to ground (an LV winding behind an
-        // open HV phase) still has a pivot.
+        // Load admittances in Y (see [`LoadStamp`]): the iteration then
+        // injects only the difference between each load's current and its
+        // stamped admittance's.
         let mut load_y = vec![C::new(0.0, 0.0); net.loads.len()];
         for (i, l) in net.loads.iter().enumerate() {
             let on =
@@ -329,7 +354,13 @@ impl Solver {
             if !on || l.v_nom <= 0.0 {
                 continue;
             }
-            let y = C::new(l.p_w, -l.q_var) / (l.v_nom * l.v_nom);
+            let share = match (stamp, l.model) {
+                (LoadStamp::All, _) | (_, LoadModel::Z) => C::new(1.0, 0.0),
+                (LoadStamp::Linear, LoadModel::Zip { p, q, .. }) => C::new(p[0], q[0]),
+                (LoadStamp::Linear, _) => continue,
+            };
+            // Z fractions of P and Q scale the conductance and susceptance.
+            let y = C::new(l.p_w * share.re, -l.q_var * share.im) / (l.v_nom * l.v_nom);
             load_y[i] = y;
             let d = &mut diag[l.bus];
             d[l.phase][l.phase] += y;
@@ -366,7 +397,6 @@ impl Solver {
         // Eliminate leaves first, writing the factors by position.
         let mut dinv = Vec::with_capacity(m);
         let mut fwd = Vec::with_capacity(m);
-        let mut back = Vec::with_capacity(m);
         let mut parent_pos = Vec::with_capacity(m);
         for &b in &order {
             let inv = mat3::inv(&diag[b]).ok_or_else(|| PowerFlowError::Singular {
@@ -375,7 +405,6 @@ impl Solver {
             let p = parent[b];
             if p == usize::MAX {
                 fwd.push(mat3::ZM);
-                back.push(mat3::ZM);
                 parent_pos.push(usize::MAX);
             } else {
                 let k = via[b];
@@ -386,8 +415,9 @@ impl Solver {
                 } else {
                     (*ft, mat3::transpose(ft))
                 };
+                // The back-substitution coupling D_b⁻¹·Y[b][p] is fᵀ: D_b
+                // and so D_b⁻¹ are symmetric, and Y[b][p] = Y[p][b]ᵀ.
                 let f = mat3::mul(&y_pb, &inv);
-                back.push(mat3::mul(&inv, &y_bp));
                 // D_p -= Y[p][b] · D_b⁻¹ · Y[b][p].
                 diag[p] = mat3::sub(&diag[p], &mat3::mul(&f, &y_bp));
                 fwd.push(f);
@@ -398,7 +428,6 @@ impl Solver {
         Ok(Solver {
             parent: parent_pos,
             fwd,
-            back,
             dinv,
             bus_at: order,
             pos_of,
@@ -424,7 +453,7 @@ impl Solver {
             r[i] = if p == usize::MAX {
                 x
             } else {
-                mat3::subv(&x, &mat3::mulv(&self.back[i], &r[p]))
+                mat3::subv(&x, &mat3::mulv_t(&self.fwd[i], &r[p]))
             };
         }
     }
