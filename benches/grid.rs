@@ -6,6 +6,9 @@
 //!   from the feeder's load shapes, warm-started from the previous minute.
 //! - `pf/radial/10000`: a cold solve of a synthetic 10 000-bus radial feeder,
 //!   factorisation included.
+//! - `run/eu_lv_day`: the grid model inside a whole run: a simulated day of
+//!   the EU LV feeder with its one-minute shapes and three volt-var PV
+//!   systems, the feeder import and every event included.
 //!
 //! The EU LV groups need the reference data (`GRIDTWIN_REFDATA`, default
 //! `../shared/refdata`) and are skipped with a notice without it.
@@ -125,5 +128,41 @@ fn radial_10k(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, eu_lv_benches, radial_10k);
+fn eu_lv_day_run(c: &mut Criterion) {
+    let base = std::env::var_os("GRIDTWIN_REFDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/refdata"));
+    let master = base.join("ieee_eu_lv/dss/Master.dss");
+    if !master.is_file() {
+        return;
+    }
+    let pv = |name: &str, bus: &str| {
+        format!(
+            "(name: \"{name}\", bus: \"{bus}\", phases: \"a\", kw: 5.0, \
+             profile: ClearSky(latitude_deg: 52.0), control: Ieee1547)"
+        )
+    };
+    let src = format!(
+        "(duration: \"24h\", outputs: (sample_interval: \"15min\"), grid: (feeder: Dss({master:?}), \
+         pv: [{}, {}, {}]))",
+        pv("a", "34"),
+        pv("b", "502"),
+        pv("c", "899")
+    );
+    let sc = gridtwin::scenario::Scenario::from_source(
+        "bench.ron",
+        &src,
+        std::path::Path::new("."),
+        "b",
+    )
+    .expect("valid");
+    let mut g = c.benchmark_group("run");
+    g.sample_size(10);
+    g.bench_function("eu_lv_day", |b| {
+        b.iter(|| black_box(gridtwin::world::run(&sc, 1, &mut ()).expect("runs").summary))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, eu_lv_benches, radial_10k, eu_lv_day_run);
 criterion_main!(benches);
