@@ -11,11 +11,15 @@
 //!                                   Solution (phase voltages per bus)
 //! ```
 //!
-//! [`fault`] solves short circuits with the same network and solver;
-//! [`quality`] gives sequence components and unbalance.
+//! [`fault`] solves short circuits and open conductors with the same
+//! network and solver; [`quality`] gives sequence components and
+//! unbalance; [`solar`] clear-sky PV output; [`model`] runs the grid inside
+//! a simulation (profiles, switching and faults as events, re-solves only
+//! on change, customers and their interruptions).
 //!
-//! Still to come: open-conductor faults, faults part-way along a line,
-//! scheduler-driven time series, PV, and the scenario's grid section.
+//! Harmonics are not modelled in the network: the power flow is at the
+//! fundamental. Power-quality harmonic figures (THD) belong to the LMU's
+//! measurement of waveforms.
 
 pub mod dss;
 pub mod fault;
