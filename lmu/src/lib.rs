@@ -26,7 +26,23 @@
 #![no_std]
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
+#[cfg(test)]
+extern crate std;
+
+pub mod dsp;
+pub mod frame;
+pub mod math;
+pub mod protection;
 pub mod time;
 
 pub use time::{Duration, Instant};

@@ -163,10 +163,10 @@ impl Duration {
 
 impl Add<Duration> for Instant {
     type Output = Instant;
-    /// Panics on overflow; use [`Instant::checked_add`] on untrusted input.
+    /// Saturates at the end of time (2⁶⁴ µs); use
+    /// [`Instant::checked_add`] to detect that.
     fn add(self, rhs: Duration) -> Instant {
-        self.checked_add(rhs)
-            .expect("Instant + Duration overflowed")
+        Instant::from_micros(self.total_micros().saturating_add(rhs.total_micros()))
     }
 }
 
@@ -178,10 +178,9 @@ impl AddAssign<Duration> for Instant {
 
 impl Sub<Duration> for Instant {
     type Output = Instant;
-    /// Panics if the result would precede the epoch.
+    /// Saturates at the epoch; use [`Instant::checked_sub`] to detect that.
     fn sub(self, rhs: Duration) -> Instant {
-        self.checked_sub(rhs)
-            .expect("Instant - Duration underflowed")
+        Instant::from_micros(self.total_micros().saturating_sub(rhs.total_micros()))
     }
 }
 
@@ -193,19 +192,19 @@ impl SubAssign<Duration> for Instant {
 
 impl Sub<Instant> for Instant {
     type Output = Duration;
-    /// Panics if `rhs` is later than `self`.
+    /// Zero if `rhs` is later than `self` (as
+    /// [`Instant::saturating_duration_since`]).
     fn sub(self, rhs: Instant) -> Duration {
-        self.checked_duration_since(rhs)
-            .expect("Instant - Instant: rhs is later")
+        self.saturating_duration_since(rhs)
     }
 }
 
 impl Add for Duration {
     type Output = Duration;
-    /// Panics on overflow.
+    /// Saturates at the longest duration; use [`Duration::checked_add`] to
+    /// detect that.
     fn add(self, rhs: Duration) -> Duration {
-        self.checked_add(rhs)
-            .expect("Duration + Duration overflowed")
+        Duration::from_micros(self.total_micros().saturating_add(rhs.total_micros()))
     }
 }
 
@@ -217,10 +216,10 @@ impl AddAssign for Duration {
 
 impl Sub for Duration {
     type Output = Duration;
-    /// Panics if `rhs` is longer than `self`.
+    /// Zero if `rhs` is longer than `self`; use [`Duration::checked_sub`]
+    /// to detect that.
     fn sub(self, rhs: Duration) -> Duration {
-        self.checked_sub(rhs)
-            .expect("Duration - Duration underflowed")
+        Duration::from_micros(self.total_micros().saturating_sub(rhs.total_micros()))
     }
 }
 
