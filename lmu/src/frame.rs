@@ -33,9 +33,12 @@ pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 15;
 /// Tag length [bytes].
 pub const TAG_LEN: usize = 16;
-/// Largest payload [bytes]: an 802.15.4 PSDU is at most 127 bytes, and
-/// the MAC header and FCS take up to 25 of them.
-pub const MAX_PAYLOAD: usize = 127 - 25 - HEADER_LEN - TAG_LEN;
+/// 802.15.4 MAC header and FCS with short addresses and PAN ID compression
+/// [bytes]: frame control 2, sequence 1, PAN ID 2, addresses 2 + 2, FCS 2.
+pub const MAC_OVERHEAD: usize = 11;
+/// Largest payload [bytes]: what an aMaxPhyPacketSize (127-byte) PSDU
+/// leaves after the MAC overhead, this header and the tag.
+pub const MAX_PAYLOAD: usize = 127 - MAC_OVERHEAD - HEADER_LEN - TAG_LEN;
 /// Largest frame [bytes].
 pub const MAX_FRAME: usize = HEADER_LEN + MAX_PAYLOAD + TAG_LEN;
 /// Destination of a frame for every neighbour.

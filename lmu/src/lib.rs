@@ -42,7 +42,13 @@ extern crate std;
 pub mod dsp;
 pub mod frame;
 pub mod math;
+pub mod node;
+pub mod pq;
 pub mod protection;
 pub mod time;
 
+#[cfg(test)]
+mod flisr_tests;
+
+pub use node::{Command, Config, Input, Lmu, Outputs};
 pub use time::{Duration, Instant};
