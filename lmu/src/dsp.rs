@@ -24,6 +24,8 @@
 //! and active power is the fundamental's. Both forms give a [`Measurement`],
 //! so everything downstream is the same.
 
+use serde::{Deserialize, Serialize};
+
 use crate::math::{self, Complex32, TAU};
 
 /// Samples per nominal cycle.
@@ -36,19 +38,44 @@ pub const NOMINAL_HZ: f32 = 50.0;
 pub const MAX_HARMONIC: usize = 25;
 
 /// One cycle of samples: voltages [V] and currents [A] of phases a, b, c.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Waveform {
     /// Phase-to-neutral voltage samples [V].
+    #[serde(with = "channels")]
     pub v: [[f32; SAMPLES_PER_CYCLE]; 3],
     /// Line current samples [A], positive flowing away from the source side.
+    #[serde(with = "channels")]
     pub i: [[f32; SAMPLES_PER_CYCLE]; 3],
+}
+
+/// Serde for three channels of samples (serde itself stops at 32-element
+/// arrays).
+mod channels {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_big_array::Array;
+
+    use super::SAMPLES_PER_CYCLE;
+
+    pub(super) fn serialize<S: Serializer>(
+        x: &[[f32; SAMPLES_PER_CYCLE]; 3],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        x.map(Array).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<[[f32; SAMPLES_PER_CYCLE]; 3], D::Error> {
+        let a = <[Array<f32, SAMPLES_PER_CYCLE>; 3]>::deserialize(d)?;
+        Ok(a.map(|c| c.0))
+    }
 }
 
 /// Harmonic magnitudes of orders 2 … [`MAX_HARMONIC`] [RMS, V or A].
 pub type Harmonics = [f32; MAX_HARMONIC - 1];
 
 /// Fundamental phasors and optional harmonics: the cheap input form.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PhasorFrame {
     /// Fundamental phase-to-neutral voltages (RMS phasors) [V].
     pub v: [Complex32; 3],

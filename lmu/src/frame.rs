@@ -57,7 +57,7 @@ mod field {
 }
 
 /// Why bytes are not an acceptable frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FrameError {
     /// Shorter than its header, or than its header says.
     Truncated,
@@ -632,5 +632,49 @@ mod tests {
             a.seal(FrameKind::Ack, 2, &[], &mut small),
             Err(FrameError::BufferTooSmall)
         );
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn kind() -> impl Strategy<Value = FrameKind> {
+            prop_oneof![
+                Just(FrameKind::FaultReport),
+                Just(FrameKind::Ack),
+                Just(FrameKind::Switch),
+                Just(FrameKind::Telemetry),
+                Just(FrameKind::Command),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic_and_never_open(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                let (_, mut b) = pair();
+                if let Ok(p) = Packet::new_checked(&bytes[..]) {
+                    prop_assert!(p.frame_len() <= bytes.len());
+                }
+                let _ = FrameRepr::parse(&bytes);
+                // Without the key, random bytes never authenticate.
+                prop_assert!(b.open(&bytes).is_err());
+            }
+
+            #[test]
+            fn sealed_frames_round_trip_exactly(
+                k in kind(),
+                dst in any::<u16>(),
+                payload in proptest::collection::vec(any::<u8>(), 0..=MAX_PAYLOAD),
+                epoch in any::<u32>(),
+            ) {
+                let mut a = Security::new(1, KEYS, epoch, &[]);
+                let mut b = Security::new(2, KEYS, 0, &[1]);
+                let mut buf = [0u8; MAX_FRAME];
+                let n = a.seal(k, dst, &payload, &mut buf).unwrap();
+                let r = b.open(&buf[..n]).unwrap();
+                prop_assert_eq!((r.kind, r.src, r.dst, r.counter, r.payload), (k, 1, dst, Counter::new(epoch, 0), &payload[..]));
+                prop_assert_eq!(r.buffer_len(), n);
+            }
+        }
     }
 }

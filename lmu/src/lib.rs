@@ -19,6 +19,24 @@
 //! Time is kept in integer microseconds ([`Instant`], [`Duration`]): the
 //! resolution of the board's RTC-derived timers, and exact on every target.
 //!
+//! # Modules
+//! - [`dsp`]: one cycle of ADC samples (or phasors) → RMS, P, Q, S, PF,
+//!   frequency, fundamental phasors, THD, unbalance;
+//! - [`pq`]: EN 50160 10-minute compliance, dips, swells, interruptions;
+//! - [`protection`]: IEC 60255-151 overcurrent and earth-fault elements,
+//!   under/over-voltage, direction with memory polarisation;
+//! - [`node`]: the [`Lmu`] itself: FLISR, contactor, telemetry;
+//! - [`frame`]: authenticated mesh frames (Packet/Repr, HMAC-SHA256-128,
+//!   epoch counters against replay);
+//! - [`hil`]: the wire format the host and a board speak in HIL mode;
+//! - [`math`]: `libm`-only arithmetic, so results are bit-identical on the
+//!   Cortex-M4F and on x86-64.
+//!
+//! # No panics
+//! Outside tests the crate denies `unwrap`, `expect`, `panic!` and
+//! indexing that could go out of bounds; time arithmetic saturates; every
+//! buffer overflow is an error value or a counter.
+//!
 //! # Architecture invariant
 //! This crate never depends on `std` or `alloc`. CI builds it for
 //! `thumbv7em-none-eabihf`, and where a nightly toolchain is available, with
@@ -41,6 +59,7 @@ extern crate std;
 
 pub mod dsp;
 pub mod frame;
+pub mod hil;
 pub mod math;
 pub mod node;
 pub mod pq;

@@ -221,7 +221,7 @@ fn decivolts(v: f32) -> u16 {
 }
 
 /// A frame to transmit.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutFrame {
     /// Destination node.
     pub dst: u16,
@@ -230,7 +230,7 @@ pub struct OutFrame {
 }
 
 /// A contactor command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Contactor {
     /// Open it.
     Open,
@@ -239,7 +239,7 @@ pub enum Contactor {
 }
 
 /// Something worth logging.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum LogEvent {
     /// Forward fault current seen.
     FaultDetected {
@@ -268,7 +268,7 @@ pub enum LogEvent {
 }
 
 /// Outputs of one call: fixed capacities, overflow counted.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Outputs {
     /// Frames to send.
     pub frames: Vec<OutFrame, MAX_OUT_FRAMES>,

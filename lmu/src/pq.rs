@@ -39,7 +39,7 @@ pub const THD_LIMIT_PCT: f32 = 8.0;
 pub const UNBALANCE_LIMIT_PCT: f32 = 2.0;
 
 /// A voltage event in progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PqEvent {
     /// Dip.
     Dip,

@@ -165,7 +165,7 @@ impl Default for ProtectionSettings {
 }
 
 /// Direction of fault current.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     /// Away from the source side: the fault is downstream.
     Forward,
