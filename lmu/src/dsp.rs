@@ -31,6 +31,9 @@ use crate::math::{self, Complex32, TAU};
 /// Samples per nominal cycle.
 pub const SAMPLES_PER_CYCLE: usize = 64;
 
+const MASK: usize = SAMPLES_PER_CYCLE - 1;
+const _: () = assert!(SAMPLES_PER_CYCLE.is_power_of_two());
+
 /// Nominal frequency [Hz].
 pub const NOMINAL_HZ: f32 = 50.0;
 
@@ -148,11 +151,13 @@ fn spectrum(a: &Analyzer, x: &[f32; SAMPLES_PER_CYCLE]) -> [Complex32; MAX_HARMO
     for (h0, slot) in out.iter_mut().enumerate() {
         let h = h0 + 1;
         let (mut re, mut im) = (0.0f32, 0.0f32);
-        for (n, &xn) in x.iter().enumerate() {
-            let k = (h * n) % SAMPLES_PER_CYCLE;
-            // k < SAMPLES_PER_CYCLE: the tables always have the entry.
+        // The twiddle index h·n mod N, kept incrementally; N is a power of
+        // two, so the mask keeps it inside the tables.
+        let mut k = 0usize;
+        for &xn in x {
             re += xn * a.cos.get(k).copied().unwrap_or(0.0);
             im -= xn * a.sin.get(k).copied().unwrap_or(0.0);
+            k = (k + h) & MASK;
         }
         *slot = Complex32::new(re * scale, im * scale);
     }

@@ -174,7 +174,18 @@ pub enum Message {
 }
 
 impl Message {
-    fn kind(&self) -> FrameKind {
+    /// Encodes the message (postcard) into `buf`; `None` if it does not fit.
+    pub fn encode<'a>(&self, buf: &'a mut [u8]) -> Option<&'a mut [u8]> {
+        postcard::to_slice(self, buf).ok()
+    }
+
+    /// Decodes a message, or `None` for bytes that are not one.
+    pub fn decode(bytes: &[u8]) -> Option<Message> {
+        postcard::from_bytes(bytes).ok()
+    }
+
+    /// The frame kind that carries it.
+    pub fn kind(&self) -> FrameKind {
         match self {
             Message::Report { .. } => FrameKind::FaultReport,
             Message::Verdict { .. } | Message::Restore => FrameKind::Switch,
@@ -600,7 +611,7 @@ impl Lmu {
         if repr.dst != self.cfg.id && repr.dst != crate::frame::BROADCAST {
             return;
         }
-        let Ok(msg) = postcard::from_bytes::<Message>(repr.payload) else {
+        let Some(msg) = Message::decode(repr.payload) else {
             out.log(LogEvent::Rejected(FrameError::Malformed));
             return;
         };
@@ -847,7 +858,7 @@ impl Lmu {
     /// Seals and queues one frame.
     fn send(&mut self, _now: Instant, dst: u16, msg: Message, out: &mut Outputs) {
         let mut payload = [0u8; MAX_PAYLOAD];
-        let Ok(used) = postcard::to_slice(&msg, &mut payload) else {
+        let Some(used) = msg.encode(&mut payload) else {
             out.overflowed = out.overflowed.saturating_add(1);
             return;
         };
