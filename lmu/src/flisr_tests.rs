@@ -128,6 +128,8 @@ struct Outcome {
     opened: BTreeSet<u16>,
     closed_ties: BTreeSet<u16>,
     dropped: u32,
+    /// Some LMU acted without the messages it needed (fail-safe).
+    fail_safe: bool,
 }
 
 /// Runs one fault in section `fault` with frame loss `loss_pct` %.
@@ -142,6 +144,7 @@ fn run(feeder: &Feeder, fault: u16, loss_pct: u64, seed: u64) -> Outcome {
     let mut flight: VecDeque<(u64, u64, u16, StdVec<u8>)> = VecDeque::new();
     let mut order = 0u64;
     let mut dropped = 0u32;
+    let mut fail_safe = false;
     let mut contactor: BTreeMap<u16, bool> =
         nodes.iter().map(|(id, n)| (*id, n.is_closed())).collect();
     let mut out = Outputs::default();
@@ -195,6 +198,10 @@ fn run(feeder: &Feeder, fault: u16, loss_pct: u64, seed: u64) -> Outcome {
                 Some(bytes) => node.handle(now, Input::Frame(&bytes), &mut out),
             }
             assert_eq!(out.overflowed, 0, "outputs overflowed at node {id}");
+            fail_safe |= out
+                .events
+                .iter()
+                .any(|e| matches!(e, crate::node::LogEvent::Isolated { fail_safe: true }));
             if let Some(c) = out.contactor {
                 // Contactors switch only while the feeder is dead (ties
                 // excepted: they close onto a dead subtree from a live one).
@@ -240,6 +247,7 @@ fn run(feeder: &Feeder, fault: u16, loss_pct: u64, seed: u64) -> Outcome {
             .map(|(id, _)| *id)
             .collect(),
         dropped,
+        fail_safe,
     }
 }
 
@@ -327,7 +335,7 @@ fn feeder_strategy() -> impl Strategy<Value = (Feeder, u16)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
     fn flisr_isolates_the_faulted_section_and_never_energises_it(
@@ -339,14 +347,19 @@ proptest! {
         let (live, paralleled) = energised(&feeder, &o);
         prop_assert!(!live.contains(&fault), "faulted section {} energised: {:?}, opened {:?}", fault, feeder, o.opened);
         prop_assert!(!paralleled, "two sources paralleled: ties {:?}", o.closed_ties);
-        if o.dropped == 0 {
+        // Whenever every LMU got what it needed within its timeout (lost
+        // frames recovered by retries), exactly the bounding LMUs opened.
+        if !o.fail_safe {
             let mut minimal: BTreeSet<u16> = feeder
                 .children(fault)
                 .into_iter()
                 .filter(|c| !feeder.ties.contains(c))
                 .collect();
             minimal.insert(fault);
-            prop_assert_eq!(&o.opened, &minimal);
+            prop_assert_eq!(&o.opened, &minimal, "dropped {} frames", o.dropped);
+        }
+        if o.dropped == 0 {
+            prop_assert!(!o.fail_safe);
             // Every subtree below the fault that has a tie is back.
             for c in feeder.children(fault) {
                 if !feeder.ties.contains(&c) && feeder.first_tie(c).is_some() {

@@ -1095,4 +1095,51 @@ mod tests {
         assert!(out.overflowed > 0);
         assert_eq!(n.overflowed(), u32::from(out.overflowed));
     }
+
+    /// A bolted fault that starts half-way through a cycle of samples is
+    /// detected by the end of that cycle.
+    #[test]
+    fn a_fault_starting_mid_cycle_is_detected_in_that_cycle() {
+        use crate::dsp::SAMPLES_PER_CYCLE;
+        let cycle = |fault_from: Option<usize>| {
+            let mut w = Waveform {
+                v: [[0.0; SAMPLES_PER_CYCLE]; 3],
+                i: [[0.0; SAMPLES_PER_CYCLE]; 3],
+            };
+            for k in 0..3 {
+                for n in 0..SAMPLES_PER_CYCLE {
+                    let th = core::f32::consts::TAU * n as f32 / SAMPLES_PER_CYCLE as f32
+                        - k as f32 * core::f32::consts::TAU / 3.0;
+                    let faulted = fault_from.is_some_and(|f| n >= f);
+                    let (vm, im) = if faulted {
+                        (150.0, 4500.0)
+                    } else {
+                        (325.0, 30.0)
+                    };
+                    w.v[k][n] = vm * libm::cosf(th);
+                    w.i[k][n] = im * libm::cosf(th - 0.5);
+                }
+            }
+            w
+        };
+        let mut n = Lmu::new(Config::new(5), KEYS);
+        let mut out = Outputs::default();
+        n.handle(at_ms(0), Input::Waveform(&cycle(None)), &mut out);
+        assert!(out.events.is_empty());
+        n.handle(
+            at_ms(20),
+            Input::Waveform(&cycle(Some(SAMPLES_PER_CYCLE / 2))),
+            &mut out,
+        );
+        assert!(
+            out.events.iter().any(|e| matches!(
+                e,
+                LogEvent::FaultDetected {
+                    direction: Direction::Forward
+                }
+            )),
+            "{:?}",
+            out.events
+        );
+    }
 }
