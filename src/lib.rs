@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod grid;
 pub mod kernel;
+pub mod mesh;
 pub mod metrics;
 pub mod report;
 pub mod scenario;

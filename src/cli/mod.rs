@@ -6,6 +6,7 @@
 
 pub mod grid;
 mod progress;
+pub mod radio;
 
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
@@ -75,6 +76,8 @@ pub enum Command {
     Check(ScenarioArg),
     /// Grid studies on a feeder file: `grid solve`.
     Grid(grid::GridArgs),
+    /// Radio model inspection: `radio curve`.
+    Radio(radio::RadioArgs),
 }
 
 /// A scenario file argument.
@@ -99,6 +102,9 @@ pub enum CliError {
     /// A grid study failed (exit 2 on bad input, else 1).
     #[error(transparent)]
     Grid(#[from] grid::GridCliError),
+    /// A radio inspection failed (exit 2 on bad input, else 1).
+    #[error(transparent)]
+    Radio(#[from] radio::RadioCliError),
     /// Writing results failed (exit 1).
     #[error("cannot write results to {}: {source}", dir.display())]
     Write {
@@ -116,6 +122,8 @@ impl CliError {
             CliError::Scenario(_) => 2,
             CliError::Grid(e) if e.is_input_error() => 2,
             CliError::Grid(_) => 1,
+            CliError::Radio(e) if e.is_input_error() => 2,
+            CliError::Radio(_) => 1,
             CliError::World(e) if e.is_input_error() => 2,
             CliError::World(_) | CliError::Write { .. } => 1,
         }
@@ -139,6 +147,7 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Run(arg) => run(&cli.global, &arg.scenario),
         Command::Check(arg) => check(&cli.global, &arg.scenario),
         Command::Grid(args) => Ok(grid::execute(args, cli.global.out.as_deref())?),
+        Command::Radio(args) => Ok(radio::execute(args, cli.global.out.as_deref())?),
     }
 }
 

@@ -11,6 +11,7 @@ mod grid_pandapower;
 mod grid_pf;
 mod grid_series;
 mod loader_props;
+mod mesh_phy;
 mod scenarios;
 
 use std::path::{Path, PathBuf};
