@@ -16,3 +16,4 @@
 pub mod curve;
 pub mod phy;
 pub mod propagation;
+pub mod radio;
