@@ -182,23 +182,56 @@ impl PathLoss for TwoRayExact {
 }
 
 /// Log-normal shadowing per link [dB]: `X ~ N(0, σ²)`, symmetric and fixed
-/// for a replication, from the stream `(seed, "link", min·2³² + max,
-/// "shadowing")`.
+/// for a replication.
+///
+/// Each link's draw comes from its own generator: SplitMix64 seeded with
+/// the replication's shadowing key (the first word of the stream
+/// `(seed, "link", 0, "shadowing")`) mixed with the link's id
+/// `min·2³² + max`. A link's value therefore depends on the seed and the
+/// two node ids only, never on which other links exist, and costs a few
+/// nanoseconds rather than a hash of the whole derivation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Shadowing {
     /// Standard deviation [dB].
     pub sigma_db: f64,
 }
 
+/// [`Shadowing`] keyed for one replication.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShadowingField {
+    sigma_db: f64,
+    key: u64,
+}
+
 impl Shadowing {
-    /// The shadowing of the link between nodes `a` and `b` [dB].
+    /// The shadowing of every link of the replication with `seed`.
+    pub fn field(&self, seed: u64) -> ShadowingField {
+        let key = stream(seed, "link", 0, "shadowing").random::<u64>();
+        ShadowingField {
+            sigma_db: self.sigma_db,
+            key,
+        }
+    }
+
+    /// The shadowing of the link between nodes `a` and `b` [dB] (one-off;
+    /// use [`Shadowing::field`] for many links).
     pub fn link_db(&self, seed: u64, a: u32, b: u32) -> f64 {
+        self.field(seed).link_db(a, b)
+    }
+}
+
+impl ShadowingField {
+    /// The shadowing of the link between nodes `a` and `b` [dB].
+    pub fn link_db(&self, a: u32, b: u32) -> f64 {
+        use rand::SeedableRng;
         if self.sigma_db == 0.0 {
             return 0.0;
         }
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         let id = (u64::from(lo) << 32) | u64::from(hi);
-        let mut rng = stream(seed, "link", id, "shadowing");
+        let mut rng = rand_xoshiro::SplitMix64::seed_from_u64(
+            self.key ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let n = Normal::new(0.0, self.sigma_db).expect("σ is finite and ≥ 0");
         n.sample(&mut rng)
     }

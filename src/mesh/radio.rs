@@ -292,6 +292,7 @@ impl Radio {
             }
         }
         let cell = hi.max(1.0);
+        let shadow = cfg.shadowing.field(seed);
         let key = |p: &Position| ((p.x / cell).floor() as i64, (p.y / cell).floor() as i64);
         let mut grid: BTreeMap<(i64, i64), Vec<u32>> = BTreeMap::new();
         for (i, p) in pos.iter().enumerate() {
@@ -311,7 +312,7 @@ impl Radio {
                             let q = &pos[j as usize];
                             let rx_dbm = cfg.profile.tx_dbm + cfg.profile.antenna_gains_dbi
                                 - cfg.loss.loss_db(p, q)
-                                + cfg.shadowing.link_db(seed, i as u32, j);
+                                + shadow.link_db(i as u32, j);
                             if rx_dbm >= cutoff_dbm {
                                 out.push((j, phy::lin(rx_dbm)));
                             }
@@ -965,5 +966,34 @@ mod tests {
         );
         assert!(far_links > near_links);
         assert!((near - far).abs() < 0.02, "{near} vs {far}");
+    }
+
+    /// S sends to R; J, as far from S as R on the other side, transmits
+    /// exactly when R's ACK reaches S, so the ACK is lost. S retries; R
+    /// acknowledges the retry but delivers the frame only once.
+    #[test]
+    fn a_retry_after_a_lost_ack_is_delivered_once() {
+        let radio = Radio::new(
+            config(0.0, DEFAULT_CUTOFF_MARGIN_DB),
+            line(&[0.0, 200.0, -200.0]),
+            2,
+        );
+        // Data: (12 + 2·31) symbols = 1184 µs; the ACK starts 192 µs later.
+        let net = run(
+            radio,
+            &[
+                (0, Ev::SendNow(0, 1, 5)),
+                (1_376, Ev::SendNow(2, BROADCAST, 6)),
+            ],
+            200_000,
+        );
+        assert_eq!(delivered(&net, 1), vec![5]);
+        let s = net.radio.stats();
+        assert_eq!(s.duplicates, 1, "{s:?}");
+        assert!(
+            net.outputs
+                .iter()
+                .any(|(_, o)| matches!(o, RadioOutput::Acked(f) if f.tag == 5))
+        );
     }
 }

@@ -171,12 +171,12 @@ fn monte_carlo_pdr_at_750_m_is_one_half() {
     let n = phy::calibrate_exponent(RadioProfile::NRF52840, 4.0, 750.0, 0.5, 160.0);
     let pl = LogDistance::friis_referenced(n, F_2G4_HZ).at(750.0);
     let snr = RadioProfile::NRF52840.snr_db(pl);
-    let shadow = Shadowing { sigma_db: 4.0 };
+    let shadow = Shadowing { sigma_db: 4.0 }.field(11);
     let mut rng = gridtwin::kernel::rng::stream(11, "test", 0, "frames");
     let (links, frames) = (20_000u32, 10);
     let mut ok = 0u32;
     for l in 0..links {
-        let x = shadow.link_db(11, 2 * l, 2 * l + 1);
+        let x = shadow.link_db(2 * l, 2 * l + 1);
         let p = phy::psr(phy::lin(snr + x), 160.0);
         for _ in 0..frames {
             if rng.random::<f64>() < p {
