@@ -48,6 +48,11 @@ use super::propagation::{Fading, PathLoss, Position, Shadowing};
 use crate::kernel::rng::stream;
 use crate::kernel::{SimDuration, SimTime};
 
+/// With per-packet fading, a link may carry a frame when its mean power is
+/// up to this much below the lock threshold [dB] (a Rayleigh gain exceeds
+/// 10 dB with probability e⁻¹⁰ ≈ 4.5e-5).
+pub const FADING_MARGIN_DB: f64 = 10.0;
+
 /// Default cut-off: links more than this below the noise floor are
 /// ignored [dB]. An ignored interferer adds at most 1 % to the noise; the
 /// test `the_link_cut_off_changes_nothing_measurable` shows the traffic's
@@ -179,14 +184,15 @@ struct Locked {
     segments: Vec<Segment>,
     since: SimTime,
     preamble_interference_mw: f64,
+    /// The locked frame's own mean power at this receiver [mW], to take
+    /// out of the power on air.
+    own_mw: f64,
     synced: bool,
 }
 
 #[derive(Clone, Debug, Default)]
 struct NodeState {
     up: bool,
-    /// Transmissions currently heard: (tx, power mW).
-    heard: Vec<(u64, f64)>,
     locked: Option<Locked>,
     transmitting: Option<u64>,
     queue: VecDeque<(MacFrame, u8)>,
@@ -224,8 +230,15 @@ pub struct RadioStats {
 pub struct Radio {
     cfg: RadioConfig,
     positions: Vec<Position>,
-    /// Per node: (neighbour, mean received power [mW]).
+    /// Per node: (neighbour, mean received power [mW]), by neighbour id.
     links: Vec<Vec<(u32, f64)>>,
+    /// Per node: the neighbours that could lock on its frames (mean power,
+    /// plus [`FADING_MARGIN_DB`] with fading, above the preamble threshold
+    /// over noise); the rest only interfere.
+    strong: Vec<Vec<(u32, f64)>>,
+    /// Per node: the mean power of every transmission on air [mW], kept
+    /// as transmissions start and end.
+    air: Vec<f64>,
     noise_mw: f64,
     cca_mw: f64,
     nodes: Vec<NodeState>,
@@ -240,6 +253,16 @@ impl Radio {
     pub fn new(cfg: RadioConfig, positions: Vec<Position>, seed: u64) -> Radio {
         let noise_dbm = phy::noise_floor_dbm(cfg.profile.sensitivity_dbm);
         let links = Self::links(&cfg, &positions, seed, noise_dbm);
+        let margin = if cfg.fading == Fading::None {
+            0.0
+        } else {
+            FADING_MARGIN_DB
+        };
+        let lockable = phy::lin(noise_dbm + phy::PREAMBLE_SINR_DB - margin);
+        let strong = links
+            .iter()
+            .map(|l| l.iter().copied().filter(|&(_, p)| p > lockable).collect())
+            .collect();
         let n = positions.len();
         Radio {
             noise_mw: phy::lin(noise_dbm),
@@ -257,6 +280,8 @@ impl Radio {
             next_tx: 0,
             stats: RadioStats::default(),
             links,
+            strong,
+            air: vec![0.0; n],
             positions,
             cfg,
         }
@@ -351,10 +376,7 @@ impl Radio {
     pub fn set_up(&mut self, node: u32, up: bool) {
         let s = &mut self.nodes[node as usize];
         if !up {
-            *s = NodeState {
-                heard: std::mem::take(&mut s.heard),
-                ..NodeState::default()
-            };
+            *s = NodeState::default();
         }
         s.up = up;
     }
@@ -410,8 +432,14 @@ impl Radio {
         ev.push((now.saturating_add(d), RadioEvent::BackoffEnd(node)));
     }
 
-    fn heard_mw(&self, node: u32) -> f64 {
-        self.nodes[node as usize].heard.iter().map(|h| h.1).sum()
+    /// Interference at locked receiver `r`: the power on air but its own
+    /// frame's [mW].
+    fn interference(&self, r: u32) -> f64 {
+        let own = self.nodes[r as usize]
+            .locked
+            .as_ref()
+            .map_or(0.0, |l| l.own_mw);
+        (self.air[r as usize] - own).max(0.0)
     }
 
     /// Handles one event at `now`.
@@ -455,7 +483,8 @@ impl Radio {
         ev: &mut Vec<(SimTime, RadioEvent)>,
         out: &mut Vec<RadioOutput>,
     ) {
-        let busy = self.heard_mw(n) >= self.cca_mw || self.nodes[n as usize].transmitting.is_some();
+        let busy =
+            self.air[n as usize] >= self.cca_mw || self.nodes[n as usize].transmitting.is_some();
         let mac = self.cfg.mac;
         let s = &mut self.nodes[n as usize];
         let Some((nb, be)) = s.csma else { return };
@@ -521,7 +550,7 @@ impl Radio {
         s.locked = None;
         let id = self.next_tx;
         self.next_tx += 1;
-        s.transmitting = Some(id);
+        self.nodes[n as usize].transmitting = Some(id);
         let end = now.saturating_add(phy::frame_duration(octets.min(phy::MAX_PSDU)));
         self.txs.insert(
             id,
@@ -536,76 +565,91 @@ impl Radio {
         );
         self.stats.transmissions += 1;
         ev.push((end, RadioEvent::TxEnd(id)));
-        let preamble = phy::preamble_duration();
+        // Locked receivers that hear this frame close their segment at the
+        // old SINR; then every receiver in range counts its power.
         for k in 0..self.links[n as usize].len() {
             let (r, p) = self.links[n as usize][k];
-            let rs = &mut self.nodes[r as usize];
-            if !rs.up {
+            if self.nodes[r as usize].locked.is_some() {
+                self.close_segment(r, now);
+            }
+            self.air[r as usize] += p;
+            if self.nodes[r as usize]
+                .locked
+                .as_ref()
+                .is_some_and(|l| !l.synced)
+            {
+                let i = self.interference(r);
+                if let Some(l) = &mut self.nodes[r as usize].locked {
+                    l.preamble_interference_mw = l.preamble_interference_mw.max(i);
+                }
+            }
+        }
+        // Idle receivers strong enough to synchronise lock on it.
+        let preamble = phy::preamble_duration();
+        for k in 0..self.strong[n as usize].len() {
+            let (r, p) = self.strong[n as usize][k];
+            let rs = &self.nodes[r as usize];
+            if !rs.up || rs.locked.is_some() || rs.transmitting.is_some() {
                 continue;
             }
-            // Close the locked frame's current segment before the SINR
-            // changes.
-            Self::close_segment(rs, now, self.noise_mw, &self.txs);
-            rs.heard.push((id, p));
-            if rs.locked.is_none() && rs.transmitting.is_none() {
-                let gain = phy::lin(self.cfg.fading.draw_db(&mut self.rngs[r as usize]));
-                // A frame the receiver could never synchronise to (below
-                // the preamble threshold over noise alone) is interference
-                // only; it does not occupy the receiver.
-                if phy::db(p * gain / self.noise_mw) <= phy::PREAMBLE_SINR_DB {
-                    continue;
-                }
-                rs.locked = Some(Locked {
-                    tx: id,
-                    signal_mw: p * gain,
-                    segments: Vec::new(),
-                    since: now,
-                    preamble_interference_mw: 0.0,
-                    synced: false,
-                });
-                ev.push((
-                    now.saturating_add(preamble),
-                    RadioEvent::PreambleEnd { rx: r, tx: id },
-                ));
+            let gain = phy::lin(self.cfg.fading.draw_db(&mut self.rngs[r as usize]));
+            // A frame the receiver could never synchronise to (below the
+            // preamble threshold over noise alone) is interference only.
+            if phy::db(p * gain / self.noise_mw) <= phy::PREAMBLE_SINR_DB {
+                continue;
             }
-            if let Some(l) = &mut rs.locked
-                && !l.synced
-            {
-                let i: f64 = rs.heard.iter().filter(|h| h.0 != l.tx).map(|h| h.1).sum();
-                l.preamble_interference_mw = l.preamble_interference_mw.max(i);
-            }
+            let i = (self.air[r as usize] - p).max(0.0);
+            self.nodes[r as usize].locked = Some(Locked {
+                tx: id,
+                signal_mw: p * gain,
+                segments: Vec::new(),
+                since: now,
+                preamble_interference_mw: i,
+                own_mw: p,
+                synced: false,
+            });
+            ev.push((
+                now.saturating_add(preamble),
+                RadioEvent::PreambleEnd { rx: r, tx: id },
+            ));
         }
     }
 
-    /// Ends the locked frame's current constant-SINR segment at `now`.
-    fn close_segment(rs: &mut NodeState, now: SimTime, noise: f64, txs: &BTreeMap<u64, Tx>) {
-        let Some(l) = &mut rs.locked else { return };
-        let Some(tx) = txs.get(&l.tx) else { return };
+    /// Ends receiver `r`'s current constant-SINR segment at `now`.
+    fn close_segment(&mut self, r: u32, now: SimTime) {
+        let Some(l) = &self.nodes[r as usize].locked else {
+            return;
+        };
+        let Some(tx) = self.txs.get(&l.tx) else {
+            return;
+        };
         // PSDU bits sent during [since, now].
         let psdu_start = tx.start.saturating_add(SimDuration::from_nanos(
             (phy::PREAMBLE_SYMBOLS + phy::SFD_SYMBOLS + phy::PHR_SYMBOLS) * phy::SYMBOL_US * 1000,
         ));
         let a = l.since.max(psdu_start);
         let b = now.min(tx.end);
-        if b > a {
-            let bits = b.saturating_since(a).as_secs_f64() * phy::BIT_RATE;
-            let i: f64 = rs.heard.iter().filter(|h| h.0 != l.tx).map(|h| h.1).sum();
-            l.segments.push(Segment {
-                bits,
-                sinr: l.signal_mw / (noise + i),
-            });
+        let i = self.interference(r);
+        let seg = (b > a).then(|| Segment {
+            bits: b.saturating_since(a).as_secs_f64() * phy::BIT_RATE,
+            sinr: l.signal_mw / (self.noise_mw + i),
+        });
+        if let Some(l) = &mut self.nodes[r as usize].locked {
+            if let Some(seg) = seg {
+                l.segments.push(seg);
+            }
+            l.since = now;
         }
-        l.since = now;
     }
 
     fn preamble_end(&mut self, rx: u32, tx: u64) {
         let noise = self.noise_mw;
+        let i_now = self.interference(rx);
         let rs = &mut self.nodes[rx as usize];
         let Some(l) = &mut rs.locked else { return };
         if l.tx != tx {
             return;
         }
-        let i_now: f64 = rs.heard.iter().filter(|h| h.0 != l.tx).map(|h| h.1).sum();
         let i = l.preamble_interference_mw.max(i_now);
         if phy::preamble_locks(l.signal_mw, noise, i) {
             l.synced = true;
@@ -626,14 +670,18 @@ impl Radio {
             return;
         };
         let src = tx.src as usize;
+        // Locked receivers that hear it close their segment while it is
+        // still on air; those locked on it finish, the others lose its
+        // interference.
         for k in 0..self.links[src].len() {
-            let r = self.links[src][k].0;
-            let noise = self.noise_mw;
+            let (r, p) = self.links[src][k];
+            if self.nodes[r as usize].locked.is_some() {
+                self.close_segment(r, now);
+            }
+            self.air[r as usize] = (self.air[r as usize] - p).max(0.0);
             let rs = &mut self.nodes[r as usize];
-            Self::close_segment(rs, now, noise, &self.txs);
-            rs.heard.retain(|h| h.0 != id);
-            let done = rs.locked.as_ref().is_some_and(|l| l.tx == id);
-            if !done {
+            let Some(l) = &mut rs.locked else { continue };
+            if l.tx != id {
                 continue;
             }
             let l = rs.locked.take().expect("checked above");
