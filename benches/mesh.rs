@@ -61,6 +61,7 @@ impl Handler for Net {
                     dst,
                     payload_octets: 20,
                     tag: 0,
+                    attempts: 0,
                 },
             ),
         };

@@ -17,3 +17,4 @@ pub mod curve;
 pub mod phy;
 pub mod propagation;
 pub mod radio;
+pub mod routing;

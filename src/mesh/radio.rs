@@ -122,6 +122,9 @@ pub struct MacFrame {
     pub payload_octets: usize,
     /// An upper-layer handle, returned with the delivery or the failure.
     pub tag: u64,
+    /// Transmissions it took; set by the MAC when it reports the frame
+    /// acknowledged or failed (0 when handed in).
+    pub attempts: u8,
 }
 
 /// An event of the radio model.
@@ -160,6 +163,9 @@ pub enum RadioOutput {
         at: u32,
         /// The frame.
         frame: MacFrame,
+        /// Its received signal strength [dBm] (the mean power of the link,
+        /// what an RSSI reading averages to).
+        rssi_dbm: f64,
     },
     /// A unicast frame was acknowledged.
     Acked(MacFrame),
@@ -355,6 +361,11 @@ impl Radio {
         self.stats
     }
 
+    /// The receivers' noise floor [dBm].
+    pub fn noise_dbm(&self) -> f64 {
+        phy::db(self.noise_mw)
+    }
+
     /// Node count.
     pub fn len(&self) -> usize {
         self.positions.len()
@@ -432,6 +443,14 @@ impl Radio {
         ev.push((now.saturating_add(d), RadioEvent::BackoffEnd(node)));
     }
 
+    /// Mean power of `src`'s transmissions at `r` [mW], 0 beyond the
+    /// cut-off.
+    fn power(&self, src: u32, r: u32) -> f64 {
+        let l = &self.links[src as usize];
+        l.binary_search_by_key(&r, |&(j, _)| j)
+            .map_or(0.0, |k| l[k].1)
+    }
+
     /// Interference at locked receiver `r`: the power on air but its own
     /// frame's [mW].
     fn interference(&self, r: u32) -> f64 {
@@ -502,7 +521,8 @@ impl Radio {
         let nb = nb + 1;
         if nb > mac.max_csma_backoffs {
             s.csma = None;
-            if let Some((f, _)) = s.queue.pop_front() {
+            if let Some((mut f, tries)) = s.queue.pop_front() {
+                f.attempts = tries;
                 s.seq = s.seq.wrapping_add(1);
                 self.stats.access_failures += 1;
                 out.push(RadioOutput::Failed(f));
@@ -739,7 +759,8 @@ impl Radio {
             // An ACK for r's outstanding frame?
             if to == r && rs.awaiting_ack == Some(seq) {
                 rs.awaiting_ack = None;
-                if let Some((f, _)) = rs.queue.pop_front() {
+                if let Some((mut f, tries)) = rs.queue.pop_front() {
+                    f.attempts = tries + 1;
                     out.push(RadioOutput::Acked(f));
                 }
                 rs.seq = rs.seq.wrapping_add(1);
@@ -767,6 +788,7 @@ impl Radio {
             out.push(RadioOutput::Delivered {
                 at: r,
                 frame: f.clone(),
+                rssi_dbm: phy::db(self.power(tx.src, r)),
             });
         }
     }
@@ -784,7 +806,8 @@ impl Radio {
             return;
         };
         if *tries >= max {
-            let (f, _) = s.queue.pop_front().expect("front exists");
+            let (mut f, tries) = s.queue.pop_front().expect("front exists");
+            f.attempts = tries + 1;
             s.seq = s.seq.wrapping_add(1);
             self.stats.retry_failures += 1;
             out.push(RadioOutput::Failed(f));
@@ -824,6 +847,7 @@ mod tests {
                 dst,
                 payload_octets: 20,
                 tag,
+                attempts: 0,
             };
             let (ev, out) = match e {
                 Ev::Radio(r) => self.radio.handle(now, r),
@@ -878,7 +902,7 @@ mod tests {
         net.outputs
             .iter()
             .filter_map(|(_, o)| match o {
-                RadioOutput::Delivered { at: a, frame } if *a == at => Some(frame.tag),
+                RadioOutput::Delivered { at: a, frame, .. } if *a == at => Some(frame.tag),
                 _ => None,
             })
             .collect()
