@@ -1,5 +1,7 @@
-//! The radio mesh: propagation, the IEEE 802.15.4 PHY, and (as they land)
-//! the CSMA-CA MAC, RPL-like routing and the coordinator's UART.
+//! The radio mesh: propagation, the IEEE 802.15.4 PHY, the CSMA-CA MAC on a
+//! shared channel, and RPL-like routing to the coordinator. Still to come:
+//! the coordinator's UART link to the gateway, and jamming and link
+//! degradation faults.
 //!
 //! ```text
 //!  Position ──propagation (PathLoss + Shadowing + Fading)──► received power

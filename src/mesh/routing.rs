@@ -426,7 +426,9 @@ impl Mesh {
             MeshEvent::TrickleFire { node, generation } => {
                 let k = self.cfg.trickle_k;
                 let s = &self.nodes[node as usize];
-                if s.up && s.generation == generation && s.trickle_c < k {
+                // A detached node does not advertise (it poisoned once when
+                // it detached).
+                if s.up && s.generation == generation && s.trickle_c < k && s.rank.is_finite() {
                     let rank = s.rank;
                     self.stats.dio += 1;
                     let frame = MacFrame {
@@ -586,7 +588,8 @@ impl Mesh {
         });
         if let Packet::Dio { rank } = p {
             nb.etx = (1.0 - DIO_ETX_WEIGHT) * nb.etx + DIO_ETX_WEIGHT * etx0;
-            let consistent = nb.rank == *rank;
+            // Only an unchanged finite rank is consistent (Trickle's c).
+            let consistent = rank.is_finite() && nb.rank == *rank;
             nb.rank = *rank;
             if consistent {
                 node.trickle_c += 1;
@@ -636,6 +639,19 @@ impl Mesh {
             }
         }
         let (new_parent, new_rank) = (node.parent, node.rank);
+        if new_rank.is_infinite() && old_rank.is_finite() {
+            // Detached: poison once, so children look elsewhere.
+            self.stats.dio += 1;
+            let frame = MacFrame {
+                src: n,
+                dst: BROADCAST,
+                payload_octets: self.cfg.control_octets,
+                tag: dio_tag(f64::INFINITY),
+                attempts: 0,
+            };
+            let (e, _) = self.radio.send(now, frame);
+            ev.extend(e.into_iter().map(|(t, e)| (t, MeshEvent::Radio(e))));
+        }
         if new_parent != old_parent {
             self.stats.parent_changes += 1;
             self.trickle_reset(now, n, ev);

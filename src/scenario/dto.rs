@@ -44,6 +44,9 @@ pub struct ScenarioFile {
     /// The grid model, if the scenario has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grid: Option<GridFile>,
+    /// The radio mesh, if the scenario has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<MeshFile>,
     /// Injected faults, in any order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultFile>,
@@ -58,6 +61,7 @@ impl Default for ScenarioFile {
             max_events: None,
             outputs: OutputsFile::default(),
             grid: None,
+            mesh: None,
             faults: Vec::new(),
         }
     }
@@ -354,4 +358,112 @@ pub struct OpenConductorFile {
     /// How long it lasts; absent: permanent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<SimDuration>,
+}
+
+/// The `mesh` section: the LMUs' radios, their routing, and the telemetry
+/// they send to the coordinator.
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `nodes` | `GridJunctions` (an LMU at every feeder bus with three or more branches, at its coordinates; the coordinator at the transformer's LV bus) or `Line(count, spacing_m)` (the coordinator first) | `GridJunctions` |
+/// | `pole_height_m` | antenna height [m] | `8.0` |
+/// | `propagation` | `Calibrated` (log-distance, 50 % PDR at 750 m), `LogDistance(exponent)`, `Friis`, `TwoRay`, `TwoRayExact` | `Calibrated` |
+/// | `shadowing_sigma_db` | log-normal shadowing per link [dB] | `4.0` |
+/// | `fading` | `None`, `Rayleigh` or `Nakagami(m)` per packet | `None` |
+/// | `tx_dbm`, `sensitivity_dbm` | radio [dBm] | `8.0`, `-100.0` (nRF52840) |
+/// | `cutoff_margin_db` | links this far below the noise floor are ignored [dB] | `20.0` |
+/// | `report_interval` | telemetry period of each LMU | `"1min"` |
+/// | `report_octets` | telemetry payload [octets] | `40` |
+/// | `trickle_imin`, `trickle_doublings` | DIO timing | `"1s"`, `8` |
+/// | `dao_interval` | downward-route refresh | `"60s"` |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeshFile {
+    /// Where the nodes are.
+    pub nodes: MeshNodesFile,
+    /// Antenna height [m].
+    pub pole_height_m: f64,
+    /// Path-loss model.
+    pub propagation: PropagationFile,
+    /// Shadowing standard deviation [dB].
+    pub shadowing_sigma_db: f64,
+    /// Per-packet fading.
+    pub fading: FadingFile,
+    /// Transmit power [dBm].
+    pub tx_dbm: f64,
+    /// Receiver sensitivity [dBm].
+    pub sensitivity_dbm: f64,
+    /// Link cut-off below the noise floor [dB].
+    pub cutoff_margin_db: f64,
+    /// Telemetry period of each LMU.
+    pub report_interval: SimDuration,
+    /// Telemetry payload [octets].
+    pub report_octets: usize,
+    /// Trickle Imin.
+    pub trickle_imin: SimDuration,
+    /// Trickle doublings.
+    pub trickle_doublings: u32,
+    /// DAO refresh interval.
+    pub dao_interval: SimDuration,
+}
+
+impl Default for MeshFile {
+    fn default() -> Self {
+        MeshFile {
+            nodes: MeshNodesFile::GridJunctions,
+            pole_height_m: 8.0,
+            propagation: PropagationFile::Calibrated,
+            shadowing_sigma_db: 4.0,
+            fading: FadingFile::None,
+            tx_dbm: 8.0,
+            sensitivity_dbm: -100.0,
+            cutoff_margin_db: 20.0,
+            report_interval: one_minute(),
+            report_octets: 40,
+            trickle_imin: SimDuration::from_secs(1).expect("fits"),
+            trickle_doublings: 8,
+            dao_interval: SimDuration::from_secs(60).expect("fits"),
+        }
+    }
+}
+
+/// Where the mesh nodes are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MeshNodesFile {
+    /// An LMU at every junction bus of the grid, the coordinator at the
+    /// transformer's LV bus.
+    GridJunctions,
+    /// A straight line, the coordinator first.
+    Line {
+        /// Nodes, the coordinator included.
+        count: u32,
+        /// Spacing [m].
+        spacing_m: f64,
+    },
+}
+
+/// Path-loss model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PropagationFile {
+    /// Log-distance with the exponent that gives 50 % PDR at 750 m.
+    Calibrated,
+    /// Log-distance with a given exponent (PL0 = Friis at 1 m).
+    LogDistance(f64),
+    /// Free space.
+    Friis,
+    /// ns-3 two-ray ground.
+    TwoRay,
+    /// Exact two-ray over a perfect reflector.
+    TwoRayExact,
+}
+
+/// Per-packet fading.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FadingFile {
+    /// None.
+    None,
+    /// Rayleigh.
+    Rayleigh,
+    /// Nakagami-m.
+    Nakagami(f64),
 }

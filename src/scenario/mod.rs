@@ -50,6 +50,8 @@ pub struct Scenario {
     /// The grid model's section, checked for everything that does not need
     /// the feeder itself (names are checked when the world is built).
     pub grid: Option<dto::GridFile>,
+    /// The mesh section.
+    pub mesh: Option<dto::MeshFile>,
     /// The fault timeline, checked likewise.
     pub faults: Vec<dto::FaultFile>,
     /// The file name and text the scenario came from, so that mistakes
@@ -176,6 +178,7 @@ impl Scenario {
                 }
                 g
             }),
+            mesh: self.mesh.clone(),
             faults: self.faults.clone(),
         }
     }

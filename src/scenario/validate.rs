@@ -44,6 +44,7 @@ pub(super) fn validate(
             },
         },
         grid: dto.grid,
+        mesh: dto.mesh,
         faults: dto.faults,
         origin: super::Origin {
             file: file.to_string(),
@@ -103,6 +104,9 @@ fn check(dto: &ScenarioFile, default_name: &str) -> Result<(), Invalid> {
     }
     if let Some(grid) = &dto.grid {
         check_grid(grid)?;
+    }
+    if let Some(mesh) = &dto.mesh {
+        check_mesh(mesh, dto.grid.is_some())?;
     }
     for (i, f) in dto.faults.iter().enumerate() {
         check_fault(f, i, dto.duration)?;
@@ -247,6 +251,88 @@ fn check_grid(g: &GridFile) -> Result<(), Invalid> {
                 at(&p, &["line"]),
                 format!("`{}` is not listed in grid.switches", s.line),
                 Some("add it to `switches` first"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_mesh(m: &super::dto::MeshFile, has_grid: bool) -> Result<(), Invalid> {
+    use super::dto::{FadingFile, MeshNodesFile, PropagationFile};
+    let root = field(&["mesh"]);
+    match m.nodes {
+        MeshNodesFile::GridJunctions if !has_grid => {
+            return Err(bad(
+                at(&root, &["nodes"]),
+                "`GridJunctions` places LMUs on the grid, but the scenario has no `grid`".into(),
+                Some("add a `grid` section, or use `Line(count: 20, spacing_m: 300.0)`"),
+            ));
+        }
+        MeshNodesFile::Line { count, spacing_m }
+            if count < 2 || spacing_m.is_nan() || spacing_m <= 0.0 =>
+        {
+            return Err(bad(
+                at(&root, &["nodes"]),
+                format!(
+                    "a line needs at least 2 nodes and a positive spacing, not {count} × {spacing_m} m"
+                ),
+                None,
+            ));
+        }
+        _ => {}
+    }
+    if let PropagationFile::LogDistance(n) = m.propagation
+        && !(1.0..=6.0).contains(&n)
+    {
+        return Err(bad(
+            at(&root, &["propagation"]),
+            format!("exponent {n} is not in 1–6"),
+            None,
+        ));
+    }
+    if let FadingFile::Nakagami(k) = m.fading
+        && (k.is_nan() || k < 0.5)
+    {
+        return Err(bad(
+            at(&root, &["fading"]),
+            format!("Nakagami m = {k} must be ≥ 0.5"),
+            None,
+        ));
+    }
+    let checks: [(&str, bool, String); 5] = [
+        (
+            "pole_height_m",
+            m.pole_height_m > 0.0 && m.pole_height_m.is_finite(),
+            format!("{} m", m.pole_height_m),
+        ),
+        (
+            "shadowing_sigma_db",
+            (0.0..=20.0).contains(&m.shadowing_sigma_db),
+            format!("{} dB", m.shadowing_sigma_db),
+        ),
+        (
+            "cutoff_margin_db",
+            (0.0..=100.0).contains(&m.cutoff_margin_db),
+            format!("{} dB", m.cutoff_margin_db),
+        ),
+        (
+            "report_octets",
+            (1..=crate::mesh::phy::MAX_PSDU - crate::mesh::radio::MAC_OVERHEAD)
+                .contains(&m.report_octets),
+            format!("{} octets", m.report_octets),
+        ),
+        (
+            "report_interval",
+            !m.report_interval.is_zero() && !m.dao_interval.is_zero() && !m.trickle_imin.is_zero(),
+            "zero".into(),
+        ),
+    ];
+    for (name, ok, value) in checks {
+        if !ok {
+            return Err(bad(
+                at(&root, &[name]),
+                format!("`{name}` {value} is out of range"),
+                None,
             ));
         }
     }

@@ -20,6 +20,7 @@
 //! it records the state before any model has acted.
 
 pub mod grid;
+pub mod mesh;
 
 use std::time::Instant;
 
@@ -28,6 +29,7 @@ use crate::grid::powerflow::PowerFlowError;
 use crate::kernel::{
     Context, EventId, Handler, Observer, RunLimits, ScheduleError, SimDuration, SimTime, Simulation,
 };
+use crate::mesh::routing::MeshEvent;
 use crate::metrics::{EventTrace, Summary, TimeSeries, Timing, TraceRow};
 use crate::scenario::{Scenario, Trace};
 
@@ -39,6 +41,10 @@ pub enum Event {
     Sample,
     /// An event of the grid model.
     Grid(GridEvent),
+    /// An event of the mesh.
+    Mesh(MeshEvent),
+    /// An LMU's telemetry report is due.
+    MeshReport(u32),
 }
 
 impl Event {
@@ -47,6 +53,8 @@ impl Event {
         match self {
             Event::Sample => "sample",
             Event::Grid(g) => g.label(),
+            Event::Mesh(_) => "mesh",
+            Event::MeshReport(_) => "mesh.report",
         }
     }
 }
@@ -83,6 +91,8 @@ pub struct World {
     sampler: Sampler,
     /// The grid, if the scenario has one.
     grid: Option<GridModel>,
+    /// The mesh, if the scenario has one.
+    mesh: Option<mesh::MeshApp>,
     /// The first failure inside a handler, if any: handlers cannot return
     /// errors through the kernel, so the world keeps it for `run` and halts
     /// the run.
@@ -116,6 +126,30 @@ impl World {
     }
 }
 
+impl World {
+    fn mesh_event(&mut self, e: MeshEvent, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
+        let now = cx.now();
+        if let Some(m) = &mut self.mesh {
+            for (t, e) in m.handle(now, e) {
+                cx.schedule_at(t, Event::Mesh(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn mesh_report(&mut self, n: u32, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
+        let now = cx.now();
+        if let Some(m) = &mut self.mesh {
+            let (ev, next) = m.report(now, n);
+            for (t, e) in ev {
+                cx.schedule_at(t, Event::Mesh(e))?;
+            }
+            cx.schedule_at(next, Event::MeshReport(n))?;
+        }
+        Ok(())
+    }
+}
+
 impl Handler for World {
     type Event = Event;
 
@@ -123,6 +157,8 @@ impl Handler for World {
         let result = match event {
             Event::Sample => self.sample(cx),
             Event::Grid(g) => self.grid_event(g, cx),
+            Event::Mesh(m) => self.mesh_event(m, cx),
+            Event::MeshReport(n) => self.mesh_report(n, cx),
         };
         if let Err(e) = result {
             self.failure.get_or_insert(e);
@@ -173,7 +209,16 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
             delay: scenario.duration,
         })?;
     let mut sim = Simulation::new();
-    let grid = grid::setup(scenario)?.map(GridModel::new);
+    let setup = grid::setup(scenario)?;
+    let mut mesh = match &scenario.mesh {
+        Some(m) => Some(mesh::MeshApp::build(
+            scenario,
+            m,
+            setup.as_ref().map(|s| &s.net),
+        )?),
+        None => None,
+    };
+    let grid = setup.map(GridModel::new);
     // The sampler's first tick goes first; models it reads (the grid) bring
     // themselves up to the sampled instant on demand.
     sim.schedule_at(SimTime::ZERO, Event::Sample)?;
@@ -184,6 +229,15 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
             }
         }
     }
+    if let Some(m) = &mut mesh {
+        let (ev, reports) = m.start(scenario.seed);
+        for (t, e) in ev {
+            sim.schedule_at(t, Event::Mesh(e))?;
+        }
+        for (t, n) in reports {
+            sim.schedule_at(t, Event::MeshReport(n))?;
+        }
+    }
     let world = World {
         sampler: Sampler {
             interval: scenario.outputs.sample_interval,
@@ -191,6 +245,7 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
             series: TimeSeries::new("timeseries", &["t_s", "kernel.events", "kernel.pending"]),
         },
         grid,
+        mesh,
         failure: None,
     };
     Ok((world, sim))
@@ -265,6 +320,9 @@ pub fn run<O: Observer<World>>(
     let mut series = vec![world.sampler.series];
     if let Some(g) = world.grid {
         series.push(g.finish(stats.end, &mut summary));
+    }
+    if let Some(m) = world.mesh {
+        m.finish(&mut summary);
     }
 
     Ok(RunOutput {

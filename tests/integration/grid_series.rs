@@ -325,3 +325,26 @@ fn grid_solve_takes_a_scenario_as_its_feeder() {
         stderr(&o)
     );
 }
+
+/// The mesh in a run: LMUs in a line report to the coordinator; the
+/// contracted `mesh.*` keys are there, most reports arrive once the tree
+/// has formed, and the run is the same at any thread count.
+#[test]
+fn a_mesh_carries_lmu_telemetry_to_the_coordinator() {
+    let sc = scenario(
+        "(duration: \"20min\", mesh: (nodes: Line(count: 15, spacing_m: 300.0), report_interval: \"1min\"))",
+    );
+    let a = world::run(&sc, 1, &mut ()).unwrap();
+    let b = world::run(&sc, 4, &mut ()).unwrap();
+    assert_eq!(a.summary, b.summary);
+    let s = &a.summary;
+    for key in ["mesh.frames_sent", "mesh.pdr", "mesh.latency_p50_s", "mesh.latency_p99_s", "mesh.route_repairs"] {
+        assert!(s.get(key).is_some(), "{key}");
+    }
+    // 14 LMUs × 20 reports; the first may go before the tree forms.
+    assert_eq!(num(s, "mesh.frames_sent"), 14.0 * 20.0);
+    assert!(num(s, "mesh.pdr") > 0.9, "{}", num(s, "mesh.pdr"));
+    // Up to 14 hops of ≈ 2–3 ms each.
+    let (p50, p99) = (num(s, "mesh.latency_p50_s"), num(s, "mesh.latency_p99_s"));
+    assert!(0.0 < p50 && p50 <= p99 && p99 < 1.0, "{p50} {p99}");
+}
