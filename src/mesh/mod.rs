@@ -20,3 +20,4 @@ pub mod phy;
 pub mod propagation;
 pub mod radio;
 pub mod routing;
+pub mod uart;

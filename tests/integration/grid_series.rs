@@ -338,7 +338,13 @@ fn a_mesh_carries_lmu_telemetry_to_the_coordinator() {
     let b = world::run(&sc, 4, &mut ()).unwrap();
     assert_eq!(a.summary, b.summary);
     let s = &a.summary;
-    for key in ["mesh.frames_sent", "mesh.pdr", "mesh.latency_p50_s", "mesh.latency_p99_s", "mesh.route_repairs"] {
+    for key in [
+        "mesh.frames_sent",
+        "mesh.pdr",
+        "mesh.latency_p50_s",
+        "mesh.latency_p99_s",
+        "mesh.route_repairs",
+    ] {
         assert!(s.get(key).is_some(), "{key}");
     }
     // 14 LMUs × 20 reports; the first may go before the tree forms.
