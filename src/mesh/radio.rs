@@ -243,8 +243,12 @@ pub struct Radio {
     /// over noise); the rest only interfere.
     strong: Vec<Vec<(u32, f64)>>,
     /// Per node: the mean power of every transmission on air [mW], kept
-    /// as transmissions start and end.
+    /// as transmissions start and end (jammers included).
     air: Vec<f64>,
+    /// Mean power above which a frame can be locked on [mW].
+    lockable_mw: f64,
+    /// Links whose power a fault changed: their original power [mW].
+    original: BTreeMap<(u32, u32), f64>,
     noise_mw: f64,
     cca_mw: f64,
     nodes: Vec<NodeState>,
@@ -288,6 +292,8 @@ impl Radio {
             links,
             strong,
             air: vec![0.0; n],
+            lockable_mw: lockable,
+            original: BTreeMap::new(),
             positions,
             cfg,
         }
@@ -390,6 +396,60 @@ impl Radio {
             *s = NodeState::default();
         }
         s.up = up;
+    }
+
+    /// Switches a jammer on or off at `now`: a continuous interferer of
+    /// `power_dbm` at `position`, whose power at each node follows the path
+    /// loss (no shadowing). Receptions under way see the change from `now`.
+    pub fn jam(&mut self, now: SimTime, position: &Position, power_dbm: f64, on: bool) {
+        for r in 0..self.positions.len() as u32 {
+            let p =
+                phy::lin(power_dbm - self.cfg.loss.loss_db(position, &self.positions[r as usize]));
+            if self.nodes[r as usize].locked.is_some() {
+                self.close_segment(r, now);
+            }
+            let a = &mut self.air[r as usize];
+            *a = if on { *a + p } else { (*a - p).max(0.0) };
+            if on
+                && self.nodes[r as usize]
+                    .locked
+                    .as_ref()
+                    .is_some_and(|l| !l.synced)
+            {
+                let i = self.interference(r);
+                if let Some(l) = &mut self.nodes[r as usize].locked {
+                    l.preamble_interference_mw = l.preamble_interference_mw.max(i);
+                }
+            }
+        }
+    }
+
+    /// Adds `extra_db` of loss to the link between `a` and `b`, both ways
+    /// (0 restores it). Only links within the cut-off can be degraded.
+    pub fn degrade_link(&mut self, now: SimTime, a: u32, b: u32, extra_db: f64) {
+        for (src, dst) in [(a, b), (b, a)] {
+            let l = &self.links[src as usize];
+            let Ok(k) = l.binary_search_by_key(&dst, |&(j, _)| j) else {
+                continue;
+            };
+            let base = *self.original.entry((src, dst)).or_insert(l[k].1);
+            let new = base * phy::lin(-extra_db);
+            let old = l[k].1;
+            // A frame of src on air now: its receiver's air changes too.
+            if self.nodes[src as usize].transmitting.is_some() {
+                if self.nodes[dst as usize].locked.is_some() {
+                    self.close_segment(dst, now);
+                }
+                self.air[dst as usize] = (self.air[dst as usize] + new - old).max(0.0);
+            }
+            self.links[src as usize][k].1 = new;
+            let strong = &mut self.strong[src as usize];
+            strong.retain(|&(j, _)| j != dst);
+            if new > self.lockable_mw {
+                let at = strong.partition_point(|&(j, _)| j < dst);
+                strong.insert(at, (dst, new));
+            }
+        }
     }
 
     /// Whether a node is up.
@@ -1067,5 +1127,90 @@ mod tests {
                 .iter()
                 .any(|(_, o)| matches!(o, RadioOutput::Acked(f) if f.tag == 5))
         );
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+    use crate::mesh::phy::{RadioProfile, calibrate_exponent};
+    use crate::mesh::propagation::{F_2G4_HZ, LogDistance};
+
+    fn radio() -> Radio {
+        let n = calibrate_exponent(RadioProfile::NRF52840, 4.0, 750.0, 0.5, 160.0);
+        Radio::new(
+            RadioConfig {
+                profile: RadioProfile::NRF52840,
+                loss: Box::new(LogDistance::friis_referenced(n, F_2G4_HZ)),
+                shadowing: Shadowing { sigma_db: 0.0 },
+                fading: Fading::None,
+                cutoff_margin_db: DEFAULT_CUTOFF_MARGIN_DB,
+                mac: MacSettings::default(),
+            },
+            vec![Position::new(0.0, 0.0, 8.0), Position::new(200.0, 0.0, 8.0)],
+            1,
+        )
+    }
+
+    /// Drives one unicast 0 → 1 to completion from `t0`; whether it was
+    /// acknowledged.
+    fn unicast(r: &mut Radio, t0: SimTime) -> bool {
+        let mut queue: std::collections::BTreeMap<(SimTime, u64), RadioEvent> = Default::default();
+        let mut seq = 0u64;
+        let (ev, _) = r.send(
+            t0,
+            MacFrame {
+                src: 0,
+                dst: 1,
+                payload_octets: 20,
+                tag: 1,
+                attempts: 0,
+            },
+        );
+        for (t, e) in ev {
+            queue.insert((t, seq), e);
+            seq += 1;
+        }
+        while let Some(((t, _), e)) = queue.pop_first() {
+            let (ev, out) = r.handle(t, e);
+            for o in out {
+                match o {
+                    RadioOutput::Acked(_) => return true,
+                    RadioOutput::Failed(_) => return false,
+                    RadioOutput::Delivered { .. } => {}
+                }
+            }
+            for (t, e) in ev {
+                queue.insert((t, seq), e);
+                seq += 1;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn a_jammer_blocks_the_link_while_it_is_on() {
+        let mut r = radio();
+        assert!(unicast(&mut r, SimTime::ZERO));
+        // A jammer beside the receiver, +20 dBm: far above the signal.
+        let at = Position::new(210.0, 0.0, 8.0);
+        let t = SimTime::from_nanos(1_000_000_000);
+        r.jam(t, &at, 20.0, true);
+        assert!(!unicast(&mut r, t));
+        let t = SimTime::from_nanos(2_000_000_000);
+        r.jam(t, &at, 20.0, false);
+        assert!(unicast(&mut r, t));
+    }
+
+    #[test]
+    fn a_degraded_link_fails_until_restored() {
+        let mut r = radio();
+        assert!(unicast(&mut r, SimTime::ZERO));
+        let t = SimTime::from_nanos(1_000_000_000);
+        r.degrade_link(t, 0, 1, 40.0);
+        assert!(!unicast(&mut r, t));
+        let t = SimTime::from_nanos(2_000_000_000);
+        r.degrade_link(t, 0, 1, 0.0);
+        assert!(unicast(&mut r, t));
     }
 }
