@@ -1,7 +1,6 @@
 //! The radio mesh: propagation, the IEEE 802.15.4 PHY, the CSMA-CA MAC on a
-//! shared channel, and RPL-like routing to the coordinator. Still to come:
-//! the coordinator's UART link to the gateway, and jamming and link
-//! degradation faults.
+//! shared channel (with jammers and degraded links), RPL-like routing to
+//! the coordinator, and the coordinator's UART to the gateway.
 //!
 //! ```text
 //!  Position ──propagation (PathLoss + Shadowing + Fading)──► received power

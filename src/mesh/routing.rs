@@ -27,8 +27,11 @@
 //!   ancestor and descends (RPL storing-mode P2P). A hop limit of 64 stops
 //!   transient loops.
 //! - **Repair:** a unicast to the parent that the MAC gives up on raises
-//!   that link's ETX to [`FAIL_ETX`], and the node reselects its parent at
-//!   once, or detaches if no neighbour qualifies.
+//!   that link's ETX by a [`FAIL_ETX`] sample, and the node reselects its
+//!   parent at once, or detaches if no neighbour qualifies. A detached node
+//!   poisons once and then broadcasts a DIS every [`DIS_INTERVAL`]; an
+//!   attached node that hears one restarts its Trickle timer, so the tree
+//!   regrows in seconds even when every timer had reached Imax.
 
 use std::collections::BTreeMap;
 
@@ -109,7 +112,20 @@ pub enum MeshEvent {
     DaoTimer(u32),
     /// A DAO after a parent change.
     DaoSoon(u32),
+    /// A detached node solicits DIOs (generation guards old timers).
+    Dis {
+        /// Node.
+        node: u32,
+        /// Timer generation.
+        generation: u64,
+    },
 }
+
+/// A MAC tag marking a DIS (DODAG information solicitation).
+const DIS_TAG: u64 = 1 << 62;
+
+/// Interval between DIS broadcasts of a detached node.
+pub const DIS_INTERVAL: SimDuration = SimDuration::from_nanos(5_000_000_000);
 
 /// Marks a MAC tag that carries a DIO's rank itself (broadcasts have no
 /// acknowledgement to clear a table entry).
@@ -217,6 +233,8 @@ pub struct RoutingStats {
     pub data_dropped: u64,
     /// Parent changes.
     pub parent_changes: u64,
+    /// DIS solicitations sent.
+    pub dis: u64,
 }
 
 /// The radio plus routing of a whole mesh.
@@ -328,6 +346,22 @@ impl Mesh {
             ));
         }
         ev
+    }
+
+    /// Switches a jammer on or off (see [`Radio::jam`]).
+    pub fn jam(
+        &mut self,
+        now: SimTime,
+        at: &super::propagation::Position,
+        power_dbm: f64,
+        on: bool,
+    ) {
+        self.radio.jam(now, at, power_dbm, on);
+    }
+
+    /// Degrades (or, with 0 dB, restores) a link (see [`Radio::degrade_link`]).
+    pub fn degrade_link(&mut self, now: SimTime, a: u32, b: u32, extra_db: f64) {
+        self.radio.degrade_link(now, a, b, extra_db);
     }
 
     /// Sends application data from `src` to `dst`.
@@ -450,6 +484,12 @@ impl Mesh {
                     self.trickle_interval(now, node, &mut ev);
                 }
             }
+            MeshEvent::Dis { node, generation } => {
+                let s = &self.nodes[node as usize];
+                if s.up && s.generation == generation && s.rank.is_infinite() && node != self.root {
+                    self.send_dis(now, node, &mut ev);
+                }
+            }
             MeshEvent::DaoSoon(n) => {
                 self.nodes[n as usize].dao_soon = false;
                 if self.nodes[n as usize].up {
@@ -467,6 +507,28 @@ impl Mesh {
             }
         }
         (ev, del)
+    }
+
+    /// Broadcasts a DIS and schedules the next while still detached.
+    fn send_dis(&mut self, now: SimTime, n: u32, ev: &mut Vec<(SimTime, MeshEvent)>) {
+        self.stats.dis += 1;
+        let frame = MacFrame {
+            src: n,
+            dst: BROADCAST,
+            payload_octets: self.cfg.control_octets,
+            tag: DIS_TAG,
+            attempts: 0,
+        };
+        let (e, _) = self.radio.send(now, frame);
+        ev.extend(e.into_iter().map(|(t, e)| (t, MeshEvent::Radio(e))));
+        let generation = self.nodes[n as usize].generation;
+        ev.push((
+            now.saturating_add(DIS_INTERVAL),
+            MeshEvent::Dis {
+                node: n,
+                generation,
+            },
+        ));
     }
 
     fn send_dao(
@@ -496,6 +558,14 @@ impl Mesh {
                 frame,
                 rssi_dbm,
             } => {
+                if frame.tag == DIS_TAG {
+                    // An attached node answers a solicitation by restarting
+                    // its Trickle timer (RFC 6550 §8.3).
+                    if self.nodes[at as usize].up && self.nodes[at as usize].rank.is_finite() {
+                        self.trickle_reset(now, at, ev);
+                    }
+                    return;
+                }
                 let p = match dio_rank(frame.tag) {
                     Some(rank) => Packet::Dio { rank },
                     None => match self.packets.get(&frame.tag) {
@@ -640,7 +710,9 @@ impl Mesh {
         }
         let (new_parent, new_rank) = (node.parent, node.rank);
         if new_rank.is_infinite() && old_rank.is_finite() {
-            // Detached: poison once, so children look elsewhere.
+            // Detached: poison once, so children look elsewhere, then
+            // solicit DIOs until a parent is found.
+            self.send_dis(now, n, ev);
             self.stats.dio += 1;
             let frame = MacFrame {
                 src: n,

@@ -317,6 +317,66 @@ pub enum FaultFile {
     Short(ShortFile),
     /// One or two conductors of a line broken.
     OpenConductor(OpenConductorFile),
+    /// A radio jammer (or any continuous interferer).
+    Jammer(JammerFile),
+    /// Extra loss on one radio link, both ways.
+    LinkDegradation(LinkDegradationFile),
+    /// A mesh node crashes, and reboots if `reboot_after` is given.
+    NodeCrash(NodeCrashFile),
+}
+
+/// A jammer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JammerFile {
+    /// When it starts.
+    pub at: SimDuration,
+    /// How long it lasts; absent: to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<SimDuration>,
+    /// Position, east [m] (the mesh's coordinates).
+    pub x_m: f64,
+    /// Position, north [m].
+    pub y_m: f64,
+    /// Antenna height [m].
+    #[serde(default = "pole_height")]
+    pub height_m: f64,
+    /// Transmit power [dBm].
+    pub power_dbm: f64,
+}
+
+fn pole_height() -> f64 {
+    8.0
+}
+
+/// Link degradation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkDegradationFile {
+    /// When it starts.
+    pub at: SimDuration,
+    /// How long it lasts; absent: to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<SimDuration>,
+    /// One end: a mesh node index (0 is the coordinator).
+    pub a: u32,
+    /// The other end.
+    pub b: u32,
+    /// Extra loss [dB].
+    pub extra_db: f64,
+}
+
+/// A mesh node crash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCrashFile {
+    /// When it crashes.
+    pub at: SimDuration,
+    /// The mesh node index (0 is the coordinator).
+    pub node: u32,
+    /// Reboot after this long; absent: stays down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_after: Option<SimDuration>,
 }
 
 /// A short-circuit fault.

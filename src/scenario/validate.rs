@@ -110,6 +110,20 @@ fn check(dto: &ScenarioFile, default_name: &str) -> Result<(), Invalid> {
     }
     for (i, f) in dto.faults.iter().enumerate() {
         check_fault(f, i, dto.duration)?;
+        let p = vec![Seg::Field("faults".into()), Seg::Index(i)];
+        let (needs, present) = match f {
+            FaultFile::Short(_) | FaultFile::OpenConductor(_) => ("grid", dto.grid.is_some()),
+            _ => ("mesh", dto.mesh.is_some()),
+        };
+        if !present {
+            return Err(bad(
+                p,
+                format!(
+                    "this fault acts on the {needs}, but the scenario has no `{needs}` section"
+                ),
+                Some(&format!("add a `{needs}` section or remove the fault")),
+            ));
+        }
     }
     Ok(())
 }
@@ -344,6 +358,9 @@ fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Inv
     let at_time = match f {
         FaultFile::Short(s) => s.at,
         FaultFile::OpenConductor(o) => o.at,
+        FaultFile::Jammer(j) => j.at,
+        FaultFile::LinkDegradation(l) => l.at,
+        FaultFile::NodeCrash(c) => c.at,
     };
     if at_time > duration {
         return Err(bad(
@@ -406,6 +423,29 @@ fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Inv
                 ));
             }
         }
+        FaultFile::Jammer(j) => {
+            if !(j.power_dbm.is_finite()
+                && j.x_m.is_finite()
+                && j.y_m.is_finite()
+                && j.height_m > 0.0)
+            {
+                return Err(bad(
+                    p.clone(),
+                    "a jammer needs a finite position, height and power".into(),
+                    None,
+                ));
+            }
+        }
+        FaultFile::LinkDegradation(l) => {
+            if !(l.extra_db.is_finite() && l.extra_db >= 0.0) || l.a == l.b {
+                return Err(bad(
+                    p.clone(),
+                    "link degradation needs two different nodes and extra_db ≥ 0".into(),
+                    None,
+                ));
+            }
+        }
+        FaultFile::NodeCrash(_) => {}
         FaultFile::OpenConductor(o) => {
             let ok = parse_phases(&o.phases).is_some_and(|m| m.iter().filter(|&&x| x).count() < 3);
             if !ok {

@@ -232,6 +232,10 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
     let mut faults = Vec::new();
     for (i, f) in scenario.faults.iter().enumerate() {
         let (at, duration, effect) = match f {
+            // Faults of other models.
+            FaultFile::Jammer(_) | FaultFile::LinkDegradation(_) | FaultFile::NodeCrash(_) => {
+                continue;
+            }
             FaultFile::Short(s) => {
                 let kind = FaultKind::parse(&s.kind).expect("checked by validation");
                 let bus = match (&s.bus, &s.line) {

@@ -16,16 +16,29 @@ use crate::mesh::radio::{MacSettings, Radio, RadioConfig};
 use crate::mesh::routing::{Delivery, Mesh, MeshEvent, RoutingSettings};
 use crate::metrics::Summary;
 use crate::scenario::Scenario;
-use crate::scenario::dto::{FadingFile, MeshFile, MeshNodesFile, PropagationFile};
+use crate::scenario::dto::{FadingFile, FaultFile, MeshFile, MeshNodesFile, PropagationFile};
+use crate::scenario::locate::Seg;
 
 use super::grid::GridBuildError;
 
 /// When an LMU's first report is due: (time, node).
 pub type ReportDue = (SimTime, u32);
 
+/// A fault of the mesh.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MeshFault {
+    /// A jammer at a position with a power [dBm].
+    Jammer(Position, f64),
+    /// Extra loss [dB] between two nodes.
+    Degrade(u32, u32, f64),
+    /// A node down (and back up when it ends).
+    Crash(u32),
+}
+
 /// The mesh with its application traffic.
 #[derive(Debug)]
 pub struct MeshApp {
+    faults: Vec<(SimTime, Option<SimTime>, MeshFault)>,
     mesh: Mesh,
     root: u32,
     interval: SimDuration,
@@ -133,7 +146,49 @@ impl MeshApp {
             dao_interval: m.dao_interval,
             ..RoutingSettings::default()
         };
+        let nodes = radio.len() as u32;
+        let mut faults = Vec::new();
+        for (i, f) in scenario.faults.iter().enumerate() {
+            let t = |d: SimDuration| SimTime::ZERO.saturating_add(d);
+            let check = |n: u32, name: &str| {
+                if n < nodes {
+                    Ok(n)
+                } else {
+                    Err(GridBuildError::Scenario(Box::new(scenario.error_at(
+                        &[
+                            Seg::Field("faults".into()),
+                            Seg::Index(i),
+                            Seg::Field(name.into()),
+                        ],
+                        format!(
+                            "the mesh has {nodes} nodes (0 to {}), not node {n}",
+                            nodes - 1
+                        ),
+                        None,
+                    ))))
+                }
+            };
+            match f {
+                FaultFile::Jammer(j) => faults.push((
+                    t(j.at),
+                    j.duration.map(|d| t(j.at).saturating_add(d)),
+                    MeshFault::Jammer(Position::new(j.x_m, j.y_m, j.height_m), j.power_dbm),
+                )),
+                FaultFile::LinkDegradation(l) => faults.push((
+                    t(l.at),
+                    l.duration.map(|d| t(l.at).saturating_add(d)),
+                    MeshFault::Degrade(check(l.a, "a")?, check(l.b, "b")?, l.extra_db),
+                )),
+                FaultFile::NodeCrash(c) => faults.push((
+                    t(c.at),
+                    c.reboot_after.map(|d| t(c.at).saturating_add(d)),
+                    MeshFault::Crash(check(c.node, "node")?),
+                )),
+                FaultFile::Short(_) | FaultFile::OpenConductor(_) => {}
+            }
+        }
         Ok(MeshApp {
+            faults,
             mesh: Mesh::new(radio, 0, routing, scenario.seed),
             root: 0,
             interval: m.report_interval,
@@ -171,6 +226,37 @@ impl MeshApp {
         (ev, reports)
     }
 
+    /// The faults' start and end events: (time, fault index, starting).
+    pub fn fault_events(&self) -> Vec<(SimTime, usize, bool)> {
+        let mut ev = Vec::new();
+        for (i, (on, off, _)) in self.faults.iter().enumerate() {
+            ev.push((*on, i, true));
+            if let Some(off) = off {
+                ev.push((*off, i, false));
+            }
+        }
+        ev
+    }
+
+    /// Starts or ends fault `i`.
+    pub fn fault(&mut self, now: SimTime, i: usize, starting: bool) -> Vec<(SimTime, MeshEvent)> {
+        let Some((_, _, f)) = self.faults.get(i).cloned() else {
+            return Vec::new();
+        };
+        match f {
+            MeshFault::Jammer(at, dbm) => {
+                self.mesh.jam(now, &at, dbm, starting);
+                Vec::new()
+            }
+            MeshFault::Degrade(a, b, db) => {
+                self.mesh
+                    .degrade_link(now, a, b, if starting { db } else { 0.0 });
+                Vec::new()
+            }
+            MeshFault::Crash(n) => self.mesh.set_up(now, n, !starting),
+        }
+    }
+
     /// Handles a mesh event.
     pub fn handle(&mut self, now: SimTime, e: MeshEvent) -> Vec<(SimTime, MeshEvent)> {
         let (ev, del) = self.mesh.handle(now, e);
@@ -180,6 +266,10 @@ impl MeshApp {
 
     /// An LMU's report is due: send it and return when the next is.
     pub fn report(&mut self, now: SimTime, node: u32) -> (Vec<(SimTime, MeshEvent)>, SimTime) {
+        // A crashed LMU sends nothing until it reboots.
+        if !self.mesh.radio().is_up(node) {
+            return (Vec::new(), now.saturating_add(self.interval));
+        }
         let tag = self.next_tag;
         self.next_tag += 1;
         self.sent += 1;

@@ -45,6 +45,8 @@ pub enum Event {
     Mesh(MeshEvent),
     /// An LMU's telemetry report is due.
     MeshReport(u32),
+    /// A mesh fault starts (`true`) or ends.
+    MeshFault(usize, bool),
 }
 
 impl Event {
@@ -55,6 +57,7 @@ impl Event {
             Event::Grid(g) => g.label(),
             Event::Mesh(_) => "mesh",
             Event::MeshReport(_) => "mesh.report",
+            Event::MeshFault(..) => "mesh.fault",
         }
     }
 }
@@ -137,6 +140,21 @@ impl World {
         Ok(())
     }
 
+    fn mesh_fault(
+        &mut self,
+        i: usize,
+        on: bool,
+        cx: &mut Context<'_, Event>,
+    ) -> Result<(), WorldError> {
+        let now = cx.now();
+        if let Some(m) = &mut self.mesh {
+            for (t, e) in m.fault(now, i, on) {
+                cx.schedule_at(t, Event::Mesh(e))?;
+            }
+        }
+        Ok(())
+    }
+
     fn mesh_report(&mut self, n: u32, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
         let now = cx.now();
         if let Some(m) = &mut self.mesh {
@@ -159,6 +177,7 @@ impl Handler for World {
             Event::Grid(g) => self.grid_event(g, cx),
             Event::Mesh(m) => self.mesh_event(m, cx),
             Event::MeshReport(n) => self.mesh_report(n, cx),
+            Event::MeshFault(i, on) => self.mesh_fault(i, on, cx),
         };
         if let Err(e) = result {
             self.failure.get_or_insert(e);
@@ -236,6 +255,11 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         }
         for (t, n) in reports {
             sim.schedule_at(t, Event::MeshReport(n))?;
+        }
+        for (t, i, on) in m.fault_events() {
+            if t <= end {
+                sim.schedule_at(t, Event::MeshFault(i, on))?;
+            }
         }
     }
     let world = World {

@@ -354,3 +354,66 @@ fn a_mesh_carries_lmu_telemetry_to_the_coordinator() {
     let (p50, p99) = (num(s, "mesh.latency_p50_s"), num(s, "mesh.latency_p99_s"));
     assert!(0.0 < p50 && p50 <= p99 && p99 < 1.0, "{p50} {p99}");
 }
+
+/// Mesh faults from the timeline: a jammer over the coordinator cuts the
+/// telemetry while it lasts; a crashed relay and a degraded link are routed
+/// around.
+#[test]
+fn the_mesh_honours_jammers_crashes_and_degraded_links() {
+    let base = "(duration: \"30min\", mesh: (nodes: Line(count: 12, spacing_m: 300.0), report_interval: \"30s\", dao_interval: \"15s\")";
+    let run_with = |faults: &str| run(&format!("{base}, faults: [{faults}])"));
+    let clean = run_with("");
+    let jammed = run_with(
+        "Jammer((at: \"10min\", duration: \"10min\", x_m: 0.0, y_m: 30.0, power_dbm: 20.0))",
+    );
+    let (p0, pj) = (num(&clean, "mesh.pdr"), num(&jammed, "mesh.pdr"));
+    // A third of the run jammed: about a third of the reports lost.
+    assert!(p0 > 0.95 && pj < p0 - 0.2 && pj > 0.4, "{p0} vs {pj}");
+
+    // Node 3 relays for the line beyond it; crashed for 10 minutes, the
+    // others go round it (two-hop links of 600 m exist).
+    let crashed = run_with("NodeCrash((at: \"10min\", node: 3, reboot_after: \"10min\"))");
+    assert!(num(&crashed, "mesh.route_repairs") > num(&clean, "mesh.route_repairs"));
+    assert!(
+        num(&crashed, "mesh.pdr") > 0.85,
+        "{}",
+        num(&crashed, "mesh.pdr")
+    );
+    // Its own reports are not sent while it is down: 11 LMUs × 60 reports
+    // less its 20.
+    assert_eq!(num(&crashed, "mesh.frames_sent"), 11.0 * 60.0 - 20.0);
+
+    let degraded = run_with("LinkDegradation((at: \"5min\", a: 0, b: 1, extra_db: 60.0))");
+    assert!(
+        num(&degraded, "mesh.pdr") > 0.9,
+        "{}",
+        num(&degraded, "mesh.pdr")
+    );
+}
+
+#[test]
+fn mesh_fault_mistakes_are_positioned() {
+    let e = Scenario::from_source(
+        "t.ron",
+        "(faults: [NodeCrash((at: \"1min\", node: 3))])",
+        &at("scenarios"),
+        "t",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("no `mesh` section") && e.contains("t.ron:1:"),
+        "{e}"
+    );
+    let sc = scenario(
+        "(mesh: (nodes: Line(count: 4, spacing_m: 300.0)), faults: [NodeCrash((at: \"1min\", node: 9))])",
+    );
+    let e = match world::build(&sc) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("node 9 of 4 accepted"),
+    };
+    assert!(
+        e.contains("not node 9") && e.contains("faults[0].node"),
+        "{e}"
+    );
+}
