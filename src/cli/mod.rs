@@ -161,9 +161,10 @@ fn load(global: &GlobalArgs, path: &Path) -> Result<Scenario, CliError> {
 
 fn check(global: &GlobalArgs, path: &Path) -> Result<(), CliError> {
     let s = load(global, path)?;
-    // Names in model sections are checked against the files they name
-    // (e.g. buses of the feeder), as a run would.
-    world::grid::setup(&s).map_err(|e| world_error(e.into()))?;
+    // Names in model sections are checked against what they name (buses
+    // of the feeder, nodes of the mesh) by building the world, as a run
+    // would, without running it.
+    world::build(&s).map_err(world_error)?;
     if !global.quiet {
         println!(
             "{}: ok (scenario `{}`, duration {}, seed {})",

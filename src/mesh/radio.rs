@@ -136,13 +136,6 @@ pub enum RadioEvent {
     CcaEnd(u32),
     /// The turnaround before a transmission ends: start sending.
     TxStart(u32),
-    /// A receiver reaches the end of a frame's preamble.
-    PreambleEnd {
-        /// Receiver.
-        rx: u32,
-        /// Transmission.
-        tx: u64,
-    },
     /// A transmission ends.
     TxEnd(u64),
     /// No ACK came for the frame with this sequence number.
@@ -193,6 +186,11 @@ struct Locked {
     /// The locked frame's own mean power at this receiver [mW], to take
     /// out of the power on air.
     own_mw: f64,
+    /// When the preamble ends: the lock is decided then, lazily, at the
+    /// first change the receiver sees at or after that instant (nothing
+    /// it hears changes in between, so the outcome is the same as deciding
+    /// on time, without an event per receiver and frame).
+    preamble_end: SimTime,
     synced: bool,
 }
 
@@ -406,6 +404,7 @@ impl Radio {
             let p =
                 phy::lin(power_dbm - self.cfg.loss.loss_db(position, &self.positions[r as usize]));
             if self.nodes[r as usize].locked.is_some() {
+                self.resolve_preamble(r, now);
                 self.close_segment(r, now);
             }
             let a = &mut self.air[r as usize];
@@ -438,6 +437,7 @@ impl Radio {
             // A frame of src on air now: its receiver's air changes too.
             if self.nodes[src as usize].transmitting.is_some() {
                 if self.nodes[dst as usize].locked.is_some() {
+                    self.resolve_preamble(dst, now);
                     self.close_segment(dst, now);
                 }
                 self.air[dst as usize] = (self.air[dst as usize] + new - old).max(0.0);
@@ -538,7 +538,6 @@ impl Radio {
             }
             RadioEvent::CcaEnd(n) => self.cca_end(now, n, &mut ev, &mut out),
             RadioEvent::TxStart(n) => self.tx_start(now, n, &mut ev),
-            RadioEvent::PreambleEnd { rx, tx } => self.preamble_end(rx, tx),
             RadioEvent::TxEnd(tx) => self.tx_end(now, tx, &mut ev, &mut out),
             RadioEvent::AckTimeout { node, seq } => {
                 let s = &mut self.nodes[node as usize];
@@ -650,6 +649,7 @@ impl Radio {
         for k in 0..self.links[n as usize].len() {
             let (r, p) = self.links[n as usize][k];
             if self.nodes[r as usize].locked.is_some() {
+                self.resolve_preamble(r, now);
                 self.close_segment(r, now);
             }
             self.air[r as usize] += p;
@@ -686,12 +686,9 @@ impl Radio {
                 since: now,
                 preamble_interference_mw: i,
                 own_mw: p,
+                preamble_end: now.saturating_add(preamble),
                 synced: false,
             });
-            ev.push((
-                now.saturating_add(preamble),
-                RadioEvent::PreambleEnd { rx: r, tx: id },
-            ));
         }
     }
 
@@ -722,12 +719,14 @@ impl Radio {
         }
     }
 
-    fn preamble_end(&mut self, rx: u32, tx: u64) {
+    /// Decides receiver `rx`'s lock if its frame's preamble has ended by
+    /// `now` (see `Locked::preamble_end`).
+    fn resolve_preamble(&mut self, rx: u32, now: SimTime) {
         let noise = self.noise_mw;
         let i_now = self.interference(rx);
         let rs = &mut self.nodes[rx as usize];
         let Some(l) = &mut rs.locked else { return };
-        if l.tx != tx {
+        if l.synced || now < l.preamble_end {
             return;
         }
         let i = l.preamble_interference_mw.max(i_now);
@@ -756,6 +755,7 @@ impl Radio {
         for k in 0..self.links[src].len() {
             let (r, p) = self.links[src][k];
             if self.nodes[r as usize].locked.is_some() {
+                self.resolve_preamble(r, now);
                 self.close_segment(r, now);
             }
             self.air[r as usize] = (self.air[r as usize] - p).max(0.0);
