@@ -6,6 +6,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod cli;
+pub mod gateway;
 pub mod grid;
 pub mod kernel;
 pub mod mesh;
