@@ -14,9 +14,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gridtwin_lmu::dsp::{Analyzer, MAX_HARMONIC, PhasorFrame, SAMPLES_PER_CYCLE, Waveform};
+use gridtwin_lmu::dsp::{Analyzer, PhasorFrame, SAMPLES_PER_CYCLE, Waveform};
 use gridtwin_lmu::frame::{FrameKind, Keys, MAX_FRAME, Security};
-use gridtwin_lmu::math;
 use gridtwin_lmu::node::Message;
 use gridtwin_lmu::{Config, Input, Instant, Lmu, Outputs};
 
@@ -42,13 +41,7 @@ fn waveform() -> Waveform {
 }
 
 fn phasors(v_pu: f32, i_a: f32) -> PhasorFrame {
-    PhasorFrame {
-        v: [0.0f32, -120.0, 120.0].map(|d| math::polar(230.0 * v_pu, d.to_radians())),
-        i: [-20.0f32, -140.0, 100.0].map(|d| math::polar(i_a, d.to_radians())),
-        frequency_hz: 50.0,
-        v_harmonics: None::<[[f32; MAX_HARMONIC - 1]; 3]>,
-        i_harmonics: None,
-    }
+    PhasorFrame::balanced(230.0 * v_pu, i_a, 20.0)
 }
 
 fn dsp(c: &mut Criterion) {

@@ -15,24 +15,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gridtwin::kernel::{Context, Handler, RunLimits, SimTime, Simulation};
-use gridtwin::mesh::phy::{RadioProfile, calibrate_exponent};
-use gridtwin::mesh::propagation::{F_2G4_HZ, Fading, LogDistance, Position, Shadowing};
-use gridtwin::mesh::radio::{
-    DEFAULT_CUTOFF_MARGIN_DB, MacFrame, MacSettings, Radio, RadioConfig, RadioEvent,
-};
+use gridtwin::mesh::propagation::Position;
+use gridtwin::mesh::radio::{MacFrame, Radio, RadioConfig, RadioEvent};
 use rand::RngExt;
-
-fn config() -> RadioConfig {
-    let n = calibrate_exponent(RadioProfile::NRF52840, 4.0, 750.0, 0.5, 160.0);
-    RadioConfig {
-        profile: RadioProfile::NRF52840,
-        loss: Box::new(LogDistance::friis_referenced(n, F_2G4_HZ)),
-        shadowing: Shadowing { sigma_db: 4.0 },
-        fading: Fading::None,
-        cutoff_margin_db: DEFAULT_CUTOFF_MARGIN_DB,
-        mac: MacSettings::default(),
-    }
-}
 
 fn grid(side: usize) -> Vec<Position> {
     (0..side * side)
@@ -104,19 +89,19 @@ fn mesh(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(20));
     let big = grid(100);
     g.bench_function("build/10000", |b| {
-        b.iter(|| black_box(Radio::new(config(), big.clone(), 1).len()))
+        b.iter(|| black_box(Radio::new(RadioConfig::default(), big.clone(), 1).len()))
     });
     for side in [32usize, 100] {
         let n = side * side;
         let pos = grid(side);
-        let template = Radio::new(config(), pos.clone(), 1);
+        let template = Radio::new(RadioConfig::default(), pos.clone(), 1);
         let links: usize = (0..n as u32).map(|i| template.links_of(i).len()).sum();
         eprintln!("{n} nodes: {} links per node on average", links / n);
         drop(template);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("traffic/{n}"), |b| {
             b.iter_batched(
-                || Radio::new(config(), pos.clone(), 1),
+                || Radio::new(RadioConfig::default(), pos.clone(), 1),
                 |radio| black_box(second_of_traffic(radio, side)),
                 criterion::BatchSize::LargeInput,
             )

@@ -92,6 +92,22 @@ pub struct PhasorFrame {
     pub i_harmonics: Option<[Harmonics; 3]>,
 }
 
+impl PhasorFrame {
+    /// A balanced positive-sequence set at 50 Hz without harmonics: phase a
+    /// at `v_ln` [V] and 0°, the currents `i_a` [A] lagging their voltages
+    /// by `lag_deg` [deg].
+    pub fn balanced(v_ln: f32, i_a: f32, lag_deg: f32) -> PhasorFrame {
+        let shifts = [0.0f32, -120.0, 120.0];
+        PhasorFrame {
+            v: shifts.map(|d| math::polar(v_ln, d.to_radians())),
+            i: shifts.map(|d| math::polar(i_a, (d - lag_deg).to_radians())),
+            frequency_hz: NOMINAL_HZ,
+            v_harmonics: None,
+            i_harmonics: None,
+        }
+    }
+}
+
 /// What one phase measured.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PhaseMeasurement {

@@ -18,9 +18,8 @@ use std::vec::Vec as StdVec;
 
 use proptest::prelude::*;
 
-use crate::dsp::{MAX_HARMONIC, PhasorFrame};
+use crate::dsp::PhasorFrame;
 use crate::frame::Keys;
-use crate::math;
 use crate::node::{Config, Contactor, Input, Lmu, Outputs};
 use crate::time::Instant;
 
@@ -113,15 +112,7 @@ impl Rng {
 }
 
 fn phasors(v_pu: f32, i_a: f32) -> PhasorFrame {
-    let v = [0.0f32, -120.0, 120.0].map(|d| math::polar(230.0 * v_pu, d.to_radians()));
-    let i = [-30.0f32, -150.0, 90.0].map(|d| math::polar(i_a, d.to_radians()));
-    PhasorFrame {
-        v,
-        i,
-        frequency_hz: 50.0,
-        v_harmonics: None::<[[f32; MAX_HARMONIC - 1]; 3]>,
-        i_harmonics: None,
-    }
+    PhasorFrame::balanced(230.0 * v_pu, i_a, 30.0)
 }
 
 struct Outcome {

@@ -902,9 +902,7 @@ impl Lmu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsp::MAX_HARMONIC;
     use crate::frame::{BROADCAST, Counter, HEADER_LEN};
-    use crate::math;
 
     const KEYS: Keys = Keys {
         mesh: [1; 32],
@@ -912,13 +910,7 @@ mod tests {
     };
 
     fn frame(v_pu: f32, i_a: f32) -> PhasorFrame {
-        PhasorFrame {
-            v: [0.0f32, -120.0, 120.0].map(|d| math::polar(230.0 * v_pu, d.to_radians())),
-            i: [-20.0f32, -140.0, 100.0].map(|d| math::polar(i_a, d.to_radians())),
-            frequency_hz: 50.0,
-            v_harmonics: None::<[[f32; MAX_HARMONIC - 1]; 3]>,
-            i_harmonics: None,
-        }
+        PhasorFrame::balanced(230.0 * v_pu, i_a, 20.0)
     }
 
     fn at_ms(ms: u64) -> Instant {

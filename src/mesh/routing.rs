@@ -465,15 +465,7 @@ impl Mesh {
                 if s.up && s.generation == generation && s.trickle_c < k && s.rank.is_finite() {
                     let rank = s.rank;
                     self.stats.dio += 1;
-                    let frame = MacFrame {
-                        src: node,
-                        dst: BROADCAST,
-                        payload_octets: self.cfg.control_octets,
-                        tag: dio_tag(rank),
-                        attempts: 0,
-                    };
-                    let (e, _) = self.radio.send(now, frame);
-                    ev.extend(e.into_iter().map(|(t, e)| (t, MeshEvent::Radio(e))));
+                    self.broadcast(now, node, dio_tag(rank), &mut ev);
                 }
             }
             MeshEvent::TrickleEnd { node, generation } => {
@@ -509,18 +501,23 @@ impl Mesh {
         (ev, del)
     }
 
-    /// Broadcasts a DIS and schedules the next while still detached.
-    fn send_dis(&mut self, now: SimTime, n: u32, ev: &mut Vec<(SimTime, MeshEvent)>) {
-        self.stats.dis += 1;
+    /// Broadcasts a control message whose content is its tag (DIO, DIS).
+    fn broadcast(&mut self, now: SimTime, n: u32, tag: u64, ev: &mut Vec<(SimTime, MeshEvent)>) {
         let frame = MacFrame {
             src: n,
             dst: BROADCAST,
             payload_octets: self.cfg.control_octets,
-            tag: DIS_TAG,
+            tag,
             attempts: 0,
         };
         let (e, _) = self.radio.send(now, frame);
         ev.extend(e.into_iter().map(|(t, e)| (t, MeshEvent::Radio(e))));
+    }
+
+    /// Broadcasts a DIS and schedules the next while still detached.
+    fn send_dis(&mut self, now: SimTime, n: u32, ev: &mut Vec<(SimTime, MeshEvent)>) {
+        self.stats.dis += 1;
+        self.broadcast(now, n, DIS_TAG, ev);
         let generation = self.nodes[n as usize].generation;
         ev.push((
             now.saturating_add(DIS_INTERVAL),
@@ -714,15 +711,7 @@ impl Mesh {
             // solicit DIOs until a parent is found.
             self.send_dis(now, n, ev);
             self.stats.dio += 1;
-            let frame = MacFrame {
-                src: n,
-                dst: BROADCAST,
-                payload_octets: self.cfg.control_octets,
-                tag: dio_tag(f64::INFINITY),
-                attempts: 0,
-            };
-            let (e, _) = self.radio.send(now, frame);
-            ev.extend(e.into_iter().map(|(t, e)| (t, MeshEvent::Radio(e))));
+            self.broadcast(now, n, dio_tag(f64::INFINITY), ev);
         }
         if new_parent != old_parent {
             self.stats.parent_changes += 1;
@@ -812,9 +801,8 @@ impl Mesh {
 mod tests {
     use super::*;
     use crate::kernel::{Context, Handler, RunLimits, Simulation};
-    use crate::mesh::phy::{RadioProfile, calibrate_exponent};
-    use crate::mesh::propagation::{F_2G4_HZ, Fading, LogDistance, Position, Shadowing};
-    use crate::mesh::radio::{DEFAULT_CUTOFF_MARGIN_DB, MacSettings, RadioConfig};
+    use crate::mesh::propagation::Position;
+    use crate::mesh::radio::RadioConfig;
 
     struct Driver {
         mesh: Mesh,
@@ -857,16 +845,7 @@ mod tests {
     }
 
     fn mesh(seed: u64) -> Mesh {
-        let n = calibrate_exponent(RadioProfile::NRF52840, 4.0, 750.0, 0.5, 160.0);
-        let cfg = RadioConfig {
-            profile: RadioProfile::NRF52840,
-            loss: Box::new(LogDistance::friis_referenced(n, F_2G4_HZ)),
-            shadowing: Shadowing { sigma_db: 4.0 },
-            fading: Fading::None,
-            cutoff_margin_db: DEFAULT_CUTOFF_MARGIN_DB,
-            mac: MacSettings::default(),
-        };
-        let radio = Radio::new(cfg, line_and_branch(), seed);
+        let radio = Radio::new(RadioConfig::default(), line_and_branch(), seed);
         Mesh::new(radio, 0, RoutingSettings::default(), seed)
     }
 

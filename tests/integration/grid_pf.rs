@@ -130,29 +130,24 @@ fn grid_solve_rejects_a_bad_loads_file_with_its_line() {
     let tmp = tempfile::tempdir().unwrap();
     let loads = tmp.path().join("loads.csv");
     std::fs::write(&loads, "load,p_kw,q_kvar\nLOAD1,1.0,0.3\nLOAD2,lots,0.1\n").unwrap();
-    let o = crate::gridtwin(&[
-        "grid",
-        "solve",
-        dir.join("dss/Master.dss").to_str().unwrap(),
-        "--loads",
-        loads.to_str().unwrap(),
-        "--out",
-        tmp.path().join("v.csv").to_str().unwrap(),
-    ]);
+    let solve = || {
+        crate::gridtwin(&[
+            "grid",
+            "solve",
+            dir.join("dss/Master.dss").to_str().unwrap(),
+            "--loads",
+            loads.to_str().unwrap(),
+            "--out",
+            tmp.path().join("v.csv").to_str().unwrap(),
+        ])
+    };
+    let o = solve();
     assert_eq!(o.status.code(), Some(2));
     let err = crate::stderr(&o);
     assert!(err.contains("loads.csv:3: p_kw is not a number"), "{err}");
 
     std::fs::write(&loads, "load,p_kw,q_kvar\nNOSUCHLOAD,1.0,0.3\n").unwrap();
-    let o = crate::gridtwin(&[
-        "grid",
-        "solve",
-        dir.join("dss/Master.dss").to_str().unwrap(),
-        "--loads",
-        loads.to_str().unwrap(),
-        "--out",
-        tmp.path().join("v.csv").to_str().unwrap(),
-    ]);
+    let o = solve();
     assert_eq!(o.status.code(), Some(2));
     assert!(crate::stderr(&o).contains("load.nosuchload: not in the feeder"));
 }
