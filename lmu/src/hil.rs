@@ -28,7 +28,7 @@ use crate::node::{Command, Input, Outputs};
 use crate::time::Instant;
 
 /// Version of this wire format; both ends must agree.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 
 /// This crate's version, as the board reports it.
 pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");

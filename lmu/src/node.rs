@@ -145,6 +145,23 @@ pub enum Command {
     Close,
     /// Send a telemetry report now.
     Report,
+    /// Change the telemetry report interval (a setting).
+    SetReportInterval {
+        /// The new interval [s], at least 1.
+        secs: u32,
+    },
+    /// Limit the active power of the PV inverters in this LMU's section.
+    LimitPv {
+        /// Share of their rating [%]; 100 lifts the limit.
+        percent: u8,
+    },
+    /// Demand response: reduce the flexible load in this LMU's section.
+    ReduceLoad {
+        /// Reduction [%] of the section's load.
+        percent: u8,
+        /// For how long [min].
+        minutes: u16,
+    },
 }
 
 /// The application messages carried in frames.
@@ -249,6 +266,24 @@ pub enum Contactor {
     Close,
 }
 
+/// A set-point for the equipment of this LMU's section (inverters,
+/// flexible loads), carried out by whoever drives the LMU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Setpoint {
+    /// Limit PV active power to a share of rating [%] (100: no limit).
+    PvLimit {
+        /// Share of rating [%].
+        percent: u8,
+    },
+    /// Reduce flexible load by a share [%] for a time [min].
+    LoadReduction {
+        /// Reduction [%].
+        percent: u8,
+        /// Duration [min].
+        minutes: u16,
+    },
+}
+
 /// Something worth logging.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum LogEvent {
@@ -276,6 +311,8 @@ pub enum LogEvent {
     Pq(PqEvent),
     /// A received frame was rejected.
     Rejected(FrameError),
+    /// A command (local or from the gateway) was carried out.
+    Executed(Command),
 }
 
 /// Outputs of one call: fixed capacities, overflow counted.
@@ -285,6 +322,8 @@ pub struct Outputs {
     pub frames: Vec<OutFrame, MAX_OUT_FRAMES>,
     /// Contactor command, if any.
     pub contactor: Option<Contactor>,
+    /// A set-point for the section's equipment, if any.
+    pub setpoint: Option<Setpoint>,
     /// A telemetry report, if one is due.
     pub report: Option<Telemetry>,
     /// Log events.
@@ -298,6 +337,7 @@ impl Outputs {
     pub fn clear(&mut self) {
         self.frames.clear();
         self.contactor = None;
+        self.setpoint = None;
         self.report = None;
         self.events.clear();
         self.overflowed = 0;
@@ -692,13 +732,31 @@ impl Lmu {
             Command::Close => {
                 if self.fault_latched(now) || self.round.isolate {
                     out.log(LogEvent::CloseRefused);
-                } else if !self.closed {
+                    return;
+                }
+                if !self.closed {
                     self.closed = true;
                     out.contactor = Some(Contactor::Close);
                 }
             }
             Command::Report => self.report(now, out),
+            Command::SetReportInterval { secs } => {
+                self.cfg.report_interval = Duration::from_secs(u64::from(secs.max(1)));
+                self.next_report = Some(now + self.cfg.report_interval);
+            }
+            Command::LimitPv { percent } => {
+                out.setpoint = Some(Setpoint::PvLimit {
+                    percent: percent.min(100),
+                });
+            }
+            Command::ReduceLoad { percent, minutes } => {
+                out.setpoint = Some(Setpoint::LoadReduction {
+                    percent: percent.min(100),
+                    minutes,
+                });
+            }
         }
+        out.log(LogEvent::Executed(c));
     }
 
     /// Judges once every downstream report is in, or one says it saw.
@@ -992,6 +1050,77 @@ mod tests {
         let mut buf = [0u8; MAX_FRAME];
         let n = s.seal(FrameKind::Switch, to, used, &mut buf).unwrap();
         buf[..n].to_vec()
+    }
+
+    /// A command from `src`, sealed with the key `src` would use.
+    fn command_from(src: u16, to: u16, c: Command) -> std::vec::Vec<u8> {
+        let mut s = Security::new(src, KEYS, 0, &[]);
+        let mut payload = [0u8; MAX_PAYLOAD];
+        let used = postcard::to_slice(&Message::Command(c), &mut payload).unwrap();
+        let mut buf = [0u8; MAX_FRAME];
+        let n = s.seal(FrameKind::Command, to, used, &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn gateway_commands_are_carried_out_and_others_ignored() {
+        let mut n = Lmu::new(Config::new(5), KEYS);
+        let mut out = Outputs::default();
+        n.handle(at_ms(0), Input::Phasors(&frame(1.0, 1.0)), &mut out);
+        // A neighbour (mesh key) may not command the contactor.
+        out.clear();
+        let f = command_from(4, 5, Command::Open);
+        n.handle(at_ms(10), Input::Frame(&f), &mut out);
+        assert_eq!(out.contactor, None);
+        assert!(n.is_closed());
+        // The gateway may.
+        out.clear();
+        let f = command_from(GATEWAY, 5, Command::Open);
+        n.handle(at_ms(20), Input::Frame(&f), &mut out);
+        assert_eq!(out.contactor, Some(Contactor::Open));
+        assert!(out.events.contains(&LogEvent::Executed(Command::Open)));
+        // Set-points pass through to the section's equipment, clamped.
+        let mut s = Security::new(GATEWAY, KEYS, 0, &[]);
+        let mut seal = |c: Command| {
+            let mut payload = [0u8; MAX_PAYLOAD];
+            let used = postcard::to_slice(&Message::Command(c), &mut payload).unwrap();
+            let mut buf = [0u8; MAX_FRAME];
+            let k = s.seal(FrameKind::Command, 5, used, &mut buf).unwrap();
+            buf[..k].to_vec()
+        };
+        // The first gateway counter was used above; start past it.
+        let _ = seal(Command::Report);
+        out.clear();
+        n.handle(
+            at_ms(30),
+            Input::Frame(&seal(Command::LimitPv { percent: 140 })),
+            &mut out,
+        );
+        assert_eq!(out.setpoint, Some(Setpoint::PvLimit { percent: 100 }));
+        out.clear();
+        n.handle(
+            at_ms(40),
+            Input::Frame(&seal(Command::ReduceLoad {
+                percent: 20,
+                minutes: 30,
+            })),
+            &mut out,
+        );
+        assert_eq!(
+            out.setpoint,
+            Some(Setpoint::LoadReduction {
+                percent: 20,
+                minutes: 30
+            })
+        );
+        // A new report interval takes effect from now.
+        out.clear();
+        n.handle(
+            at_ms(50),
+            Input::Frame(&seal(Command::SetReportInterval { secs: 2 })),
+            &mut out,
+        );
+        assert_eq!(n.poll_at(), Some(at_ms(2_050)));
     }
 
     fn dead_node() -> (Lmu, Outputs) {

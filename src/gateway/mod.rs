@@ -1,7 +1,11 @@
-//! The gateway and the cloud. So far: the aggregator that groups LMU
-//! reports into rounds by LMU id ([`aggregator`]) and the 3G/4G link
-//! ([`cellular`]). The MQTT session, the cloud store, the wiring into the
-//! run and the live broker bridge follow.
+//! The gateway and the cloud. The aggregator groups LMU reports into
+//! rounds by LMU id ([`aggregator`]); rounds wait in a store-and-forward
+//! buffer bounded in bytes ([`buffer`]) for the MQTT session ([`mqtt`]),
+//! which runs over the 3G/4G link ([`cellular`]) to the cloud's broker and
+//! store ([`cloud`]). Commands come back the same way. [`schema`] is the
+//! JSON both the model and the live bridge publish.
 
 pub mod aggregator;
+pub mod buffer;
 pub mod cellular;
+pub mod mqtt;

@@ -47,6 +47,9 @@ pub struct ScenarioFile {
     /// The radio mesh, if the scenario has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mesh: Option<MeshFile>,
+    /// The gateway and the cloud, if the scenario has them (needs `mesh`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayFile>,
     /// Injected faults, in any order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultFile>,
@@ -62,6 +65,7 @@ impl Default for ScenarioFile {
             outputs: OutputsFile::default(),
             grid: None,
             mesh: None,
+            gateway: None,
             faults: Vec::new(),
         }
     }
@@ -323,6 +327,21 @@ pub enum FaultFile {
     LinkDegradation(LinkDegradationFile),
     /// A mesh node crashes, and reboots if `reboot_after` is given.
     NodeCrash(NodeCrashFile),
+    /// The gateway's 3G/4G link is down.
+    CellularOutage(OutageFile),
+    /// The cloud's MQTT broker is down.
+    BrokerOutage(OutageFile),
+}
+
+/// An outage of a service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutageFile {
+    /// When it starts.
+    pub at: SimDuration,
+    /// How long it lasts; absent: to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<SimDuration>,
 }
 
 /// A jammer.
@@ -526,4 +545,282 @@ pub enum FadingFile {
     Rayleigh,
     /// Nakagami-m.
     Nakagami(f64),
+}
+
+/// The `gateway` section: the gateway (aggregator, store-and-forward
+/// buffer, MQTT client over 3G/4G) and the cloud (broker, store, command
+/// sources). It needs a `mesh`, whose coordinator hands it the LMUs'
+/// traffic; rounds follow `mesh.report_interval`.
+///
+/// ```ron
+/// gateway: (
+///     site: "village",
+///     id: "gw0",
+///     aggregation: WaitForAll(deadline: "30s"),
+///     uplink: Lte,
+///     buffer_bytes: 1048576,
+///     overflow: DropOldest,
+///     mqtt: (username: "gateway", password: "secret", qos: 1),
+///     cloud: (
+///         users: [("gateway", "secret")],
+///         commands: [(at: "2h", lmu: 5, action: Open)],
+///         rules: [(when: VoltageAbove(1.10), then: LimitPv(percent: 50))],
+///     ),
+/// )
+/// ```
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `site` | text, the `<site>` of the MQTT topics | `"site"` |
+/// | `id` | text, the `<gateway>` of the topics | `"gw0"` |
+/// | `aggregation` | `WaitForAll(deadline: D)` (publish when every LMU reported, or at the round's end + D) or `FixedDeadline(deadline: D)` | `WaitForAll(deadline: "30s")` |
+/// | `uart_baud` | coordinator-to-gateway UART [bit/s] | `115200` |
+/// | `uplink` | `Lte` (4G) or `Umts` (3G), see [`crate::gateway::cellular`] | `Lte` |
+/// | `buffer_bytes` | store-and-forward buffer [bytes] | `1048576` |
+/// | `overflow` | `DropOldest` or `DropNewest` | `DropOldest` |
+/// | `mqtt` | the session, see [`MqttFile`] | defaults |
+/// | `cloud` | broker users, store, command sources, see [`CloudFile`] | defaults |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayFile {
+    /// The site, in topic names.
+    pub site: String,
+    /// The gateway's id, in topic names.
+    pub id: String,
+    /// When rounds are published.
+    pub aggregation: AggregationFile,
+    /// Coordinator UART rate [bit/s].
+    pub uart_baud: u32,
+    /// The cellular technology.
+    pub uplink: UplinkFile,
+    /// Store-and-forward buffer [bytes].
+    pub buffer_bytes: usize,
+    /// Overflow policy.
+    pub overflow: OverflowFile,
+    /// The MQTT session.
+    pub mqtt: MqttFile,
+    /// The cloud.
+    pub cloud: CloudFile,
+}
+
+impl Default for GatewayFile {
+    fn default() -> Self {
+        GatewayFile {
+            site: "site".into(),
+            id: "gw0".into(),
+            aggregation: AggregationFile::WaitForAll {
+                deadline: SimDuration::from_secs(30).expect("fits"),
+            },
+            uart_baud: 115_200,
+            uplink: UplinkFile::Lte,
+            buffer_bytes: 1 << 20,
+            overflow: OverflowFile::DropOldest,
+            mqtt: MqttFile::default(),
+            cloud: CloudFile::default(),
+        }
+    }
+}
+
+/// Aggregation policy.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AggregationFile {
+    /// Publish a round when every LMU has reported, or at its deadline.
+    WaitForAll {
+        /// After the round's end.
+        deadline: SimDuration,
+    },
+    /// Publish every round at its deadline.
+    FixedDeadline {
+        /// After the round's end.
+        deadline: SimDuration,
+    },
+}
+
+/// Cellular technology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UplinkFile {
+    /// 4G (LTE category 1).
+    Lte,
+    /// 3G (HSUPA).
+    Umts,
+}
+
+/// Store-and-forward overflow policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OverflowFile {
+    /// Evict the oldest rounds.
+    DropOldest,
+    /// Refuse the new round.
+    DropNewest,
+}
+
+/// The gateway's MQTT session.
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `client_id` | text | the gateway's `id` |
+/// | `username`, `password` | credentials sent in CONNECT | `"gateway"`, `"secret"` |
+/// | `keep_alive` | duration | `"60s"` |
+/// | `ping_timeout` | wait for PINGRESP | `"10s"` |
+/// | `connect_timeout` | wait for CONNACK | `"10s"` |
+/// | `backoff_min`, `backoff_max` | reconnection back-off, doubling | `"1s"`, `"2min"` |
+/// | `qos` | `0` or `1` for published rounds | `1` |
+/// | `max_inflight` | unacknowledged QoS 1 messages | `16` |
+/// | `retransmit_after` | re-send an unacknowledged message | `"20s"` |
+/// | `clean_session` | `false` keeps a persistent session | `false` |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttFile {
+    /// Client id; empty: the gateway's id.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_id: String,
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Keep-alive.
+    pub keep_alive: SimDuration,
+    /// PINGRESP timeout.
+    pub ping_timeout: SimDuration,
+    /// CONNACK timeout.
+    pub connect_timeout: SimDuration,
+    /// First back-off.
+    pub backoff_min: SimDuration,
+    /// Longest back-off.
+    pub backoff_max: SimDuration,
+    /// QoS of rounds: 0 or 1.
+    pub qos: u8,
+    /// In-flight window.
+    pub max_inflight: u16,
+    /// Re-send period of unacknowledged messages.
+    pub retransmit_after: SimDuration,
+    /// Fresh session at each connection.
+    pub clean_session: bool,
+}
+
+impl Default for MqttFile {
+    fn default() -> Self {
+        let s = |x| SimDuration::from_secs(x).expect("fits");
+        MqttFile {
+            client_id: String::new(),
+            username: "gateway".into(),
+            password: "secret".into(),
+            keep_alive: s(60),
+            ping_timeout: s(10),
+            connect_timeout: s(10),
+            backoff_min: s(1),
+            backoff_max: s(120),
+            qos: 1,
+            max_inflight: 16,
+            retransmit_after: s(20),
+            clean_session: false,
+        }
+    }
+}
+
+/// The cloud: broker accounts, the store, command sources.
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `users` | `[(user, password)]` the broker accepts | `[("gateway", "secret")]` |
+/// | `ingest_latency` | median broker-to-store latency | `"20ms"` |
+/// | `ingest_sigma_ln` | its log-normal σ | `0.5` |
+/// | `v_nominal_v` | declared phase voltage for rules [V] | `230.0` |
+/// | `commands` | scheduled operator commands, see [`CommandFile`] | `[]` |
+/// | `rules` | automation, see [`RuleFile`] | `[]` |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudFile {
+    /// Accounts the broker accepts.
+    pub users: Vec<(String, String)>,
+    /// Median ingestion latency, broker to store.
+    pub ingest_latency: SimDuration,
+    /// Log-normal σ of the ingestion latency.
+    pub ingest_sigma_ln: f64,
+    /// Declared phase voltage [V].
+    pub v_nominal_v: f64,
+    /// Scheduled operator commands.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandFile>,
+    /// Automation rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleFile>,
+}
+
+impl Default for CloudFile {
+    fn default() -> Self {
+        CloudFile {
+            users: vec![("gateway".into(), "secret".into())],
+            ingest_latency: SimDuration::from_millis(20).expect("fits"),
+            ingest_sigma_ln: 0.5,
+            v_nominal_v: 230.0,
+            commands: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// An operator command at a time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFile {
+    /// When the operator issues it.
+    pub at: SimDuration,
+    /// The LMU (mesh node index, 1 and up).
+    pub lmu: u32,
+    /// What to do.
+    pub action: ActionFile,
+}
+
+/// A command's action.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ActionFile {
+    /// Open the contactor.
+    Open,
+    /// Close the contactor.
+    Close,
+    /// Report now.
+    Report,
+    /// A new report interval.
+    SetReportInterval(SimDuration),
+    /// Limit the section's PV [% of rating].
+    LimitPv {
+        /// Share of rating [%].
+        percent: u8,
+    },
+    /// Demand response: reduce the section's load.
+    ReduceLoad {
+        /// Reduction [%].
+        percent: u8,
+        /// For how long.
+        duration: SimDuration,
+    },
+}
+
+/// An automation rule: when an LMU's report meets the condition, send it
+/// the command, at most once per `cooldown`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// The condition.
+    pub when: ConditionFile,
+    /// The command.
+    pub then: ActionFile,
+    /// Least time between two firings for one LMU.
+    #[serde(default = "fifteen_minutes")]
+    pub cooldown: SimDuration,
+}
+
+fn fifteen_minutes() -> SimDuration {
+    SimDuration::from_mins(15).expect("fits")
+}
+
+/// A rule's condition on one LMU report.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ConditionFile {
+    /// The highest phase voltage in the report is above this [pu].
+    VoltageAbove(f64),
+    /// The lowest phase voltage in the report is below this [pu] (and not 0,
+    /// which means no supply).
+    VoltageBelow(f64),
 }

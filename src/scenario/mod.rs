@@ -52,6 +52,8 @@ pub struct Scenario {
     pub grid: Option<dto::GridFile>,
     /// The mesh section.
     pub mesh: Option<dto::MeshFile>,
+    /// The gateway section (needs the mesh).
+    pub gateway: Option<dto::GatewayFile>,
     /// The fault timeline, checked likewise.
     pub faults: Vec<dto::FaultFile>,
     /// The file name and text the scenario came from, so that mistakes
@@ -179,6 +181,7 @@ impl Scenario {
                 g
             }),
             mesh: self.mesh.clone(),
+            gateway: self.gateway.clone(),
             faults: self.faults.clone(),
         }
     }

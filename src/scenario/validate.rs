@@ -45,6 +45,7 @@ pub(super) fn validate(
         },
         grid: dto.grid,
         mesh: dto.mesh,
+        gateway: dto.gateway,
         faults: dto.faults,
         origin: super::Origin {
             file: file.to_string(),
@@ -108,11 +109,24 @@ fn check(dto: &ScenarioFile, default_name: &str) -> Result<(), Invalid> {
     if let Some(mesh) = &dto.mesh {
         check_mesh(mesh, dto.grid.is_some())?;
     }
+    if let Some(g) = &dto.gateway {
+        if dto.mesh.is_none() {
+            return Err(bad(
+                field(&["gateway"]),
+                "the gateway takes the LMUs' traffic from the mesh's coordinator, but the scenario has no `mesh`".into(),
+                Some("add a `mesh` section (`mesh: ()` for its defaults)"),
+            ));
+        }
+        check_gateway(g, dto.duration)?;
+    }
     for (i, f) in dto.faults.iter().enumerate() {
         check_fault(f, i, dto.duration)?;
         let p = vec![Seg::Field("faults".into()), Seg::Index(i)];
         let (needs, present) = match f {
             FaultFile::Short(_) | FaultFile::OpenConductor(_) => ("grid", dto.grid.is_some()),
+            FaultFile::CellularOutage(_) | FaultFile::BrokerOutage(_) => {
+                ("gateway", dto.gateway.is_some())
+            }
             _ => ("mesh", dto.mesh.is_some()),
         };
         if !present {
@@ -353,6 +367,166 @@ fn check_mesh(m: &super::dto::MeshFile, has_grid: bool) -> Result<(), Invalid> {
     Ok(())
 }
 
+fn check_action(a: &super::dto::ActionFile, path: Vec<Seg>) -> Result<(), Invalid> {
+    use super::dto::ActionFile;
+    match *a {
+        ActionFile::LimitPv { percent } | ActionFile::ReduceLoad { percent, .. }
+            if percent > 100 =>
+        {
+            Err(bad(path, format!("{percent} % is more than 100 %"), None))
+        }
+        ActionFile::SetReportInterval(d) if d < SimDuration::from_secs(1).expect("fits") => Err(
+            bad(path, format!("a report interval of {d} is below 1 s"), None),
+        ),
+        ActionFile::ReduceLoad { duration, .. }
+            if duration.as_nanos() / 60_000_000_000 > u64::from(u16::MAX) =>
+        {
+            Err(bad(
+                path,
+                format!("a load reduction of {duration} is longer than 65535 min"),
+                None,
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_gateway(g: &super::dto::GatewayFile, duration: SimDuration) -> Result<(), Invalid> {
+    use super::dto::{AggregationFile, ConditionFile};
+    let root = field(&["gateway"]);
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    for (f, v) in [("site", &g.site), ("id", &g.id)] {
+        if !name_ok(v) {
+            return Err(bad(
+                at(&root, &[f]),
+                format!("`{v}` is not a topic level: use letters, digits, `_`, `-`, `.`"),
+                None,
+            ));
+        }
+    }
+    let (AggregationFile::WaitForAll { deadline } | AggregationFile::FixedDeadline { deadline }) =
+        g.aggregation;
+    if deadline.is_zero() {
+        return Err(bad(
+            at(&root, &["aggregation"]),
+            "the deadline must be after the round's end (> 0)".into(),
+            None,
+        ));
+    }
+    if g.uart_baud < 1200 {
+        return Err(bad(
+            at(&root, &["uart_baud"]),
+            format!("{} bit/s is below 1200", g.uart_baud),
+            None,
+        ));
+    }
+    if g.buffer_bytes == 0 {
+        return Err(bad(
+            at(&root, &["buffer_bytes"]),
+            "the buffer needs at least one byte".into(),
+            None,
+        ));
+    }
+    let m = &g.mqtt;
+    let mq = at(&root, &["mqtt"]);
+    if m.qos > 1 {
+        return Err(bad(
+            at(&mq, &["qos"]),
+            format!("QoS {} is not modelled: use 0 or 1", m.qos),
+            None,
+        ));
+    }
+    if m.max_inflight == 0 {
+        return Err(bad(
+            at(&mq, &["max_inflight"]),
+            "the in-flight window needs at least 1".into(),
+            None,
+        ));
+    }
+    let ka = m.keep_alive.as_nanos();
+    if !(1_000_000_000..=65_535_000_000_000).contains(&ka) {
+        return Err(bad(
+            at(&mq, &["keep_alive"]),
+            format!("keep-alive {} is not within 1 s to 65535 s", m.keep_alive),
+            None,
+        ));
+    }
+    for (f, d) in [
+        ("ping_timeout", m.ping_timeout),
+        ("connect_timeout", m.connect_timeout),
+        ("backoff_min", m.backoff_min),
+        ("retransmit_after", m.retransmit_after),
+    ] {
+        if d.is_zero() {
+            return Err(bad(at(&mq, &[f]), format!("`{f}` must be > 0"), None));
+        }
+    }
+    if m.backoff_max < m.backoff_min {
+        return Err(bad(
+            at(&mq, &["backoff_max"]),
+            "`backoff_max` is below `backoff_min`".into(),
+            None,
+        ));
+    }
+    let c = &g.cloud;
+    let cl = at(&root, &["cloud"]);
+    if !(c.ingest_sigma_ln.is_finite() && c.ingest_sigma_ln >= 0.0) {
+        return Err(bad(
+            at(&cl, &["ingest_sigma_ln"]),
+            "σ must be ≥ 0".into(),
+            None,
+        ));
+    }
+    if !(c.v_nominal_v.is_finite() && c.v_nominal_v > 0.0) {
+        return Err(bad(
+            at(&cl, &["v_nominal_v"]),
+            "the declared voltage must be > 0 V".into(),
+            None,
+        ));
+    }
+    for (i, cmd) in c.commands.iter().enumerate() {
+        let p = at(&cl, &["commands"]);
+        let mut p = p;
+        p.push(Seg::Index(i));
+        if cmd.at > duration {
+            return Err(bad(
+                at(&p, &["at"]),
+                format!(
+                    "the command at {} comes after the end of the run ({duration})",
+                    cmd.at
+                ),
+                None,
+            ));
+        }
+        if cmd.lmu == 0 {
+            return Err(bad(
+                at(&p, &["lmu"]),
+                "node 0 is the coordinator, not an LMU".into(),
+                None,
+            ));
+        }
+        check_action(&cmd.action, at(&p, &["action"]))?;
+    }
+    for (i, r) in c.rules.iter().enumerate() {
+        let mut p = at(&cl, &["rules"]);
+        p.push(Seg::Index(i));
+        let (ConditionFile::VoltageAbove(v) | ConditionFile::VoltageBelow(v)) = r.when;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(bad(
+                at(&p, &["when"]),
+                format!("a threshold of {v} pu must be > 0"),
+                None,
+            ));
+        }
+        check_action(&r.then, at(&p, &["then"]))?;
+    }
+    Ok(())
+}
+
 fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Invalid> {
     let p = vec![Seg::Field("faults".into()), Seg::Index(i)];
     let at_time = match f {
@@ -361,6 +535,7 @@ fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Inv
         FaultFile::Jammer(j) => j.at,
         FaultFile::LinkDegradation(l) => l.at,
         FaultFile::NodeCrash(c) => c.at,
+        FaultFile::CellularOutage(o) | FaultFile::BrokerOutage(o) => o.at,
     };
     if at_time > duration {
         return Err(bad(
@@ -446,6 +621,16 @@ fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Inv
             }
         }
         FaultFile::NodeCrash(_) => {}
+        FaultFile::CellularOutage(o) | FaultFile::BrokerOutage(o) => {
+            if o.duration.is_some_and(|d| d.is_zero()) {
+                return Err(bad(
+                    at(&p, &["duration"]),
+                    "an outage lasts longer than zero; leave `duration` out for one to the end"
+                        .into(),
+                    None,
+                ));
+            }
+        }
         FaultFile::OpenConductor(o) => {
             let ok = parse_phases(&o.phases).is_some_and(|m| m.iter().filter(|&&x| x).count() < 3);
             if !ok {

@@ -233,7 +233,11 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
     for (i, f) in scenario.faults.iter().enumerate() {
         let (at, duration, effect) = match f {
             // Faults of other models.
-            FaultFile::Jammer(_) | FaultFile::LinkDegradation(_) | FaultFile::NodeCrash(_) => {
+            FaultFile::Jammer(_)
+            | FaultFile::LinkDegradation(_)
+            | FaultFile::NodeCrash(_)
+            | FaultFile::CellularOutage(_)
+            | FaultFile::BrokerOutage(_) => {
                 continue;
             }
             FaultFile::Short(s) => {

@@ -184,7 +184,10 @@ impl MeshApp {
                     c.reboot_after.map(|d| t(c.at).saturating_add(d)),
                     MeshFault::Crash(check(c.node, "node")?),
                 )),
-                FaultFile::Short(_) | FaultFile::OpenConductor(_) => {}
+                FaultFile::Short(_)
+                | FaultFile::OpenConductor(_)
+                | FaultFile::CellularOutage(_)
+                | FaultFile::BrokerOutage(_) => {}
             }
         }
         Ok(MeshApp {
