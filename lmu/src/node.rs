@@ -216,6 +216,8 @@ impl Message {
 /// A periodic report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Telemetry {
+    /// When it was generated: the node's clock [ms].
+    pub t_ms: u64,
     /// Report sequence number since boot.
     pub seq: u32,
     /// Boot epoch.
@@ -889,6 +891,7 @@ impl Lmu {
             .saturating_add(rej.replayed)
             .saturating_add(rej.unknown_sender);
         let t = Telemetry {
+            t_ms: now.total_millis(),
             seq: self.report_seq,
             epoch: self.cfg.boot_epoch,
             v_min_dv: if iv.n == 0 {

@@ -9,10 +9,12 @@
 //! A round published at its deadline names the LMUs missing from it. A
 //! report that arrives after its round was published is attached to that
 //! round and published as a late amendment, never dropped. The mesh may
-//! deliver a report twice; duplicates are recognised by (LMU id, report
-//! sequence) and counted.
+//! deliver a report twice; duplicates are recognised by (LMU id, boot
+//! epoch, report sequence) and counted.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use gridtwin_lmu::node::Telemetry;
 
 use crate::kernel::{SimDuration, SimTime};
 
@@ -44,12 +46,16 @@ impl Policy {
 pub struct Report {
     /// The LMU.
     pub lmu: u32,
+    /// The LMU's boot epoch (sequence numbers restart at each boot).
+    pub epoch: u32,
     /// Its report sequence number.
     pub seq: u32,
     /// When the LMU generated it.
     pub generated_at: SimTime,
     /// Payload size [octets].
     pub octets: usize,
+    /// What it says.
+    pub telemetry: Telemetry,
 }
 
 /// A published round (or a late amendment to one).
@@ -95,7 +101,7 @@ pub struct Aggregator {
     interval: SimDuration,
     policy: Policy,
     rounds: BTreeMap<u64, Round>,
-    seen: BTreeSet<(u32, u32)>,
+    seen: BTreeSet<(u32, u32, u32)>,
     stats: AggregatorStats,
 }
 
@@ -137,7 +143,7 @@ impl Aggregator {
     /// Whoever drives the aggregator calls [`Aggregator::deadline`] at
     /// [`Aggregator::deadline_of`] of every round it has seen.
     pub fn receive(&mut self, now: SimTime, report: Report) -> Option<Published> {
-        if !self.seen.insert((report.lmu, report.seq)) {
+        if !self.seen.insert((report.lmu, report.epoch, report.seq)) {
             self.stats.duplicates += 1;
             return None;
         }
@@ -211,9 +217,11 @@ mod tests {
     fn report(lmu: u32, seq: u32, at_s: u64) -> Report {
         Report {
             lmu,
+            epoch: 0,
             seq,
             generated_at: t(at_s),
             octets: 40,
+            telemetry: Telemetry::default(),
         }
     }
 

@@ -8,4 +8,6 @@
 pub mod aggregator;
 pub mod buffer;
 pub mod cellular;
+pub mod cloud;
 pub mod mqtt;
+pub mod schema;

@@ -244,10 +244,13 @@ impl Client {
         out
     }
 
-    /// The broker closed the connection (or reset it).
+    /// The broker closed the connection (or reset it). A reset of a
+    /// connection still being set up is a failed attempt, not a loss.
     pub fn closed(&mut self, now: SimTime) -> Vec<ClientOut> {
-        if !matches!(self.state, State::Offline { .. }) {
-            self.go_offline(now, true);
+        match self.state {
+            State::Connected => self.go_offline(now, true),
+            State::Connecting { .. } => self.go_offline(now, false),
+            State::Offline { .. } => {}
         }
         Vec::new()
     }
