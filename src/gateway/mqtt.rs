@@ -390,12 +390,6 @@ impl Client {
         out
     }
 
-    /// A packet id for SUBSCRIBE: outside the range QoS 1 publishes use is
-    /// not needed, ids only have to be unused; 0 is not allowed.
-    fn pkid_for_control(&mut self) -> u16 {
-        self.pkid()
-    }
-
     /// When the client next needs [`Client::timer`].
     pub fn next_timer(&self) -> Option<SimTime> {
         match self.state {
@@ -433,11 +427,11 @@ impl Client {
             }
             State::Connected => {
                 let s = self.settings.clone();
-                if let Some(at) = self.ping_sent {
-                    if now >= at.saturating_add(s.ping_timeout) {
-                        self.go_offline(now, true);
-                        return out;
-                    }
+                if let Some(at) = self.ping_sent
+                    && now >= at.saturating_add(s.ping_timeout)
+                {
+                    self.go_offline(now, true);
+                    return out;
                 }
                 let after = s.retransmit_after;
                 self.resend(now, |f| now >= f.sent_at.saturating_add(after), &mut out);

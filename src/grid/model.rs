@@ -210,6 +210,10 @@ pub struct GridModel {
     load_profiles: Vec<Profile>,
     pv_profiles: Vec<Profile>,
     pv_peak_w: Vec<f64>,
+    /// Active-power limit of each PV, as a share of its rating (set-points).
+    pv_limit: Vec<f64>,
+    /// Scale of each load (demand response), 1 when none.
+    load_scale: Vec<f64>,
     step: SimDuration,
     settings: Settings,
     switching: Vec<(SimTime, usize, bool)>,
@@ -283,6 +287,8 @@ impl GridModel {
             base_phases,
             load_profiles: setup.load_profiles,
             pv_profiles: setup.pv_profiles,
+            pv_limit: vec![1.0; net.pv.len()],
+            load_scale: vec![1.0; net.loads.len()],
             pv_peak_w: setup.pv_peak_w,
             step: setup.profile_step,
             settings: setup.settings,
@@ -325,6 +331,70 @@ impl GridModel {
             }
         }
         ev
+    }
+
+    /// Power-flow solves so far.
+    pub fn solves(&self) -> u64 {
+        self.stats.solves
+    }
+
+    /// Limits the active power of PV systems `pvs` to `share` of their
+    /// rating (1 lifts the limit) from `now`; returns the events it
+    /// schedules (a re-solve).
+    pub fn set_pv_limit(
+        &mut self,
+        now: SimTime,
+        pvs: &[usize],
+        share: f64,
+    ) -> Vec<(SimTime, GridEvent)> {
+        let mut next = Vec::new();
+        let share = share.clamp(0.0, 1.0);
+        let mut any = false;
+        for &i in pvs {
+            if let Some(l) = self.pv_limit.get_mut(i)
+                && *l != share
+            {
+                *l = share;
+                any = true;
+            }
+        }
+        if any {
+            self.reapply(now, &mut next);
+        }
+        next
+    }
+
+    /// Scales loads `loads` by `factor` (demand response; 1 restores them)
+    /// from `now`; returns the events it schedules.
+    pub fn set_load_scale(
+        &mut self,
+        now: SimTime,
+        loads: &[usize],
+        factor: f64,
+    ) -> Vec<(SimTime, GridEvent)> {
+        let mut next = Vec::new();
+        let factor = factor.max(0.0);
+        let mut any = false;
+        for &i in loads {
+            if let Some(k) = self.load_scale.get_mut(i)
+                && *k != factor
+            {
+                *k = factor;
+                any = true;
+            }
+        }
+        if any {
+            self.reapply(now, &mut next);
+        }
+        next
+    }
+
+    /// Brings the model to `now`, then has the profiles re-applied at once
+    /// with the new set-points.
+    fn reapply(&mut self, now: SimTime, next: &mut Vec<(SimTime, GridEvent)>) {
+        // Energy up to now is integrated at the old powers first.
+        self.profile_at = None;
+        self.changed(false, now, next);
     }
 
     /// Handles one event at `now`; returns the events it schedules.
@@ -432,14 +502,15 @@ impl GridModel {
     fn apply_profiles(&mut self, t: SimTime) -> bool {
         let t_s = t.as_secs_f64();
         let mut changed = false;
-        for ((l, p), &(p0, q0)) in self
+        for (((l, p), &(p0, q0)), &k) in self
             .net
             .loads
             .iter_mut()
             .zip(&self.load_profiles)
             .zip(&self.nominal)
+            .zip(&self.load_scale)
         {
-            let m = p.at(t_s);
+            let m = p.at(t_s) * k;
             let (pw, qv) = (p0 * m, q0 * m);
             if pw != l.p_w || qv != l.q_var {
                 l.p_w = pw;
@@ -447,14 +518,15 @@ impl GridModel {
                 changed = true;
             }
         }
-        for ((g, p), peak) in self
+        for (((g, p), peak), &lim) in self
             .net
             .pv
             .iter_mut()
             .zip(&self.pv_profiles)
             .zip(&self.pv_peak_w)
+            .zip(&self.pv_limit)
         {
-            let pw = peak * p.at(t_s);
+            let pw = (peak * p.at(t_s)).min(lim * g.s_rated_va);
             if pw != g.p_w {
                 g.p_w = pw;
                 changed = true;

@@ -220,3 +220,13 @@ impl EventTrace {
         &self.rows
     }
 }
+
+/// The `p`-quantile (0 < p ≤ 1) of sorted values by the nearest-rank
+/// method, or `None` for no values.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let k = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted.get(k - 1).copied()
+}

@@ -451,8 +451,7 @@ pub struct OpenConductorFile {
 /// | `fading` | `None`, `Rayleigh` or `Nakagami(m)` per packet | `None` |
 /// | `tx_dbm`, `sensitivity_dbm` | radio [dBm] | `8.0`, `-100.0` (nRF52840) |
 /// | `cutoff_margin_db` | links this far below the noise floor are ignored [dB] | `20.0` |
-/// | `report_interval` | telemetry period of each LMU | `"1min"` |
-/// | `report_octets` | telemetry payload [octets] | `40` |
+/// | `report_interval` | telemetry period of each LMU (its frames are the LMU firmware's own: sealed postcard telemetry, ≤ 116 octets) | `"1min"` |
 /// | `trickle_imin`, `trickle_doublings` | DIO timing | `"1s"`, `8` |
 /// | `dao_interval` | downward-route refresh | `"60s"` |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -476,8 +475,6 @@ pub struct MeshFile {
     pub cutoff_margin_db: f64,
     /// Telemetry period of each LMU.
     pub report_interval: SimDuration,
-    /// Telemetry payload [octets].
-    pub report_octets: usize,
     /// Trickle Imin.
     pub trickle_imin: SimDuration,
     /// Trickle doublings.
@@ -498,7 +495,6 @@ impl Default for MeshFile {
             sensitivity_dbm: -100.0,
             cutoff_margin_db: 20.0,
             report_interval: one_minute(),
-            report_octets: 40,
             trickle_imin: SimDuration::from_secs(1).expect("fits"),
             trickle_doublings: 8,
             dao_interval: SimDuration::from_secs(60).expect("fits"),

@@ -327,7 +327,7 @@ fn check_mesh(m: &super::dto::MeshFile, has_grid: bool) -> Result<(), Invalid> {
             None,
         ));
     }
-    let checks: [(&str, bool, String); 5] = [
+    let checks: [(&str, bool, String); 4] = [
         (
             "pole_height_m",
             m.pole_height_m > 0.0 && m.pole_height_m.is_finite(),
@@ -342,12 +342,6 @@ fn check_mesh(m: &super::dto::MeshFile, has_grid: bool) -> Result<(), Invalid> {
             "cutoff_margin_db",
             (0.0..=100.0).contains(&m.cutoff_margin_db),
             format!("{} dB", m.cutoff_margin_db),
-        ),
-        (
-            "report_octets",
-            (1..=crate::mesh::phy::MAX_PSDU - crate::mesh::radio::MAC_OVERHEAD)
-                .contains(&m.report_octets),
-            format!("{} octets", m.report_octets),
         ),
         (
             "report_interval",

@@ -1,12 +1,10 @@
-//! Builds the mesh from a scenario's `mesh` section and runs the LMUs'
-//! telemetry over it.
+//! Builds the mesh from a scenario's `mesh` section and carries the LMUs'
+//! frames over it: each frame's bytes travel with it, and its arrival is
+//! handed back to the world.
 
 use std::collections::BTreeMap;
 
-use rand::RngExt;
-
 use crate::grid::network::{BranchKind, Network};
-use crate::kernel::rng::stream;
 use crate::kernel::{SimDuration, SimTime};
 use crate::mesh::phy::{self, RadioProfile};
 use crate::mesh::propagation::{
@@ -21,8 +19,24 @@ use crate::scenario::locate::Seg;
 
 use super::grid::GridBuildError;
 
-/// When an LMU's first report is due: (time, node).
-pub type ReportDue = (SimTime, u32);
+/// A frame that reached its destination node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arrival {
+    /// When.
+    pub at: SimTime,
+    /// The sending node.
+    pub src: u32,
+    /// The node it reached.
+    pub dst: u32,
+    /// The mesh's handle of the frame.
+    pub tag: u64,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Frames not delivered within this long are forgotten (the mesh gives up
+/// on a frame within seconds; this only bounds memory).
+const FORGET_AFTER: SimDuration = SimDuration::from_nanos(3_600_000_000_000);
 
 /// A fault of the mesh.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,21 +55,28 @@ pub struct MeshApp {
     faults: Vec<(SimTime, Option<SimTime>, MeshFault)>,
     mesh: Mesh,
     root: u32,
+    /// The grid bus of each node, when the nodes sit on the grid.
+    buses: Vec<Option<usize>>,
     interval: SimDuration,
-    octets: usize,
     next_tag: u64,
-    sent_at: BTreeMap<u64, SimTime>,
+    /// Frames under way: tag → (sent at, destination, bytes).
+    in_transit: BTreeMap<u64, (SimTime, u32, Vec<u8>)>,
     sent: u64,
     latencies_s: Vec<f64>,
 }
 
-/// Node positions: the coordinator first.
-fn positions(m: &MeshFile, grid: Option<&Network>) -> Result<Vec<Position>, GridBuildError> {
+/// Node positions, the coordinator first, and the grid bus of each.
+type Placement = (Vec<Position>, Vec<Option<usize>>);
+
+fn positions(m: &MeshFile, grid: Option<&Network>) -> Result<Placement, GridBuildError> {
     let h = m.pole_height_m;
     match (&m.nodes, grid) {
-        (MeshNodesFile::Line { count, spacing_m }, _) => Ok((0..*count)
-            .map(|i| Position::new(f64::from(i) * spacing_m, 0.0, h))
-            .collect()),
+        (MeshNodesFile::Line { count, spacing_m }, _) => Ok((
+            (0..*count)
+                .map(|i| Position::new(f64::from(i) * spacing_m, 0.0, h))
+                .collect(),
+            vec![None; *count as usize],
+        )),
         (MeshNodesFile::GridJunctions, Some(net)) => {
             let mut degree = vec![0usize; net.buses.len()];
             for b in &net.branches {
@@ -85,12 +106,14 @@ fn positions(m: &MeshFile, grid: Option<&Network>) -> Result<Vec<Position>, Grid
                     )
                 })?;
             let mut out = vec![coordinator];
-            out.extend(
-                (0..net.buses.len())
-                    .filter(|&b| b != lv && degree[b] >= 3)
-                    .filter_map(at),
-            );
-            Ok(out)
+            let mut buses = vec![Some(lv)];
+            for b in (0..net.buses.len()).filter(|&b| b != lv && degree[b] >= 3) {
+                if let Some(p) = at(b) {
+                    out.push(p);
+                    buses.push(Some(b));
+                }
+            }
+            Ok((out, buses))
         }
         (MeshNodesFile::GridJunctions, None) => Err(GridBuildError::Feeder(
             "mesh.nodes = GridJunctions needs a grid".into(),
@@ -105,7 +128,7 @@ impl MeshApp {
         m: &MeshFile,
         grid: Option<&Network>,
     ) -> Result<MeshApp, GridBuildError> {
-        let pos = positions(m, grid)?;
+        let (pos, buses) = positions(m, grid)?;
         let profile = RadioProfile {
             tx_dbm: m.tx_dbm,
             sensitivity_dbm: m.sensitivity_dbm,
@@ -194,10 +217,10 @@ impl MeshApp {
             faults,
             mesh: Mesh::new(radio, 0, routing, scenario.seed),
             root: 0,
+            buses,
             interval: m.report_interval,
-            octets: m.report_octets,
             next_tag: 0,
-            sent_at: BTreeMap::new(),
+            in_transit: BTreeMap::new(),
             sent: 0,
             latencies_s: Vec::new(),
         })
@@ -213,20 +236,42 @@ impl MeshApp {
         self.len() == 0
     }
 
-    /// The events that start the mesh at zero: routing timers, then each
-    /// LMU's first report at a jittered instant within one interval (from
-    /// the LMU's own stream).
-    pub fn start(&mut self, seed: u64) -> (Vec<(SimTime, MeshEvent)>, Vec<ReportDue>) {
-        let ev = self.mesh.start(SimTime::ZERO);
-        let reports = (0..self.len() as u32)
-            .filter(|&n| n != self.root)
-            .map(|n| {
-                let mut rng = stream(seed, "lmu", u64::from(n), "report-phase");
-                let at = rng.random_range(0..self.interval.as_nanos().max(1));
-                (SimTime::from_nanos(at), n)
-            })
-            .collect();
-        (ev, reports)
+    /// The coordinator's node index.
+    pub fn root(&self) -> u32 {
+        self.root
+    }
+
+    /// The grid bus a node sits at, if the nodes sit on the grid.
+    pub fn bus_of(&self, node: u32) -> Option<usize> {
+        self.buses.get(node as usize).copied().flatten()
+    }
+
+    /// Whether a node is up (not crashed).
+    pub fn is_up(&self, node: u32) -> bool {
+        self.mesh.radio().is_up(node)
+    }
+
+    /// The tag of the last frame sent, if any.
+    pub fn last_tag(&self) -> Option<u64> {
+        self.next_tag.checked_sub(1)
+    }
+
+    /// The LMUs' telemetry interval.
+    pub fn report_interval(&self) -> SimDuration {
+        self.interval
+    }
+
+    /// The events that start the mesh's routing at zero.
+    pub fn start(&mut self) -> Vec<(SimTime, MeshEvent)> {
+        self.mesh.start(SimTime::ZERO)
+    }
+
+    /// The node a fault crashes, if it is a crash.
+    pub fn crashed_by(&self, fault: usize) -> Option<u32> {
+        match self.faults.get(fault) {
+            Some((_, _, MeshFault::Crash(n))) => Some(*n),
+            _ => None,
+        }
     }
 
     /// The faults' start and end events: (time, fault index, starting).
@@ -261,36 +306,72 @@ impl MeshApp {
     }
 
     /// Handles a mesh event.
-    pub fn handle(&mut self, now: SimTime, e: MeshEvent) -> Vec<(SimTime, MeshEvent)> {
+    pub fn handle(
+        &mut self,
+        now: SimTime,
+        e: MeshEvent,
+    ) -> (Vec<(SimTime, MeshEvent)>, Vec<Arrival>) {
         let (ev, del) = self.mesh.handle(now, e);
-        self.delivered(del);
-        ev
+        (ev, self.delivered(del))
     }
 
-    /// An LMU's report is due: send it and return when the next is.
-    pub fn report(&mut self, now: SimTime, node: u32) -> (Vec<(SimTime, MeshEvent)>, SimTime) {
-        // A crashed LMU sends nothing until it reboots.
-        if !self.mesh.radio().is_up(node) {
-            return (Vec::new(), now.saturating_add(self.interval));
+    /// Sends a frame from `src` to `dst` at `now`. A crashed node sends
+    /// nothing.
+    pub fn send(
+        &mut self,
+        now: SimTime,
+        src: u32,
+        dst: u32,
+        bytes: Vec<u8>,
+    ) -> (Vec<(SimTime, MeshEvent)>, Vec<Arrival>) {
+        if !self.mesh.radio().is_up(src) {
+            return (Vec::new(), Vec::new());
+        }
+        // Forget frames the mesh gave up on long ago (tags grow with time).
+        while let Some((_, (t, _, _))) = self.in_transit.first_key_value() {
+            if now.saturating_since(*t) < FORGET_AFTER {
+                break;
+            }
+            self.in_transit.pop_first();
         }
         let tag = self.next_tag;
         self.next_tag += 1;
-        self.sent += 1;
-        self.sent_at.insert(tag, now);
-        let (ev, del) = self.mesh.send(now, node, self.root, self.octets, tag);
-        self.delivered(del);
-        (ev, now.saturating_add(self.interval))
+        if dst == self.root {
+            self.sent += 1;
+        }
+        let octets = bytes.len();
+        self.in_transit.insert(tag, (now, dst, bytes));
+        let (ev, del) = self.mesh.send(now, src, dst, octets, tag);
+        (ev, self.delivered(del))
     }
 
-    fn delivered(&mut self, del: Vec<Delivery>) {
+    fn delivered(&mut self, del: Vec<Delivery>) -> Vec<Arrival> {
+        let mut out = Vec::new();
         for d in del {
-            if d.dst == self.root
-                && let Some(t0) = self.sent_at.remove(&d.tag)
-            {
+            // The mesh may deliver a frame twice (a lost ACK); the copy
+            // carries the same bytes.
+            let Some((t0, dst)) = self.in_transit.get(&d.tag).map(|x| (x.0, x.1)) else {
+                continue;
+            };
+            if dst != d.dst {
+                continue;
+            }
+            let Some((_, _, bytes)) = self.in_transit.remove(&d.tag) else {
+                continue;
+            };
+            if d.dst == self.root {
                 self.latencies_s
                     .push(d.at.saturating_since(t0).as_secs_f64());
             }
+            out.push(Arrival {
+                at: d.at,
+                src: d.src,
+                dst: d.dst,
+                tag: d.tag,
+                bytes,
+            });
         }
+        out
     }
 
     /// Writes the `mesh.*` headline metrics.
@@ -304,20 +385,10 @@ impl MeshApp {
             summary.set_f64("mesh.pdr", self.latencies_s.len() as f64 / self.sent as f64);
         }
         self.latencies_s.sort_by(f64::total_cmp);
-        let pct = |p: f64, v: &[f64]| -> Option<f64> {
-            // Nearest rank.
-            let k = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
-            v.get(k - 1).copied()
-        };
-        if !self.latencies_s.is_empty() {
-            summary.set_f64(
-                "mesh.latency_p50_s",
-                pct(0.50, &self.latencies_s).unwrap_or(0.0),
-            );
-            summary.set_f64(
-                "mesh.latency_p99_s",
-                pct(0.99, &self.latencies_s).unwrap_or(0.0),
-            );
+        for (k, p) in [("p50", 0.50), ("p99", 0.99)] {
+            if let Some(v) = crate::metrics::percentile(&self.latencies_s, p) {
+                summary.set_f64(&format!("mesh.latency_{k}_s"), v);
+            }
         }
         summary.set_u64("mesh.route_repairs", s.parent_changes);
         summary.set_u64("mesh.mac_transmissions", r.transmissions);

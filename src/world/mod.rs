@@ -19,10 +19,15 @@
 //! fixed order: the sampler's first tick is scheduled first, so at `t = 0`
 //! it records the state before any model has acted.
 
+pub mod gateway;
 pub mod grid;
+pub mod lmu;
 pub mod mesh;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
+
+use gridtwin_lmu::node::{Input, Setpoint};
 
 use crate::grid::model::{GridEvent, GridModel};
 use crate::grid::powerflow::PowerFlowError;
@@ -43,10 +48,26 @@ pub enum Event {
     Grid(GridEvent),
     /// An event of the mesh.
     Mesh(MeshEvent),
-    /// An LMU's telemetry report is due.
-    MeshReport(u32),
     /// A mesh fault starts (`true`) or ends.
     MeshFault(usize, bool),
+    /// An LMU boots (its first power-up).
+    LmuBoot(u32),
+    /// An LMU's timer is due.
+    LmuTimer(u32),
+    /// A demand-response reduction of an LMU's section ends (the number
+    /// tells the reductions apart).
+    LoadRestore(u32, u64),
+    /// An event of the gateway or the cloud.
+    Gateway(gateway::GatewayEvent),
+    /// A command frame has crossed the UART to the coordinator, for an LMU.
+    CommandFrame {
+        /// The LMU.
+        lmu: u32,
+        /// The sealed frame.
+        frame: Vec<u8>,
+        /// The command's id.
+        id: String,
+    },
 }
 
 impl Event {
@@ -56,8 +77,12 @@ impl Event {
             Event::Sample => "sample",
             Event::Grid(g) => g.label(),
             Event::Mesh(_) => "mesh",
-            Event::MeshReport(_) => "mesh.report",
             Event::MeshFault(..) => "mesh.fault",
+            Event::LmuBoot(_) => "lmu.boot",
+            Event::LmuTimer(_) => "lmu.timer",
+            Event::LoadRestore(..) => "lmu.load_restore",
+            Event::Gateway(g) => g.label(),
+            Event::CommandFrame { .. } => "gateway.command_frame",
         }
     }
 }
@@ -96,6 +121,19 @@ pub struct World {
     grid: Option<GridModel>,
     /// The mesh, if the scenario has one.
     mesh: Option<mesh::MeshApp>,
+    /// The LMUs (with the mesh).
+    lmus: Option<lmu::LmuHost>,
+    /// The gateway and the cloud, if the scenario has them.
+    gateway: Option<gateway::GatewayApp>,
+    /// Mesh frames that carry commands: tag → command id.
+    command_tags: BTreeMap<u64, String>,
+    /// The grid solves the LMUs have measured.
+    solves_seen: u64,
+    /// The latest demand-response reduction of each LMU's section.
+    dr_generation: BTreeMap<u32, u64>,
+    /// Event messages published so far (kept only when asked for, for the
+    /// live bridge): (time, topic, JSON).
+    published: Option<Vec<(SimTime, String, Vec<u8>)>>,
     /// The first failure inside a handler, if any: handlers cannot return
     /// errors through the kernel, so the world keeps it for `run` and halts
     /// the run.
@@ -108,12 +146,35 @@ impl World {
         self.grid.as_ref()
     }
 
+    /// The gateway and cloud, if the scenario has them.
+    pub fn gateway(&self) -> Option<&gateway::GatewayApp> {
+        self.gateway.as_ref()
+    }
+
+    /// The LMUs, if the scenario has a mesh.
+    pub fn lmus(&self) -> Option<&lmu::LmuHost> {
+        self.lmus.as_ref()
+    }
+
+    /// Keeps every event message the gateway publishes from now on, for
+    /// [`World::published`].
+    pub fn keep_published(&mut self) {
+        self.published.get_or_insert_with(Vec::new);
+    }
+
+    /// The event messages published so far (with [`World::keep_published`]):
+    /// (time, topic, JSON).
+    pub fn published(&self) -> &[(SimTime, String, Vec<u8>)] {
+        self.published.as_deref().unwrap_or(&[])
+    }
+
     fn sample(&mut self, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
         let now = cx.now();
         if let Some(g) = &mut self.grid {
             g.advance_to(now).map_err(|e| WorldError::grid(now, e))?;
             g.record(now);
         }
+        self.after_grid(cx)?;
         Ok(self.sampler.tick(cx)?)
     }
 
@@ -125,6 +186,26 @@ impl World {
         for (t, e) in g.handle(now, ev).map_err(|e| WorldError::grid(now, e))? {
             cx.schedule_at(t, Event::Grid(e))?;
         }
+        self.after_grid(cx)
+    }
+
+    /// After the grid may have solved: a new solution reaches every LMU at
+    /// once, as their measurement.
+    fn after_grid(&mut self, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
+        let (Some(g), Some(host)) = (&self.grid, &mut self.lmus) else {
+            return Ok(());
+        };
+        if g.solves() == self.solves_seen {
+            return Ok(());
+        }
+        self.solves_seen = g.solves();
+        let Some(sol) = g.solution() else {
+            return Ok(());
+        };
+        let now = cx.now();
+        for (n, e) in host.measure(now, g.network(), sol) {
+            self.lmu_effects(n, e, None, cx)?;
+        }
         Ok(())
     }
 }
@@ -133,9 +214,11 @@ impl World {
     fn mesh_event(&mut self, e: MeshEvent, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
         let now = cx.now();
         if let Some(m) = &mut self.mesh {
-            for (t, e) in m.handle(now, e) {
+            let (ev, arrivals) = m.handle(now, e);
+            for (t, e) in ev {
                 cx.schedule_at(t, Event::Mesh(e))?;
             }
+            self.arrivals(arrivals, cx)?;
         }
         Ok(())
     }
@@ -147,22 +230,235 @@ impl World {
         cx: &mut Context<'_, Event>,
     ) -> Result<(), WorldError> {
         let now = cx.now();
-        if let Some(m) = &mut self.mesh {
-            for (t, e) in m.fault(now, i, on) {
-                cx.schedule_at(t, Event::Mesh(e))?;
+        let Some(m) = &mut self.mesh else {
+            return Ok(());
+        };
+        for (t, e) in m.fault(now, i, on) {
+            cx.schedule_at(t, Event::Mesh(e))?;
+        }
+        if let (Some(n), Some(host)) = (m.crashed_by(i), &mut self.lmus) {
+            if on {
+                if let Some((_, id)) = host.timer(n) {
+                    cx.cancel(id);
+                }
+                host.set_timer(n, None);
+                host.crash(n);
+            } else {
+                host.reboot(n);
+                if let Some(e) = host.call(now, n, Input::Timer) {
+                    self.lmu_effects(n, e, None, cx)?;
+                }
             }
         }
         Ok(())
     }
 
-    fn mesh_report(&mut self, n: u32, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
+    /// Sends a frame over the mesh and handles what arrives at once.
+    fn mesh_send(
+        &mut self,
+        src: u32,
+        dst: u32,
+        bytes: Vec<u8>,
+        command: Option<String>,
+        cx: &mut Context<'_, Event>,
+    ) -> Result<(), WorldError> {
         let now = cx.now();
-        if let Some(m) = &mut self.mesh {
-            let (ev, next) = m.report(now, n);
-            for (t, e) in ev {
-                cx.schedule_at(t, Event::Mesh(e))?;
+        let Some(m) = &mut self.mesh else {
+            return Ok(());
+        };
+        if dst as usize >= m.len() {
+            return Ok(());
+        }
+        let (ev, arrivals) = m.send(now, src, dst, bytes);
+        if let (Some(id), Some(tag)) = (command, m.last_tag()) {
+            self.command_tags.insert(tag, id);
+        }
+        for (t, e) in ev {
+            cx.schedule_at(t, Event::Mesh(e))?;
+        }
+        self.arrivals(arrivals, cx)
+    }
+
+    /// Frames that reached their node: the coordinator hands them to the
+    /// gateway; an LMU takes them as input.
+    fn arrivals(
+        &mut self,
+        arrivals: Vec<mesh::Arrival>,
+        cx: &mut Context<'_, Event>,
+    ) -> Result<(), WorldError> {
+        let root = self.mesh.as_ref().map_or(0, mesh::MeshApp::root);
+        for a in arrivals {
+            let command = self.command_tags.remove(&a.tag);
+            if a.dst == root {
+                if let Some(g) = &mut self.gateway {
+                    let step = g.from_mesh(a.at.max(cx.now()), a.bytes);
+                    self.gateway_step(step, cx)?;
+                }
+                continue;
             }
-            cx.schedule_at(next, Event::MeshReport(n))?;
+            let now = cx.now();
+            let effects = self
+                .lmus
+                .as_mut()
+                .and_then(|h| h.call(now, a.dst, Input::Frame(&a.bytes)));
+            if let Some(e) = effects {
+                self.lmu_effects(a.dst, e, command, cx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out what an LMU asked for: frames onto the mesh, contactor
+    /// switching onto the grid, set-points onto its section, and the
+    /// command it carried out back to the cloud's records. Then its timer.
+    fn lmu_effects(
+        &mut self,
+        n: u32,
+        e: lmu::Effects,
+        command: Option<String>,
+        cx: &mut Context<'_, Event>,
+    ) -> Result<(), WorldError> {
+        let now = cx.now();
+        if !e.executed.is_empty()
+            && let (Some(id), Some(g)) = (&command, &mut self.gateway)
+        {
+            g.executed(id, now);
+        }
+        if let Some((branch, close)) = e.switch {
+            cx.schedule_at(now, Event::Grid(GridEvent::Switch { branch, close }))?;
+        }
+        if let (Some(sp), Some(host), Some(g)) = (e.setpoint, &self.lmus, &mut self.grid)
+            && let Some(place) = host.place(n)
+        {
+            let ev = match sp {
+                Setpoint::PvLimit { percent } => {
+                    g.set_pv_limit(now, &place.pvs, f64::from(percent) / 100.0)
+                }
+                Setpoint::LoadReduction { percent, minutes } => {
+                    let gen_ = self.dr_generation.entry(n).or_default();
+                    *gen_ += 1;
+                    if minutes > 0 {
+                        let end = now.saturating_add(
+                            SimDuration::from_mins(u64::from(minutes)).unwrap_or(SimDuration::MAX),
+                        );
+                        cx.schedule_at(end, Event::LoadRestore(n, *gen_))?;
+                    }
+                    g.set_load_scale(now, &place.loads, 1.0 - f64::from(percent) / 100.0)
+                }
+            };
+            for (t, e) in ev {
+                cx.schedule_at(t, Event::Grid(e))?;
+            }
+        }
+        let root = self.mesh.as_ref().map_or(0, mesh::MeshApp::root);
+        for (dst, bytes) in e.frames {
+            let dst = if dst == lmu::GATEWAY_NODE { root } else { dst };
+            self.mesh_send(n, dst, bytes, None, cx)?;
+        }
+        self.lmu_timer(n, cx)
+    }
+
+    /// Keeps one pending timer event per LMU, at its `poll_at`.
+    fn lmu_timer(&mut self, n: u32, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
+        let Some(host) = &mut self.lmus else {
+            return Ok(());
+        };
+        let want = host.poll_at(n).map(|t| t.max(cx.now()));
+        let have = host.timer(n);
+        if want == have.map(|h| h.0) {
+            return Ok(());
+        }
+        if let Some((_, id)) = have {
+            cx.cancel(id);
+        }
+        let next = match want {
+            Some(t) => Some((t, cx.schedule_at(t, Event::LmuTimer(n))?)),
+            None => None,
+        };
+        host.set_timer(n, next);
+        Ok(())
+    }
+
+    fn lmu_input(
+        &mut self,
+        n: u32,
+        boot: bool,
+        cx: &mut Context<'_, Event>,
+    ) -> Result<(), WorldError> {
+        let now = cx.now();
+        let up = self.mesh.as_ref().is_some_and(|m| m.is_up(n));
+        let Some(host) = &mut self.lmus else {
+            return Ok(());
+        };
+        if boot {
+            if !up {
+                // Crashed before its first boot: it comes up at its reboot.
+                return Ok(());
+            }
+            host.power_on(n);
+        } else {
+            host.set_timer(n, None);
+        }
+        if let Some(e) = host.call(now, n, Input::Timer) {
+            self.lmu_effects(n, e, None, cx)?;
+        }
+        Ok(())
+    }
+
+    fn load_restore(
+        &mut self,
+        n: u32,
+        gen_: u64,
+        cx: &mut Context<'_, Event>,
+    ) -> Result<(), WorldError> {
+        if self.dr_generation.get(&n) != Some(&gen_) {
+            return Ok(());
+        }
+        let now = cx.now();
+        if let (Some(host), Some(g)) = (&self.lmus, &mut self.grid)
+            && let Some(place) = host.place(n)
+        {
+            for (t, e) in g.set_load_scale(now, &place.loads, 1.0) {
+                cx.schedule_at(t, Event::Grid(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn gateway_event(
+        &mut self,
+        e: gateway::GatewayEvent,
+        cx: &mut Context<'_, Event>,
+    ) -> Result<(), WorldError> {
+        let now = cx.now();
+        if let Some(g) = &mut self.gateway {
+            let step = g.handle(now, e);
+            self.gateway_step(step, cx)?;
+        }
+        Ok(())
+    }
+
+    fn gateway_step(
+        &mut self,
+        step: gateway::Step,
+        cx: &mut Context<'_, Event>,
+    ) -> Result<(), WorldError> {
+        let now = cx.now();
+        for (t, e) in step.events {
+            cx.schedule_at(t, Event::Gateway(e))?;
+        }
+        for d in step.downlink {
+            cx.schedule_at(
+                d.at,
+                Event::CommandFrame {
+                    lmu: d.lmu,
+                    frame: d.frame,
+                    id: d.id,
+                },
+            )?;
+        }
+        if let Some(log) = &mut self.published {
+            log.extend(step.published.into_iter().map(|(t, p)| (now, t, p)));
         }
         Ok(())
     }
@@ -176,8 +472,15 @@ impl Handler for World {
             Event::Sample => self.sample(cx),
             Event::Grid(g) => self.grid_event(g, cx),
             Event::Mesh(m) => self.mesh_event(m, cx),
-            Event::MeshReport(n) => self.mesh_report(n, cx),
             Event::MeshFault(i, on) => self.mesh_fault(i, on, cx),
+            Event::LmuBoot(n) => self.lmu_input(n, true, cx),
+            Event::LmuTimer(n) => self.lmu_input(n, false, cx),
+            Event::LoadRestore(n, g) => self.load_restore(n, g, cx),
+            Event::Gateway(e) => self.gateway_event(e, cx),
+            Event::CommandFrame { lmu, frame, id } => {
+                let root = self.mesh.as_ref().map_or(0, mesh::MeshApp::root);
+                self.mesh_send(root, lmu, frame, Some(id), cx)
+            }
         };
         if let Err(e) = result {
             self.failure.get_or_insert(e);
@@ -237,6 +540,23 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         )?),
         None => None,
     };
+    let lmus = mesh.as_ref().map(|m| {
+        let buses: Vec<Option<usize>> = (0..m.len() as u32).map(|n| m.bus_of(n)).collect();
+        let places = match &setup {
+            Some(s) => lmu::place(&s.net, &buses),
+            None => vec![None; buses.len()],
+        };
+        lmu::LmuHost::new(places, m.report_interval())
+    });
+    let mut gateway = match (&scenario.gateway, &mesh) {
+        (Some(g), Some(m)) => Some(gateway::GatewayApp::build(
+            scenario,
+            g,
+            m.len() as u32,
+            m.report_interval(),
+        )?),
+        _ => None,
+    };
     let grid = setup.map(GridModel::new);
     // The sampler's first tick goes first; models it reads (the grid) bring
     // themselves up to the sampled instant on demand.
@@ -249,17 +569,25 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         }
     }
     if let Some(m) = &mut mesh {
-        let (ev, reports) = m.start(scenario.seed);
-        for (t, e) in ev {
+        for (t, e) in m.start() {
             sim.schedule_at(t, Event::Mesh(e))?;
-        }
-        for (t, n) in reports {
-            sim.schedule_at(t, Event::MeshReport(n))?;
         }
         for (t, i, on) in m.fault_events() {
             if t <= end {
                 sim.schedule_at(t, Event::MeshFault(i, on))?;
             }
+        }
+    }
+    if let Some(host) = &lmus {
+        for (t, n) in host.start(scenario.seed) {
+            if t <= end {
+                sim.schedule_at(t, Event::LmuBoot(n))?;
+            }
+        }
+    }
+    if let Some(g) = &mut gateway {
+        for (t, e) in g.start().events {
+            sim.schedule_at(t, Event::Gateway(e))?;
         }
     }
     let world = World {
@@ -270,6 +598,12 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         },
         grid,
         mesh,
+        lmus,
+        gateway,
+        command_tags: BTreeMap::new(),
+        solves_seen: 0,
+        dr_generation: BTreeMap::new(),
+        published: None,
         failure: None,
     };
     Ok((world, sim))
@@ -347,6 +681,20 @@ pub fn run<O: Observer<World>>(
     }
     if let Some(m) = world.mesh {
         m.finish(&mut summary);
+    }
+    if let Some(h) = &world.lmus {
+        let s = h.stats();
+        summary.set_u64("lmu.count", h.len().saturating_sub(1) as u64);
+        summary.set_u64("lmu.reports", s.reports);
+        summary.set_u64("lmu.contactor_operations", s.contactor_ops);
+        summary.set_u64("lmu.commands_executed", s.commands_executed);
+        summary.set_u64("lmu.frames_rejected", s.frames_rejected);
+        summary.set_u64("lmu.reboots", s.reboots);
+        summary.set_u64("lmu.isolations", s.isolations);
+        summary.set_u64("lmu.isolations_fail_safe", s.isolations_fail_safe);
+    }
+    if let Some(g) = world.gateway {
+        series.push(g.finish(&mut summary));
     }
 
     Ok(RunOutput {

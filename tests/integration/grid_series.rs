@@ -3,11 +3,11 @@
 //! and customers, and the summary keys.
 
 use gridtwin::kernel::{RunLimits, SimTime};
-use gridtwin::metrics::{Summary, Value};
+use gridtwin::metrics::Summary;
 use gridtwin::scenario::Scenario;
 use gridtwin::world;
 
-use crate::{at, gridtwin, refdata, stderr};
+use crate::{at, gridtwin, num, refdata, stderr};
 
 fn scenario(src: &str) -> Scenario {
     Scenario::from_source("t.ron", src, &at("scenarios"), "t").unwrap()
@@ -15,14 +15,6 @@ fn scenario(src: &str) -> Scenario {
 
 fn run(src: &str) -> Summary {
     world::run(&scenario(src), 1, &mut ()).unwrap().summary
-}
-
-fn num(s: &Summary, key: &str) -> f64 {
-    match s.get(key) {
-        Some(Value::F64(Some(x))) => *x,
-        Some(Value::U64(x)) => *x as f64,
-        other => panic!("{key}: {other:?}"),
-    }
 }
 
 /// A 300-bus synthetic feeder with flat loads.
@@ -347,8 +339,10 @@ fn a_mesh_carries_lmu_telemetry_to_the_coordinator() {
     ] {
         assert!(s.get(key).is_some(), "{key}");
     }
-    // 14 LMUs × 20 reports; the first may go before the tree forms.
-    assert_eq!(num(s, "mesh.frames_sent"), 14.0 * 20.0);
+    // 14 LMUs power on at random instants within the first minute and
+    // report one interval later, then every minute: 19 reports each in
+    // 20 minutes.
+    assert_eq!(num(s, "mesh.frames_sent"), 14.0 * 19.0);
     assert!(num(s, "mesh.pdr") > 0.9, "{}", num(s, "mesh.pdr"));
     // Up to 14 hops of ≈ 2–3 ms each.
     let (p50, p99) = (num(s, "mesh.latency_p50_s"), num(s, "mesh.latency_p99_s"));
@@ -379,9 +373,9 @@ fn the_mesh_honours_jammers_crashes_and_degraded_links() {
         "{}",
         num(&crashed, "mesh.pdr")
     );
-    // Its own reports are not sent while it is down: 11 LMUs × 60 reports
-    // less its 20.
-    assert_eq!(num(&crashed, "mesh.frames_sent"), 11.0 * 60.0 - 20.0);
+    // Its own reports are not sent while it is down: 11 LMUs × 59 reports
+    // (the first one interval after power-on) less its 20.
+    assert_eq!(num(&crashed, "mesh.frames_sent"), 11.0 * 59.0 - 20.0);
 
     let degraded = run_with("LinkDegradation((at: \"5min\", a: 0, b: 1, extra_db: 60.0))");
     assert!(
@@ -416,4 +410,44 @@ fn mesh_fault_mistakes_are_positioned() {
         e.contains("not node 9") && e.contains("faults[0].node"),
         "{e}"
     );
+}
+
+/// Set-points from an LMU: a PV limit caps the inverter at a share of its
+/// rating, a load reduction scales the loads, both from the instant they
+/// arrive and until they are lifted; energy follows.
+#[test]
+fn set_points_limit_pv_and_scale_loads_until_lifted() {
+    let sc = scenario(
+        "(grid: (feeder: Synthetic(buses: 30, seed: 2), profiles: Flat, \
+           pv: [(name: \"pv1\", bus: \"b20\", kw: 9.0, kva: 10.0)]))",
+    );
+    let setup = gridtwin::world::grid::setup(&sc).unwrap().unwrap();
+    let mut g = gridtwin::grid::model::GridModel::new(setup);
+    let t = |m: u64| SimTime::from_nanos(m * 60_000_000_000);
+    g.advance_to(t(0)).unwrap();
+    let pv = |g: &gridtwin::grid::model::GridModel| g.network().pv[0].p_w;
+    let load_w = |g: &gridtwin::grid::model::GridModel| -> f64 {
+        g.network().loads.iter().map(|l| l.p_w).sum()
+    };
+    assert_eq!(pv(&g), 9000.0);
+    let base_load = load_w(&g);
+    // 50 % of the 10 kVA rating: 5 kW.
+    let ev = g.set_pv_limit(t(10), &[0], 0.5);
+    assert!(!ev.is_empty());
+    g.advance_to(t(10)).unwrap();
+    assert_eq!(pv(&g), 5000.0);
+    // A limit above the available power changes nothing.
+    g.set_pv_limit(t(20), &[0], 0.95);
+    g.advance_to(t(20)).unwrap();
+    assert_eq!(pv(&g), 9000.0);
+    // 20 % demand response on every load, then lifted.
+    let all: Vec<usize> = (0..g.network().loads.len()).collect();
+    g.set_load_scale(t(30), &all, 0.8);
+    g.advance_to(t(30)).unwrap();
+    assert!((load_w(&g) - 0.8 * base_load).abs() < 1e-6 * base_load);
+    g.set_load_scale(t(40), &all, 1.0);
+    g.advance_to(t(40)).unwrap();
+    assert_eq!(load_w(&g), base_load);
+    // The same set-point again schedules nothing.
+    assert!(g.set_load_scale(t(41), &all, 1.0).is_empty());
 }

@@ -4,6 +4,7 @@
 //! `scenarios/tests/`, and the library on generated input.
 
 mod cli;
+mod gateway;
 mod golden;
 mod grid_dss;
 mod grid_fault;
@@ -35,6 +36,15 @@ pub fn gridtwin(args: &[&str]) -> Output {
         .env("NO_COLOR", "1")
         .output()
         .expect("the gridtwin binary starts")
+}
+
+/// A number from a summary (integer or real).
+pub fn num(s: &gridtwin::metrics::Summary, key: &str) -> f64 {
+    match s.get(key) {
+        Some(gridtwin::metrics::Value::F64(Some(x))) => *x,
+        Some(gridtwin::metrics::Value::U64(x)) => *x as f64,
+        other => panic!("{key}: {other:?}"),
+    }
 }
 
 /// Stderr as text.

@@ -1,0 +1,400 @@
+//! The LMUs in the loop: one instance of the LMU crate (the firmware) per
+//! mesh node, the coordinator excepted. The host only feeds each LMU its
+//! inputs (grid measurements as phasors, received frames, timer expiries)
+//! and hands its outputs to the world, which carries them out: frames go
+//! on the mesh, contactor commands become switching of the grid, set-points
+//! change the section's PV or load.
+//!
+//! # Placement on the grid
+//! An LMU at junction bus *b* measures the phase voltages of *b* and the
+//! current of the branch that feeds *b* from the source side; that branch
+//! is its contactor. Its *section*, for set-points, is everything the
+//! contactor feeds: the buses below *b* in the radial tree.
+//!
+//! Time: the LMU's clock is the simulated time, in microseconds.
+
+use std::collections::VecDeque;
+
+use gridtwin_lmu::dsp::PhasorFrame;
+use gridtwin_lmu::frame::Keys;
+use gridtwin_lmu::node::{Config, Input, LogEvent, Outputs, Setpoint};
+use gridtwin_lmu::{Command, Instant, Lmu};
+use num_complex::Complex32;
+use rand::RngExt;
+
+use crate::grid::network::Network;
+use crate::grid::powerflow::{Solution, branch_flows};
+use crate::kernel::rng::stream;
+use crate::kernel::{EventId, SimDuration, SimTime};
+
+/// The keys of the simulated system. They are fixed: they protect frames
+/// between models of one run, and the run is public anyway.
+pub const KEYS: Keys = Keys {
+    mesh: [0x4d; 32],
+    gateway: [0x47; 32],
+};
+
+/// The LMU's clock at simulated time `t`.
+pub fn instant(t: SimTime) -> Instant {
+    Instant::from_micros(t.as_nanos() / 1_000)
+}
+
+/// Simulated time at the LMU's clock reading `i` (rounded up to whole
+/// microseconds, as the LMU counts them).
+pub fn sim_time(i: Instant) -> SimTime {
+    SimTime::from_nanos(i.total_micros().saturating_mul(1_000))
+}
+
+/// Where an LMU sits on the grid.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Place {
+    /// Its bus.
+    pub bus: usize,
+    /// The branch that feeds the bus (its contactor), and whether the bus
+    /// is that branch's `to` end.
+    pub feeder: Option<(usize, bool)>,
+    /// PV systems in its section.
+    pub pvs: Vec<usize>,
+    /// Loads in its section.
+    pub loads: Vec<usize>,
+    /// The nearest LMU towards the source (node index), if any but the
+    /// coordinator.
+    pub upstream: Option<u32>,
+    /// The LMUs whose nearest LMU towards the source is this one.
+    pub downstream: Vec<u32>,
+}
+
+/// Places an LMU at each bus on a radial network (node *i* at `buses[i]`,
+/// node 0 the coordinator): its feeding branch, its section, and its FLISR
+/// neighbours. `None` buses get no place.
+pub fn place(net: &Network, buses: &[Option<usize>]) -> Vec<Option<Place>> {
+    let n = net.buses.len();
+    // Breadth-first from the source over every branch: the parent branch
+    // of each bus, and the order to sum subtrees in.
+    let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
+    for (k, br) in net.branches.iter().enumerate() {
+        adj[br.from].push((br.to, k));
+        adj[br.to].push((br.from, k));
+    }
+    let mut parent: Vec<Option<(usize, usize)>> = vec![None; n];
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    let mut q = VecDeque::from([net.source.bus]);
+    seen[net.source.bus] = true;
+    while let Some(b) = q.pop_front() {
+        order.push(b);
+        for &(c, k) in &adj[b] {
+            if !seen[c] {
+                seen[c] = true;
+                parent[c] = Some((b, k));
+                q.push_back(c);
+            }
+        }
+    }
+    let mut node_at = vec![None; n];
+    for (i, b) in buses.iter().enumerate() {
+        if let Some(b) = b {
+            node_at[*b] = Some(i as u32);
+        }
+    }
+    // The nearest LMU above each node (the coordinator, node 0, counts as
+    // none: it has no contactor).
+    let upstream_of = |b: usize| {
+        let mut x = b;
+        while let Some((p, _)) = parent[x] {
+            if let Some(m) = node_at[p] {
+                return (m != 0).then_some(m);
+            }
+            x = p;
+        }
+        None
+    };
+    let ups: Vec<Option<u32>> = buses.iter().map(|b| b.and_then(upstream_of)).collect();
+    buses
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let b = (*b)?;
+            // The section: b and every bus whose chain of parents reaches b.
+            let mut inside = vec![false; n];
+            inside[b] = true;
+            for &x in &order {
+                if let Some((p, _)) = parent[x]
+                    && inside[p]
+                {
+                    inside[x] = true;
+                }
+            }
+            Some(Place {
+                bus: b,
+                feeder: parent[b].map(|(_, k)| (k, net.branches[k].to == b)),
+                pvs: (0..net.pv.len())
+                    .filter(|&i| inside[net.pv[i].bus])
+                    .collect(),
+                loads: (0..net.loads.len())
+                    .filter(|&i| inside[net.loads[i].bus])
+                    .collect(),
+                upstream: ups[i],
+                downstream: (0..buses.len() as u32)
+                    .filter(|&j| ups[j as usize] == Some(i as u32))
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// What one LMU call asks of the world.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Effects {
+    /// Frames: (destination node, bytes).
+    pub frames: Vec<(u32, Vec<u8>)>,
+    /// Switch the contactor branch: (branch, close).
+    pub switch: Option<(usize, bool)>,
+    /// A set-point for the section.
+    pub setpoint: Option<Setpoint>,
+    /// Commands carried out.
+    pub executed: Vec<Command>,
+}
+
+/// Counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Calls into the firmware.
+    pub calls: u64,
+    /// Telemetry reports generated.
+    pub reports: u64,
+    /// Contactor operations.
+    pub contactor_ops: u64,
+    /// Commands carried out.
+    pub commands_executed: u64,
+    /// Frames the firmware rejected (forged, replayed, …).
+    pub frames_rejected: u64,
+    /// Reboots.
+    pub reboots: u64,
+    /// Contactors opened as a boundary of a faulted section, confirmed by
+    /// the neighbours' messages.
+    pub isolations: u64,
+    /// Contactors opened fail-safe, for lack of messages.
+    pub isolations_fail_safe: u64,
+}
+
+#[derive(Debug)]
+struct Node {
+    lmu: Option<Lmu>,
+    epoch: u32,
+    place: Option<Place>,
+    /// The pending timer event: (when, id).
+    timer: Option<(SimTime, EventId)>,
+}
+
+/// The LMUs of a mesh, by node index (node 0, the coordinator, has none).
+#[derive(Debug)]
+pub struct LmuHost {
+    nodes: Vec<Node>,
+    interval: SimDuration,
+    out: Outputs,
+    stats: HostStats,
+}
+
+/// The gateway's id in node-index space: frames to the gateway go to the
+/// coordinator.
+pub const GATEWAY_NODE: u32 = u32::MAX;
+
+impl LmuHost {
+    /// One LMU per node but the coordinator (node 0), each powered off
+    /// until [`LmuHost::power_on`].
+    pub fn new(places: Vec<Option<Place>>, interval: SimDuration) -> LmuHost {
+        let mut host = LmuHost {
+            nodes: Vec::new(),
+            interval,
+            out: Outputs::default(),
+            stats: HostStats::default(),
+        };
+        for place in places {
+            host.nodes.push(Node {
+                lmu: None,
+                epoch: 0,
+                place,
+                timer: None,
+            });
+        }
+        host
+    }
+
+    fn boot(&self, id: u32, epoch: u32, place: Option<&Place>) -> Lmu {
+        let mut cfg = Config::new(id as u16);
+        if let Some(p) = place {
+            cfg.upstream = p.upstream.map(|u| u as u16);
+            for &d in &p.downstream {
+                // Beyond MAX_NEIGHBOURS the firmware cannot track more.
+                let _ = cfg.downstream.push(d as u16);
+            }
+        }
+        cfg.report_interval = gridtwin_lmu::Duration::from_micros(self.interval.as_nanos() / 1_000);
+        cfg.boot_epoch = epoch;
+        Lmu::new(cfg, KEYS)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> HostStats {
+        self.stats
+    }
+
+    /// Node count, the coordinator included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Where node `n` sits.
+    pub fn place(&self, n: u32) -> Option<&Place> {
+        self.nodes.get(n as usize)?.place.as_ref()
+    }
+
+    /// Whether node `n`'s contactor is closed (`None`: no LMU running).
+    pub fn is_closed(&self, n: u32) -> Option<bool> {
+        Some(self.nodes.get(n as usize)?.lmu.as_ref()?.is_closed())
+    }
+
+    /// When each LMU first powers on: at a jittered instant within one
+    /// report interval, from its own stream, so that reports spread out.
+    pub fn start(&self, seed: u64) -> Vec<(SimTime, u32)> {
+        (1..self.nodes.len() as u32)
+            .map(|n| {
+                let mut rng = stream(seed, "lmu", u64::from(n), "report-phase");
+                let at = rng.random_range(0..self.interval.as_nanos().max(1));
+                (SimTime::from_nanos(at), n)
+            })
+            .collect()
+    }
+
+    /// Node `n` powers on for the first time (boot epoch 0).
+    pub fn power_on(&mut self, n: u32) {
+        if n == 0 || n as usize >= self.nodes.len() || self.nodes[n as usize].lmu.is_some() {
+            return;
+        }
+        let lmu = self.boot(n, 0, self.nodes[n as usize].place.as_ref());
+        self.nodes[n as usize].lmu = Some(lmu);
+    }
+
+    /// The node crashes: its firmware stops.
+    pub fn crash(&mut self, n: u32) {
+        if let Some(node) = self.nodes.get_mut(n as usize) {
+            node.lmu = None;
+        }
+    }
+
+    /// The node reboots with the next boot epoch (its counters restart).
+    pub fn reboot(&mut self, n: u32) {
+        if n == 0 || n as usize >= self.nodes.len() {
+            return;
+        }
+        let epoch = self.nodes[n as usize].epoch + 1;
+        let lmu = self.boot(n, epoch, self.nodes[n as usize].place.as_ref());
+        let node = &mut self.nodes[n as usize];
+        node.epoch = epoch;
+        node.lmu = Some(lmu);
+        self.stats.reboots += 1;
+    }
+
+    /// The pending timer of node `n`.
+    pub fn timer(&self, n: u32) -> Option<(SimTime, EventId)> {
+        self.nodes.get(n as usize)?.timer
+    }
+
+    /// Records node `n`'s pending timer.
+    pub fn set_timer(&mut self, n: u32, t: Option<(SimTime, EventId)>) {
+        if let Some(node) = self.nodes.get_mut(n as usize) {
+            node.timer = t;
+        }
+    }
+
+    /// When node `n` wants its next timer input.
+    pub fn poll_at(&self, n: u32) -> Option<SimTime> {
+        let l = self.nodes.get(n as usize)?.lmu.as_ref()?;
+        l.poll_at().map(sim_time)
+    }
+
+    /// Feeds every LMU on the grid its measurement from a solution, in node
+    /// order; returns each node's effects.
+    pub fn measure(&mut self, now: SimTime, net: &Network, sol: &Solution) -> Vec<(u32, Effects)> {
+        let flows = branch_flows(net, &sol.v);
+        let mut out = Vec::new();
+        for n in 1..self.nodes.len() as u32 {
+            let Some(place) = &self.nodes[n as usize].place else {
+                continue;
+            };
+            let c32 = |z: num_complex::Complex64| Complex32::new(z.re as f32, z.im as f32);
+            let v = sol.v[place.bus].map(c32);
+            // Current flowing into the bus through the contactor, i.e.
+            // downstream.
+            let i = match place.feeder {
+                Some((k, to_end)) => {
+                    let f = &flows[k];
+                    if to_end {
+                        f.i_to.map(|z| -c32(z))
+                    } else {
+                        f.i_from.map(|z| -c32(z))
+                    }
+                }
+                None => [Complex32::new(0.0, 0.0); 3],
+            };
+            let frame = PhasorFrame {
+                v,
+                i,
+                frequency_hz: 50.0,
+                v_harmonics: None,
+                i_harmonics: None,
+            };
+            if let Some(e) = self.call(now, n, Input::Phasors(&frame)) {
+                out.push((n, e));
+            }
+        }
+        out
+    }
+
+    /// Feeds node `n` one input; `None` if it has no running LMU.
+    pub fn call(&mut self, now: SimTime, n: u32, input: Input<'_>) -> Option<Effects> {
+        let node = self.nodes.get_mut(n as usize)?;
+        let lmu = node.lmu.as_mut()?;
+        self.out.clear();
+        lmu.handle(instant(now), input, &mut self.out);
+        self.stats.calls += 1;
+        let mut e = Effects::default();
+        for f in &self.out.frames {
+            let dst = match f.dst {
+                gridtwin_lmu::frame::GATEWAY => GATEWAY_NODE,
+                d => u32::from(d),
+            };
+            e.frames.push((dst, f.bytes.to_vec()));
+        }
+        if self.out.report.is_some() {
+            self.stats.reports += 1;
+        }
+        if let (Some(c), Some((k, _))) = (
+            self.out.contactor,
+            node.place.as_ref().and_then(|p| p.feeder),
+        ) {
+            self.stats.contactor_ops += 1;
+            e.switch = Some((k, c == gridtwin_lmu::node::Contactor::Close));
+        }
+        e.setpoint = self.out.setpoint;
+        for ev in &self.out.events {
+            match ev {
+                LogEvent::Executed(c) => {
+                    self.stats.commands_executed += 1;
+                    e.executed.push(*c);
+                }
+                LogEvent::Rejected(_) => self.stats.frames_rejected += 1,
+                LogEvent::Isolated { fail_safe: true } => self.stats.isolations_fail_safe += 1,
+                LogEvent::Isolated { fail_safe: false } => self.stats.isolations += 1,
+                _ => {}
+            }
+        }
+        Some(e)
+    }
+}
