@@ -352,7 +352,7 @@ impl Client {
                         let sub =
                             Subscribe::new(self.settings.command_filter.clone(), QoS::AtLeastOnce);
                         let mut sub = sub;
-                        sub.pkid = self.pkid_for_control();
+                        sub.pkid = self.pkid();
                         self.send(now, Packet::Subscribe(sub), &mut out);
                     }
                     // §4.4: unacknowledged messages go again, DUP set.
