@@ -349,9 +349,8 @@ impl Client {
                     self.backoff = self.settings.backoff_min;
                     self.qos0_on_connection = 0;
                     if !ack.session_present {
-                        let sub =
+                        let mut sub =
                             Subscribe::new(self.settings.command_filter.clone(), QoS::AtLeastOnce);
-                        let mut sub = sub;
                         sub.pkid = self.pkid();
                         self.send(now, Packet::Subscribe(sub), &mut out);
                     }
