@@ -5,6 +5,7 @@
 //! `README.md` for usage.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod bridge;
 pub mod cli;
 pub mod gateway;
 pub mod grid;

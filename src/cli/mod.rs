@@ -68,7 +68,12 @@ pub enum Command {
     /// when the scenario traces events, and DIR/scenario.resolved.ron (the
     /// scenario with every default filled in and the seed used, so the
     /// folder alone reproduces the run). Every file is written atomically.
-    Run(ScenarioArg),
+    ///
+    /// With --mqtt, every event message the simulated gateway publishes
+    /// also goes to a real broker, and commands published to it are
+    /// injected into the run (and recorded in DIR/bridge_commands.csv for
+    /// --replay-commands).
+    Run(RunArgs),
     /// Validate a scenario without running it.
     ///
     /// On a mistake, prints file:line:col, the field at fault, the line
@@ -78,6 +83,38 @@ pub enum Command {
     Grid(grid::GridArgs),
     /// Radio model inspection: `radio curve`.
     Radio(radio::RadioArgs),
+}
+
+/// `run`'s arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario.
+    #[command(flatten)]
+    pub scenario: ScenarioArg,
+    /// Bridge to a real MQTT broker: mqtt://USER:PASS@HOST:PORT (mqtts://
+    /// with the `tls` feature). Topics gridtwin/<site>/<gateway>/events and
+    /// .../cmd/<lmu>.
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+    /// Carry on without the bridge when the broker refuses or cannot be
+    /// reached (a warning instead of an error).
+    #[arg(long, requires = "mqtt")]
+    pub mqtt_optional: bool,
+    /// Pace the simulation at X times wall-clock (e.g. 1 for real time,
+    /// 60 for a minute per second).
+    #[arg(long, value_name = "X", value_parser = positive_f64)]
+    pub realtime: Option<f64>,
+    /// Replay the commands of a bridged run (its bridge_commands.csv) at
+    /// the same simulated instants, reproducing it.
+    #[arg(long, value_name = "FILE", conflicts_with = "mqtt")]
+    pub replay_commands: Option<PathBuf>,
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
 }
 
 /// A scenario file argument.
@@ -105,6 +142,10 @@ pub enum CliError {
     /// A radio inspection failed (exit 2 on bad input, else 1).
     #[error(transparent)]
     Radio(#[from] radio::RadioCliError),
+    /// The live bridge or a replay failed before the run (exit 1, or 2
+    /// for a bad replay file or URL).
+    #[error(transparent)]
+    Bridge(#[from] crate::bridge::BridgeError),
     /// Writing results failed (exit 1).
     #[error("cannot write results to {}: {source}", dir.display())]
     Write {
@@ -125,7 +166,10 @@ impl CliError {
             CliError::Radio(e) if e.is_input_error() => 2,
             CliError::Radio(_) => 1,
             CliError::World(e) if e.is_input_error() => 2,
-            CliError::World(_) | CliError::Write { .. } => 1,
+            CliError::Bridge(
+                crate::bridge::BridgeError::Replay { .. } | crate::bridge::BridgeError::Url { .. },
+            ) => 2,
+            CliError::World(_) | CliError::Write { .. } | CliError::Bridge(_) => 1,
         }
     }
 }
@@ -144,7 +188,7 @@ fn world_error(e: world::WorldError) -> CliError {
 /// Carries out a parsed command line.
 pub fn execute(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Run(arg) => run(&cli.global, &arg.scenario),
+        Command::Run(args) => run(&cli.global, args),
         Command::Check(arg) => check(&cli.global, &arg.scenario),
         Command::Grid(args) => Ok(grid::execute(args, cli.global.out.as_deref())?),
         Command::Radio(args) => Ok(radio::execute(args, cli.global.out.as_deref())?),
@@ -177,8 +221,18 @@ fn check(global: &GlobalArgs, path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn run(global: &GlobalArgs, path: &Path) -> Result<(), CliError> {
-    let scenario = load(global, path)?;
+fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), CliError> {
+    let scenario = load(global, &args.scenario.scenario)?;
+    let replay = match &args.replay_commands {
+        Some(p) => crate::bridge::read_replay(p)?,
+        None => Vec::new(),
+    };
+    let mut driver = crate::bridge::LiveDriver::new(crate::bridge::BridgeOptions {
+        mqtt: args.mqtt.clone(),
+        optional: args.mqtt_optional,
+        realtime: args.realtime,
+        replay,
+    });
     let threads = global
         .threads
         .or_else(|| std::thread::available_parallelism().ok())
@@ -189,8 +243,11 @@ fn run(global: &GlobalArgs, path: &Path) -> Result<(), CliError> {
         .unwrap_or_else(|| Path::new("results").join(&scenario.name));
     let show = !global.quiet && std::io::stderr().is_terminal();
     let mut bar = progress::SimProgress::new(scenario.duration, show);
-    let out = world::run(&scenario, threads, &mut bar).map_err(world_error)?;
+    let out = world::run_driven(&scenario, threads, &mut bar, &mut driver).map_err(world_error)?;
     bar.finish();
+    for w in driver.warnings() {
+        eprintln!("warning: {w}");
+    }
     write_run(
         &dir,
         &RunFiles {
@@ -199,6 +256,7 @@ fn run(global: &GlobalArgs, path: &Path) -> Result<(), CliError> {
             series: &out.series,
             trace: out.trace.as_ref(),
             resolved_scenario: &out.resolved_scenario,
+            files: &out.files,
         },
     )
     .map_err(|source| CliError::Write {

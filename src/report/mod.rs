@@ -72,6 +72,8 @@ pub struct RunFiles<'a> {
     pub trace: Option<&'a EventTrace>,
     /// The scenario as run → `scenario.resolved.ron`.
     pub resolved_scenario: &'a str,
+    /// Other files, by name.
+    pub files: &'a [(String, Vec<u8>)],
 }
 
 /// Writes a run's files into `dir`, each atomically.
@@ -95,6 +97,9 @@ pub fn write_run(dir: &Path, files: &RunFiles<'_>) -> std::io::Result<()> {
         &dir.join("scenario.resolved.ron"),
         files.resolved_scenario.as_bytes(),
     )?;
+    for (name, bytes) in files.files {
+        write_atomic(&dir.join(name), bytes)?;
+    }
     Ok(())
 }
 

@@ -741,6 +741,44 @@ impl GatewayApp {
         }
     }
 
+    /// Every command the cloud issued, as `commands.csv`: id, source, LMU,
+    /// action, when issued and carried out [s], latency [s] (empty when it
+    /// never was).
+    pub fn commands_csv(&self) -> Vec<u8> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = "writing CSV to memory cannot fail";
+        w.write_record([
+            "id",
+            "source",
+            "lmu",
+            "action",
+            "issued_s",
+            "executed_s",
+            "latency_s",
+        ])
+        .expect(io);
+        for c in self.cloud.commands() {
+            let (done, lat) = match c.executed_at {
+                Some(t) => (
+                    t.as_secs_f64().to_string(),
+                    t.saturating_since(c.issued_at).as_secs_f64().to_string(),
+                ),
+                None => (String::new(), String::new()),
+            };
+            w.write_record([
+                c.id.clone(),
+                c.source.name(),
+                c.lmu.to_string(),
+                c.action.name().to_string(),
+                c.issued_at.as_secs_f64().to_string(),
+                done,
+                lat,
+            ])
+            .expect(io);
+        }
+        w.into_inner().expect(io)
+    }
+
     /// Writes the `gateway.*` headline metrics and returns `gateway.csv`.
     pub fn finish(self, summary: &mut Summary) -> TimeSeries {
         let a = self.aggregator.stats();

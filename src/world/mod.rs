@@ -32,7 +32,8 @@ use gridtwin_lmu::node::{Input, Setpoint};
 use crate::grid::model::{GridEvent, GridModel};
 use crate::grid::powerflow::PowerFlowError;
 use crate::kernel::{
-    Context, EventId, Handler, Observer, RunLimits, ScheduleError, SimDuration, SimTime, Simulation,
+    Context, EventId, Handler, Observer, RunLimits, ScheduleError, SimDuration, SimTime,
+    Simulation, StopReason,
 };
 use crate::mesh::routing::MeshEvent;
 use crate::metrics::{EventTrace, Summary, TimeSeries, Timing, TraceRow};
@@ -499,6 +500,9 @@ pub enum WorldError {
     /// The grid could not be built from the scenario.
     #[error(transparent)]
     GridBuild(#[from] grid::GridBuildError),
+    /// An edge adapter beside the run (the live MQTT bridge) failed.
+    #[error("{0}")]
+    Edge(String),
     /// A power flow failed during the run.
     #[error("grid at t = {at}: {source}")]
     Grid {
@@ -618,6 +622,8 @@ pub struct RunOutput {
     pub timing: Timing,
     /// Time series (one CSV each).
     pub series: Vec<TimeSeries>,
+    /// Other files: (name in the results folder, contents).
+    pub files: Vec<(String, Vec<u8>)>,
     /// The event trace, if the scenario asked for one.
     pub trace: Option<EventTrace>,
     /// The scenario as run, every default filled in.
@@ -642,6 +648,42 @@ impl Observer<World> for TraceSink {
     }
 }
 
+/// Something outside the simulation that runs beside it (the live MQTT
+/// bridge, a command replay): it decides how far the simulation may go
+/// next, and between steps it may read the world and inject events. The
+/// world stays free of IO; a driver is an edge adapter.
+pub trait Driver {
+    /// Before the first step.
+    fn start(
+        &mut self,
+        _world: &mut World,
+        _sim: &mut Simulation<Event>,
+    ) -> Result<(), WorldError> {
+        Ok(())
+    }
+    /// The simulated time to run up to (inclusive) from `now`; at most
+    /// `end`.
+    fn next_stop(&mut self, _now: SimTime, end: SimTime) -> SimTime {
+        end
+    }
+    /// After each step, with every event up to `sim.now()` handled.
+    fn after_step(
+        &mut self,
+        _world: &mut World,
+        _sim: &mut Simulation<Event>,
+    ) -> Result<(), WorldError> {
+        Ok(())
+    }
+    /// After the last step: headline metrics and files of its own.
+    fn finish(&mut self, _summary: &mut Summary, _files: &mut Vec<(String, Vec<u8>)>) {}
+}
+
+/// The driver that runs to the end in one step.
+#[derive(Debug, Default)]
+pub struct Unattended;
+
+impl Driver for Unattended {}
+
 /// Builds and runs a scenario to its end; `observer` watches (e.g. a
 /// progress bar). `threads` is recorded in the timing only: the kernel is
 /// single-threaded and results never depend on it.
@@ -650,11 +692,18 @@ pub fn run<O: Observer<World>>(
     threads: usize,
     observer: &mut O,
 ) -> Result<RunOutput, WorldError> {
+    run_driven(scenario, threads, observer, &mut Unattended)
+}
+
+/// [`run`] with a [`Driver`] beside the simulation.
+pub fn run_driven<O: Observer<World>>(
+    scenario: &Scenario,
+    threads: usize,
+    observer: &mut O,
+    driver: &mut dyn Driver,
+) -> Result<RunOutput, WorldError> {
     let (mut world, mut sim) = build(scenario)?;
-    let limits = RunLimits {
-        stop_at: SimTime::ZERO.saturating_add(scenario.duration),
-        max_events: scenario.max_events,
-    };
+    let end = SimTime::ZERO.saturating_add(scenario.duration);
     let mut sinks = (
         TraceSink {
             trace: (scenario.outputs.trace == Trace::Events).then(EventTrace::default),
@@ -662,7 +711,28 @@ pub fn run<O: Observer<World>>(
         observer,
     );
     let wall = Instant::now();
-    let stats = sim.run(&mut world, limits, &mut sinks);
+    driver.start(&mut world, &mut sim)?;
+    let mut events = 0u64;
+    let stats = loop {
+        let stop_at = driver.next_stop(sim.now(), end).min(end);
+        let limits = RunLimits {
+            stop_at,
+            max_events: scenario.max_events.map(|m| m.saturating_sub(events)),
+        };
+        let step = sim.run(&mut world, limits, &mut sinks);
+        events += step.events;
+        if world.failure.is_some() {
+            break step;
+        }
+        driver.after_step(&mut world, &mut sim)?;
+        let done = match step.reason {
+            StopReason::StopTime | StopReason::Exhausted => stop_at >= end,
+            _ => true,
+        };
+        if done {
+            break step;
+        }
+    };
     let wall_s = wall.elapsed().as_secs_f64();
     if let Some(e) = world.failure {
         return Err(e);
@@ -672,10 +742,11 @@ pub fn run<O: Observer<World>>(
     summary.set_u64("sim.seed", scenario.seed);
     summary.set_f64("sim.duration_s", scenario.duration.as_secs_f64());
     summary.set_f64("sim.end_s", stats.end.as_secs_f64());
-    summary.set_u64("kernel.events", stats.events);
+    summary.set_u64("kernel.events", events);
     summary.set_u64("kernel.pending_at_end", sim.pending() as u64);
     summary.set_text("kernel.stop_reason", stats.reason.as_str());
     let mut series = vec![world.sampler.series];
+    let mut files = Vec::new();
     if let Some(g) = world.grid {
         series.push(g.finish(stats.end, &mut summary));
     }
@@ -694,21 +765,24 @@ pub fn run<O: Observer<World>>(
         summary.set_u64("lmu.isolations_fail_safe", s.isolations_fail_safe);
     }
     if let Some(g) = world.gateway {
+        files.push(("commands.csv".to_string(), g.commands_csv()));
         series.push(g.finish(&mut summary));
     }
+    driver.finish(&mut summary, &mut files);
 
     Ok(RunOutput {
         summary,
         timing: Timing {
             wall_s,
             events_per_s: if wall_s > 0.0 {
-                stats.events as f64 / wall_s
+                events as f64 / wall_s
             } else {
                 0.0
             },
             threads,
         },
         series,
+        files,
         trace: sinks.0.trace,
         resolved_scenario: scenario.to_resolved_ron(),
     })

@@ -213,28 +213,7 @@ fn a_scheduled_open_reaches_its_lmu_and_the_grid_de_energises_its_section() {
             feeder.display()
         )
     };
-    // Pick the LMU at the end of a branch (no LMU below it: a section
-    // cut off by one contactor) that serves the most customers.
-    let (w, _) = world::build(&scenario(&base(""))).unwrap();
-    let grid = w.grid().unwrap();
-    let host = w.lmus().unwrap();
-    let customers_of = |n: u32| {
-        let place = host.place(n).unwrap();
-        let mut names: Vec<&str> = place
-            .loads
-            .iter()
-            .map(|&l| grid.network().loads[l].name.as_str())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        names.len()
-    };
-    let total = grid.customers().len();
-    let lmu = (1..host.len() as u32)
-        .filter(|&n| customers_of(n) < total && host.place(n).unwrap().downstream.is_empty())
-        .max_by_key(|&n| (customers_of(n), std::cmp::Reverse(n)))
-        .unwrap();
-    let expect_off = customers_of(lmu);
+    let (lmu, expect_off) = leaf_lmu_with_most_customers(&scenario(&base("")));
     assert!(expect_off > 0);
 
     let sc = scenario(&base(&format!("(at: \"20min\", lmu: {lmu}, action: Open)")));
@@ -271,4 +250,30 @@ fn gateway_runs_are_deterministic() {
     let a = world::run(&sc, 1, &mut ()).unwrap();
     let b = world::run(&sc, 3, &mut ()).unwrap();
     assert_eq!(a.summary, b.summary);
+}
+
+/// The LMU at the end of a branch (no LMU below it: a section cut off by
+/// one contactor) that serves the most customers, short of all, and how
+/// many it serves.
+pub(crate) fn leaf_lmu_with_most_customers(sc: &Scenario) -> (u32, usize) {
+    let (w, _) = world::build(sc).unwrap();
+    let grid = w.grid().unwrap();
+    let host = w.lmus().unwrap();
+    let customers_of = |n: u32| {
+        let place = host.place(n).unwrap();
+        let mut names: Vec<&str> = place
+            .loads
+            .iter()
+            .map(|&l| grid.network().loads[l].name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.len()
+    };
+    let total = grid.customers().len();
+    let lmu = (1..host.len() as u32)
+        .filter(|&n| customers_of(n) < total && host.place(n).unwrap().downstream.is_empty())
+        .max_by_key(|&n| (customers_of(n), std::cmp::Reverse(n)))
+        .unwrap();
+    (lmu, customers_of(lmu))
 }

@@ -13,6 +13,7 @@ mod grid_pf;
 mod grid_series;
 mod loader_props;
 mod mesh_phy;
+mod mqtt_bridge;
 mod scenarios;
 
 use std::path::{Path, PathBuf};
