@@ -16,8 +16,18 @@
 //! # Causal order of same-instant events
 //! Events at the same simulated time run in the order they were scheduled
 //! (see [`crate::kernel::sim`]). The builder schedules initial events in a
-//! fixed order: the sampler's first tick is scheduled first, so at `t = 0`
-//! it records the state before any model has acted.
+//! fixed order: the sampler's first tick, the grid's (profile step,
+//! switching, faults), the mesh's routing timers and faults, the LMUs'
+//! power-on instants, then the gateway's (link up, round deadlines,
+//! outages, operator commands). So at `t = 0` the sampler records the state
+//! before any model has acted.
+//!
+//! Within one event, effects follow cause immediately: when the grid
+//! solves, every LMU measures the new solution in that same event, in node
+//! order; an LMU's frames enter the mesh at once; its contactor switching
+//! is scheduled at the same instant (after what is already pending), and
+//! its set-points change the grid at once, with the re-solve scheduled at
+//! the same instant.
 
 pub mod gateway;
 pub mod grid;

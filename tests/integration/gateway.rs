@@ -277,3 +277,70 @@ pub(crate) fn leaf_lmu_with_most_customers(sc: &Scenario) -> (u32, usize) {
         .unwrap();
     (lmu, customers_of(lmu))
 }
+
+/// A demand-response request from the operator reduces the load of the
+/// LMU's section for its duration, then the load comes back.
+#[test]
+fn a_demand_response_command_reduces_the_sections_load_for_its_duration() {
+    let Some(dir) = refdata("ieee_eu_lv") else {
+        return;
+    };
+    let src = |commands: &str| {
+        format!(
+            "(duration: \"40min\", \
+              grid: (feeder: Dss(\"{}\"), profiles: Flat, profile_step: \"1min\"), \
+              mesh: (nodes: GridJunctions, report_interval: \"5min\"), \
+              gateway: (cloud: (commands: [{commands}])), \
+              outputs: (sample_interval: \"1min\"))",
+            dir.join("dss/Master.dss").display()
+        )
+    };
+    let (lmu, _) = leaf_lmu_with_most_customers(&scenario(&src("")));
+    let load_kw = |out: &world::RunOutput| -> Vec<(f64, f64)> {
+        let g = out.series.iter().find(|t| t.name() == "grid").unwrap();
+        let c = g.columns().iter().position(|c| c == "p_load_kw").unwrap();
+        g.rows().map(|r| (r[0], r[c])).collect()
+    };
+    let base = world::run(&scenario(&src("")), 1, &mut ()).unwrap();
+    let dr = world::run(
+        &scenario(&src(&format!(
+            "(at: \"10min\", lmu: {lmu}, action: ReduceLoad(percent: 50, duration: \"15min\"))"
+        ))),
+        1,
+        &mut (),
+    )
+    .unwrap();
+    assert_eq!(num(&dr.summary, "gateway.commands_delivered"), 1.0);
+    for ((t, a), (_, b)) in load_kw(&base).into_iter().zip(load_kw(&dr)) {
+        if !(11.0 * 60.0..=25.0 * 60.0).contains(&t) {
+            // Before the command and after its 15 minutes: as without it
+            // (the load model's voltage dependence moves it by < 0.1 %).
+            assert!((a - b).abs() <= 1e-3 * a, "t = {t}: {a} vs {b}");
+        } else {
+            // Half the section's load is shed.
+            assert!(b < a - 0.1, "t = {t}: {a} vs {b}");
+        }
+    }
+    assert!(num(&dr.summary, "grid.energy_load_kwh") < num(&base.summary, "grid.energy_load_kwh"));
+}
+
+/// A setting changed from the cloud: LMU 2 reports every 20 s instead of
+/// every minute from the moment the command reaches it.
+#[test]
+fn a_setting_command_changes_the_lmus_report_interval() {
+    let src = |commands: &str| {
+        format!(
+            "(duration: \"20min\", \
+              mesh: (nodes: Line(count: 4, spacing_m: 300.0), report_interval: \"1min\"), \
+              gateway: (cloud: (commands: [{commands}])))"
+        )
+    };
+    let base = run(&src(""));
+    let s = run(&src(
+        "(at: \"5min\", lmu: 2, action: SetReportInterval(\"20s\"))",
+    ));
+    assert_eq!(num(&s, "gateway.commands_delivered"), 1.0);
+    // About 15 minutes at three reports a minute instead of one: ≈ 30 more.
+    let more = num(&s, "lmu.reports") - num(&base, "lmu.reports");
+    assert!((28.0..=31.0).contains(&more), "{more}");
+}
