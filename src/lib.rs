@@ -10,6 +10,7 @@ pub mod cli;
 pub mod gateway;
 pub mod grid;
 pub mod kernel;
+pub mod ledger;
 pub mod mesh;
 pub mod metrics;
 pub mod report;

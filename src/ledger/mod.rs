@@ -1,0 +1,20 @@
+//! The ledger: a private, permissioned blockchain that records every
+//! generated kWh as a certificate with a unique registration code (plant,
+//! sequence), and traces consumed kWh to their plant through the consumers'
+//! wallets.
+//!
+//! So far: the exact state machine ([`state`]: roles and permissions, meter
+//! readings, certificate ranges, issue / transfer / claim / revoke, the
+//! invariants), signed transactions ([`tx`]), real ed25519 verification with
+//! batching, a cache and a simulated CPU cost ([`crypto`]), and blocks on a
+//! hash chain with Merkle roots, block validation and a tamper audit
+//! ([`block`]). Consensus (Aura, Tendermint), the backhaul network, the
+//! contracts and the wiring into a run follow.
+
+pub mod block;
+pub mod crypto;
+pub mod state;
+pub mod tx;
+
+#[cfg(test)]
+mod tests;

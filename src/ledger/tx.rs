@@ -1,0 +1,170 @@
+//! Transactions: what an account asks the ledger to do, signed with its
+//! ed25519 key.
+//!
+//! The signed bytes are the canonical postcard encoding of
+//! `(CHAIN_ID, from, nonce, body)`; a transaction's hash is SHA-256 of
+//! those bytes followed by the signature. Nonces are per account and
+//! strictly sequential, so a transaction cannot be replayed.
+
+use ed25519_dalek::{Signature, Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Domain separation: signatures of this chain mean nothing elsewhere.
+pub const CHAIN_ID: &[u8; 16] = b"gridtwin-ledger1";
+
+/// A 32-byte SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// An account (a key with a role).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AccountId(pub u32);
+
+/// A plant (a generator with a registered meter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PlantId(pub u32);
+
+/// A range of certificates of one plant: ids `first .. first + count`.
+/// A certificate is one kWh; its registration code is (plant, sequence).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certs {
+    /// The plant.
+    pub plant: PlantId,
+    /// First sequence number.
+    pub first: u64,
+    /// How many [kWh].
+    pub count: u64,
+}
+
+impl Certs {
+    /// One past the last sequence number.
+    pub fn end(&self) -> u64 {
+        self.first.saturating_add(self.count)
+    }
+}
+
+/// What a transaction does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxBody {
+    /// A meter's reading for a metering interval: generation for a plant's
+    /// meter, consumption for a consumer's [Wh].
+    Reading {
+        /// Metering interval index.
+        interval: u32,
+        /// Energy in the interval [Wh].
+        wh: u64,
+    },
+    /// A plant's meter issues certificates for its metered generation in an
+    /// interval: the next `kwh` sequence numbers of the plant, as one range.
+    Issue {
+        /// The plant.
+        plant: PlantId,
+        /// Metering interval index.
+        interval: u32,
+        /// Certificates [kWh].
+        kwh: u64,
+    },
+    /// Moves held certificates to another account.
+    Transfer {
+        /// The recipient.
+        to: AccountId,
+        /// The certificates.
+        certs: Certs,
+    },
+    /// Retires held certificates against the holder's metered consumption
+    /// in an interval.
+    Claim {
+        /// The certificates.
+        certs: Certs,
+        /// The consumption interval they cover.
+        interval: u32,
+    },
+    /// The operator revokes held (unclaimed) certificates, e.g. after a
+    /// meter correction.
+    Revoke {
+        /// The certificates.
+        certs: Certs,
+    },
+}
+
+impl TxBody {
+    /// A short name for tables and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxBody::Reading { .. } => "reading",
+            TxBody::Issue { .. } => "issue",
+            TxBody::Transfer { .. } => "transfer",
+            TxBody::Claim { .. } => "claim",
+            TxBody::Revoke { .. } => "revoke",
+        }
+    }
+}
+
+/// A signed transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tx {
+    /// The signer.
+    pub from: AccountId,
+    /// The signer's nonce (0, 1, 2, … per account).
+    pub nonce: u64,
+    /// What it does.
+    pub body: TxBody,
+    /// ed25519 signature of [`Tx::signing_bytes`].
+    #[serde(with = "serde_big_sig")]
+    pub sig: [u8; 64],
+}
+
+mod serde_big_sig {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(b: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let v: Vec<u8> = Deserialize::deserialize(d)?;
+        v.try_into()
+            .map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))
+    }
+}
+
+/// The canonical bytes of a transaction's content.
+pub fn signing_bytes(from: AccountId, nonce: u64, body: &TxBody) -> Vec<u8> {
+    postcard::to_stdvec(&(CHAIN_ID, from, nonce, body)).expect("transactions serialise")
+}
+
+impl Tx {
+    /// A transaction signed with `key`.
+    pub fn signed(key: &SigningKey, from: AccountId, nonce: u64, body: TxBody) -> Tx {
+        let sig = key.sign(&signing_bytes(from, nonce, &body)).to_bytes();
+        Tx {
+            from,
+            nonce,
+            body,
+            sig,
+        }
+    }
+
+    /// The bytes the signature covers.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        signing_bytes(self.from, self.nonce, &self.body)
+    }
+
+    /// The signature.
+    pub fn signature(&self) -> Signature {
+        Signature::from_bytes(&self.sig)
+    }
+
+    /// SHA-256 of the signed bytes and the signature.
+    pub fn hash(&self) -> Hash {
+        let mut h = Sha256::new();
+        h.update(self.signing_bytes());
+        h.update(self.sig);
+        h.finalize().into()
+    }
+
+    /// Its size on the wire [bytes] (postcard).
+    pub fn size(&self) -> usize {
+        postcard::to_stdvec(self).map_or(0, |v| v.len())
+    }
+}
