@@ -8,13 +8,21 @@
 //! invariants), signed transactions ([`tx`]), real ed25519 verification with
 //! batching, a cache and a simulated CPU cost ([`crypto`]), and blocks on a
 //! hash chain with Merkle roots, block validation and a tamper audit
-//! ([`block`]). Consensus (Aura, Tendermint), the backhaul network, the
-//! contracts and the wiring into a run follow.
+//! ([`block`]); Tendermint-style BFT consensus as a sans-IO validator
+//! ([`bft`]) over a backhaul with latency, jitter, loss and partitions
+//! ([`net`]), driven by the kernel with per-validator CPU time and faults
+//! ([`consensus`]). Aura, the contracts, the workload and the wiring into
+//! a run follow.
 
+pub mod bft;
 pub mod block;
+pub mod consensus;
 pub mod crypto;
+pub mod net;
 pub mod state;
 pub mod tx;
 
+#[cfg(test)]
+mod consensus_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,391 @@
+//! A network of BFT validators driven by the kernel: the backhaul, each
+//! validator's CPU, faults (crash and recovery, partitions, Byzantine
+//! behaviour, delay), and the safety and liveness record.
+//!
+//! Each validator handles one message at a time. Checking a new signature
+//! costs [`VERIFY_NS`] of its CPU; a relayed copy of a message it has
+//! already handled costs nothing (a cache lookup). Values are opaque block
+//! hashes here; the ledger puts blocks behind them.
+//!
+//! # Timing without faults
+//! With a fixed link delay δ, no jitter and idle CPUs (δ large against the
+//! CPU time of one round's messages), every validator decides a height
+//! `3δ + 2(q − 1)·c` after its proposer started round 0, `q = ⌊2n/3⌋ + 1`,
+//! `c` = [`VERIFY_NS`]: the proposal takes δ and one check; the prevotes δ
+//! and `q − 1` checks at the proposer (which prevoted at once) or `q − 2`
+//! after the proposer's own prevote at the others, who handled it δ earlier
+//! along with the proposal; the precommits δ and `q − 1` checks. See the
+//! test `bft_commit_latency_matches_its_closed_form`.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use super::bft::{App, Behaviour, Msg, Node, Out, Signed, Step, Timing};
+use super::crypto::{VERIFY_NS, key_for};
+use super::net::{Backhaul, NetSettings};
+use super::tx::Hash;
+use crate::kernel::{Context, Handler, RunLimits, SimDuration, SimTime, Simulation};
+
+/// A fault of the validators.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConsensusFault {
+    /// Validator crashes at `at`, recovers at `until` (if ever).
+    Crash {
+        /// Which.
+        node: u32,
+        /// When.
+        at: SimTime,
+        /// Recovery.
+        until: Option<SimTime>,
+    },
+    /// The network splits into groups from `at` to `until`.
+    Partition {
+        /// Group of each validator.
+        groups: Vec<u32>,
+        /// When.
+        at: SimTime,
+        /// Heal.
+        until: Option<SimTime>,
+    },
+}
+
+/// The settings of a validator network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsensusSettings {
+    /// Validators.
+    pub n: u32,
+    /// Timeouts and block interval.
+    pub timing: Timing,
+    /// The backhaul.
+    pub net: NetSettings,
+    /// Behaviour of each validator (missing: correct).
+    pub behaviour: BTreeMap<u32, Behaviour>,
+    /// Extra delay on every message a validator sends (a slow or
+    /// malicious one).
+    pub delay: BTreeMap<u32, SimDuration>,
+    /// Crashes and partitions.
+    pub faults: Vec<ConsensusFault>,
+    /// Pass votes on (gossip).
+    pub gossip: bool,
+}
+
+/// An event of the validator network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetEvent {
+    /// A message reaches a validator's input queue.
+    Arrive(u32, Msg),
+    /// The validator's CPU is done with the message: handle it.
+    Handle(u32, Msg),
+    /// A timeout.
+    Timeout(u32, u64, u32, Step),
+    /// A validator starts a height.
+    Height(u32, u64),
+    /// A validator sends its messages of a height again.
+    Rebroadcast(u32, u64),
+    /// Fault `i` starts (`true`) or ends.
+    Fault(usize, bool),
+}
+
+/// The record of a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Record {
+    /// Decisions of each validator: height → (value, round, time).
+    pub decisions: Vec<BTreeMap<u64, (Hash, u32, SimTime)>>,
+    /// When the proposer of each height started its round 0.
+    pub height_start: BTreeMap<u64, SimTime>,
+    /// Messages sent, over all validators.
+    pub messages: u64,
+    /// Distinct equivocation evidence (validator, height, round).
+    pub evidence: Vec<(u32, u64, u32)>,
+}
+
+impl Record {
+    /// Heights at which two validators in `who` decided different values.
+    pub fn conflicts(&self, who: &[u32]) -> Vec<u64> {
+        let mut by_h: BTreeMap<u64, Hash> = BTreeMap::new();
+        let mut out = Vec::new();
+        for &w in who {
+            for (&h, (v, _, _)) in &self.decisions[w as usize] {
+                match by_h.get(&h) {
+                    Some(x) if x != v => out.push(h),
+                    None => {
+                        by_h.insert(h, *v);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The highest height every validator in `who` decided.
+    pub fn common_height(&self, who: &[u32]) -> u64 {
+        who.iter()
+            .map(|&w| {
+                self.decisions[w as usize]
+                    .keys()
+                    .next_back()
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+/// The application of the harness: values are hashes of (height,
+/// proposer, variant); a value is valid at its height if some validator
+/// proposed it. Signatures are checked once each, for everyone.
+#[derive(Debug)]
+struct Values {
+    keys: Vec<VerifyingKey>,
+    proposed: BTreeMap<(u64, Hash), ()>,
+    sig_cache: BTreeMap<Hash, bool>,
+}
+
+impl App for Values {
+    fn propose(&mut self, who: u32, h: u64, variant: u32) -> Hash {
+        let v: Hash =
+            Sha256::digest(postcard::to_stdvec(&(h, who, variant)).unwrap_or_default()).into();
+        self.proposed.insert((h, v), ());
+        v
+    }
+
+    fn valid(&mut self, h: u64, v: &Hash) -> bool {
+        self.proposed.contains_key(&(h, *v))
+    }
+
+    fn verify(&mut self, m: &Signed) -> bool {
+        let bytes = m.signing_bytes();
+        let mut hasher = Sha256::new();
+        hasher.update(&bytes);
+        hasher.update(m.sig);
+        let k: Hash = hasher.finalize().into();
+        if let Some(&ok) = self.sig_cache.get(&k) {
+            return ok;
+        }
+        let ok = self.keys.get(m.from as usize).is_some_and(|key| {
+            key.verify_strict(&bytes, &ed25519_dalek::Signature::from_bytes(&m.sig))
+                .is_ok()
+        });
+        self.sig_cache.insert(k, ok);
+        ok
+    }
+}
+
+/// A network of validators.
+#[derive(Debug)]
+pub struct BftNet {
+    settings: ConsensusSettings,
+    nodes: Vec<Node>,
+    up: Vec<bool>,
+    busy: Vec<SimTime>,
+    net: Backhaul,
+    app: Values,
+    record: Record,
+}
+
+impl BftNet {
+    /// Validators with keys from `seed`.
+    pub fn new(settings: ConsensusSettings, seed: u64) -> BftNet {
+        let keys: Vec<SigningKey> = (0..settings.n)
+            .map(|i| key_for(seed, "validator", u64::from(i)))
+            .collect();
+        let nodes = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let b = settings
+                    .behaviour
+                    .get(&(i as u32))
+                    .copied()
+                    .unwrap_or(Behaviour::Correct);
+                let node = Node::new(i as u32, settings.n, k.clone(), settings.timing, b);
+                if settings.gossip {
+                    node
+                } else {
+                    node.without_gossip()
+                }
+            })
+            .collect();
+        let n = settings.n as usize;
+        BftNet {
+            net: Backhaul::new(n, settings.net, seed),
+            nodes,
+            up: vec![true; n],
+            busy: vec![SimTime::ZERO; n],
+            app: Values {
+                keys: keys.iter().map(SigningKey::verifying_key).collect(),
+                proposed: BTreeMap::new(),
+                sig_cache: BTreeMap::new(),
+            },
+            record: Record {
+                decisions: vec![BTreeMap::new(); n],
+                ..Record::default()
+            },
+            settings,
+        }
+    }
+
+    /// The validators.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// What happened.
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// Runs until `end`.
+    pub fn run(settings: ConsensusSettings, seed: u64, end: SimTime) -> BftNet {
+        let mut net = BftNet::new(settings, seed);
+        let mut sim = Simulation::new();
+        for i in 0..net.settings.n {
+            sim.schedule_at(SimTime::ZERO, NetEvent::Height(i, 1))
+                .expect("time zero");
+        }
+        for (k, f) in net.settings.faults.iter().enumerate() {
+            let (at, until) = match f {
+                ConsensusFault::Crash { at, until, .. }
+                | ConsensusFault::Partition { at, until, .. } => (*at, *until),
+            };
+            let _ = sim.schedule_at(at, NetEvent::Fault(k, true));
+            if let Some(u) = until {
+                let _ = sim.schedule_at(u, NetEvent::Fault(k, false));
+            }
+        }
+        sim.run(
+            &mut net,
+            RunLimits {
+                stop_at: end,
+                max_events: None,
+            },
+            &mut (),
+        );
+        for node in &net.nodes {
+            for (a, b) in node.evidence() {
+                let e = (a.from, a.h, a.r);
+                if !net.record.evidence.contains(&e) && b.from == a.from {
+                    net.record.evidence.push(e);
+                }
+            }
+        }
+        net.record.evidence.sort_unstable();
+        net
+    }
+
+    fn outs(&mut self, now: SimTime, from: u32, outs: Vec<Out>, cx: &mut Context<'_, NetEvent>) {
+        let extra = self
+            .settings
+            .delay
+            .get(&from)
+            .copied()
+            .unwrap_or(SimDuration::ZERO);
+        for o in outs {
+            match o {
+                Out::Send(to, m) => {
+                    self.record.messages += 1;
+                    if let Some(d) = self.net.delay(from as usize, to as usize) {
+                        let at = now.saturating_add(d).saturating_add(extra);
+                        let _ = cx.schedule_at(at, NetEvent::Arrive(to, m));
+                    }
+                }
+                Out::Timeout(at, h, r, step) => {
+                    let _ = cx.schedule_at(at, NetEvent::Timeout(from, h, r, step));
+                }
+                Out::NextHeight(at, h) => {
+                    let _ = cx.schedule_at(at, NetEvent::Height(from, h));
+                }
+                Out::Rebroadcast(at, h) => {
+                    let _ = cx.schedule_at(at, NetEvent::Rebroadcast(from, h));
+                }
+                Out::Decide(h, v, r) => {
+                    self.record.decisions[from as usize]
+                        .entry(h)
+                        .or_insert((v, r, now));
+                }
+            }
+        }
+    }
+}
+
+impl Handler for BftNet {
+    type Event = NetEvent;
+
+    fn handle(&mut self, ev: NetEvent, cx: &mut Context<'_, NetEvent>) {
+        let now = cx.now();
+        match ev {
+            NetEvent::Arrive(to, m) => {
+                let i = to as usize;
+                if !self.up[i] {
+                    return;
+                }
+                let fresh = match &m {
+                    Msg::Vote(s) => !self.nodes[i].knows(s),
+                    Msg::Commit(c) => !c.precommits.is_empty(),
+                };
+                let cost = match (&m, fresh) {
+                    (_, false) => 0,
+                    (Msg::Vote(_), true) => VERIFY_NS,
+                    (Msg::Commit(c), true) => VERIFY_NS * c.precommits.len() as u64,
+                };
+                let start = now.max(self.busy[i]);
+                let done = start.saturating_add(SimDuration::from_nanos(cost));
+                self.busy[i] = done;
+                let _ = cx.schedule_at(done, NetEvent::Handle(to, m));
+            }
+            NetEvent::Handle(to, m) => {
+                if !self.up[to as usize] {
+                    return;
+                }
+                let outs = self.nodes[to as usize].receive(now, m, &mut self.app);
+                self.outs(now, to, outs, cx);
+            }
+            NetEvent::Timeout(who, h, r, step) => {
+                if !self.up[who as usize] {
+                    return;
+                }
+                let outs = self.nodes[who as usize].timeout(now, h, r, step, &mut self.app);
+                self.outs(now, who, outs, cx);
+            }
+            NetEvent::Height(who, h) => {
+                if !self.up[who as usize] {
+                    return;
+                }
+                if Node::proposer(self.settings.n, h, 0) == who {
+                    self.record.height_start.entry(h).or_insert(now);
+                }
+                let outs = self.nodes[who as usize].start_height(now, h, &mut self.app);
+                self.outs(now, who, outs, cx);
+            }
+            NetEvent::Rebroadcast(who, h) => {
+                if !self.up[who as usize] {
+                    return;
+                }
+                let outs = self.nodes[who as usize].rebroadcast(now, h);
+                self.outs(now, who, outs, cx);
+            }
+            NetEvent::Fault(k, on) => match self.settings.faults.get(k).cloned() {
+                Some(ConsensusFault::Crash { node, .. }) => {
+                    let i = node as usize;
+                    self.up[i] = !on;
+                    if !on {
+                        // Recovery: from the last decided height, with its
+                        // round state lost; peers' commits catch it up.
+                        let outs = self.nodes[i].restart(now, &mut self.app);
+                        self.outs(now, node, outs, cx);
+                    }
+                }
+                Some(ConsensusFault::Partition { groups, .. }) => {
+                    self.net.partition(on.then_some(groups));
+                }
+                None => {}
+            },
+        }
+    }
+}
