@@ -24,11 +24,11 @@ use crate::kernel::rng::stream;
 
 /// Simulated CPU time of one ed25519 verification on its own [ns]
 /// (`ledger/verify/single`, results/bench/ledger.md).
-pub const VERIFY_NS: u64 = 52_000;
+pub const VERIFY_NS: u64 = 38_000;
 
 /// Simulated CPU time per signature of a batch verification [ns]
 /// (`ledger/verify/batch_1000` divided by 1 000, results/bench/ledger.md).
-pub const BATCH_VERIFY_NS: u64 = 24_000;
+pub const BATCH_VERIFY_NS: u64 = 12_400;
 
 /// A deterministic key for an entity: 32 secret bytes from its own random
 /// stream. (A simulation's keys need to be reproducible, not secret.)
