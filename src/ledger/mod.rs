@@ -11,9 +11,12 @@
 //! ([`block`]); Tendermint-style BFT consensus as a sans-IO validator
 //! ([`bft`]) over a backhaul with latency, jitter, loss and partitions
 //! ([`net`]), driven by the kernel with per-validator CPU time and faults
-//! ([`consensus`]). Aura, the contracts, the workload and the wiring into
+//! ([`consensus`]); proof-of-authority round robin with n/2 finality
+//! ([`aura`]), safe under crashes and partitions and, as its tests show,
+//! not under equivocation. The contracts, the workload and the wiring into
 //! a run follow.
 
+pub mod aura;
 pub mod bft;
 pub mod block;
 pub mod consensus;
@@ -22,6 +25,8 @@ pub mod net;
 pub mod state;
 pub mod tx;
 
+#[cfg(test)]
+mod aura_tests;
 #[cfg(test)]
 mod consensus_tests;
 #[cfg(test)]

@@ -35,6 +35,10 @@ impl Default for NetSettings {
     }
 }
 
+/// The group of a validator that a partition does not cut off: it reaches
+/// every group (e.g. a Byzantine validator with links to both sides).
+pub const BRIDGE: u32 = u32::MAX;
+
 /// Counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetStats {
@@ -75,8 +79,8 @@ impl Backhaul {
         self.stats
     }
 
-    /// Splits the validators into groups (`groups[i]` is validator i's);
-    /// `None` heals.
+    /// Splits the validators into groups (`groups[i]` is validator i's;
+    /// [`BRIDGE`] reaches every group); `None` heals.
     pub fn partition(&mut self, groups: Option<Vec<u32>>) {
         self.groups = groups;
     }
@@ -90,6 +94,8 @@ impl Backhaul {
         self.stats.sent += 1;
         if let Some(g) = &self.groups
             && g.get(from) != g.get(to)
+            && g.get(from) != Some(&BRIDGE)
+            && g.get(to) != Some(&BRIDGE)
         {
             self.stats.partitioned += 1;
             return None;

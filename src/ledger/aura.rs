@@ -1,0 +1,559 @@
+//! Proof-of-authority round robin (Aura-style), one validator as a sans-IO
+//! state machine, and a kernel-driven network of them.
+//!
+//! Time is cut into slots of fixed length; the leader of slot `s` is
+//! validator `s mod n`. The leader builds a block on the tip of its best
+//! chain (the longest; on a tie the one it saw first) and broadcasts it.
+//! A block is accepted if its author leads its slot, its slot is after its
+//! parent's and not in the future, and its signature verifies.
+//!
+//! **Finality:** a block is final once more than `n/2` distinct validators
+//! have built on it, i.e. authored blocks after it on the best chain. With
+//! honest validators that is safe under crashes and partitions: two
+//! conflicting final blocks would need two disjoint majorities of authors.
+//! **It is not Byzantine-safe:** an equivocating validator signs blocks on
+//! both branches, so two branches can each gather more than `n/2` authors
+//! with its help. Use BFT ([`super::bft`]) where validators may lie.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::crypto::key_for;
+use super::net::{Backhaul, NetSettings};
+use super::tx::{CHAIN_ID, Hash};
+use crate::kernel::{Context, Handler, RunLimits, SimDuration, SimTime, Simulation};
+
+/// A block header of the Aura chain (the transactions behind it are the
+/// ledger's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuraBlock {
+    /// The parent's hash (zeros for the first).
+    pub parent: Hash,
+    /// Height (1 for the first).
+    pub height: u64,
+    /// Slot.
+    pub slot: u64,
+    /// Author.
+    pub author: u32,
+    /// What it carries (the ledger block's hash, or a variant).
+    pub payload: Hash,
+    /// The author's signature of the other fields.
+    #[serde(with = "sig64")]
+    pub sig: [u8; 64],
+}
+
+mod sig64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(b: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let v: Vec<u8> = Deserialize::deserialize(d)?;
+        v.try_into()
+            .map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))
+    }
+}
+
+impl AuraBlock {
+    fn signing_bytes(&self) -> Vec<u8> {
+        postcard::to_stdvec(&(
+            CHAIN_ID,
+            b"aura",
+            self.parent,
+            self.height,
+            self.slot,
+            self.author,
+            self.payload,
+        ))
+        .expect("headers serialise")
+    }
+
+    /// The block's hash.
+    pub fn hash(&self) -> Hash {
+        let mut h = Sha256::new();
+        h.update(self.signing_bytes());
+        h.update(self.sig);
+        h.finalize().into()
+    }
+}
+
+/// How an Aura validator behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuraBehaviour {
+    /// By the protocol.
+    Correct,
+    /// Signs two blocks in each of its slots: one for the validators with
+    /// ids below n/2, one for the rest.
+    Equivocate,
+}
+
+/// A message between Aura validators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuraMsg {
+    /// A block.
+    Block(AuraBlock),
+    /// A request for the block with this hash (sync of missed blocks).
+    Want(Hash),
+}
+
+/// What an Aura validator asks of its driver.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuraOut {
+    /// Send to a validator.
+    Send(u32, AuraMsg),
+    /// Call [`AuraNode::slot`] at this time.
+    Slot(SimTime, u64),
+    /// The block at this height became final.
+    Final(u64, Hash),
+}
+
+#[derive(Clone, Debug)]
+struct Meta {
+    parent: Hash,
+    height: u64,
+    slot: u64,
+    author: u32,
+    block: AuraBlock,
+}
+
+/// One Aura validator.
+#[derive(Debug)]
+pub struct AuraNode {
+    id: u32,
+    n: u32,
+    key: SigningKey,
+    keys: Vec<VerifyingKey>,
+    slot_len: SimDuration,
+    behaviour: AuraBehaviour,
+    blocks: BTreeMap<Hash, Meta>,
+    best: Option<Hash>,
+    finalized: u64,
+    final_chain: BTreeMap<u64, Hash>,
+    /// Blocks waiting for their parent, by parent.
+    orphans: BTreeMap<Hash, Vec<AuraBlock>>,
+    /// An equivocator's two forks: the tip it builds on for the lower and
+    /// the upper half of the validators.
+    fork_tip: [Option<Hash>; 2],
+    refused: u64,
+}
+
+impl AuraNode {
+    /// Validator `id` of `n` (with everyone's keys).
+    pub fn new(
+        id: u32,
+        key: SigningKey,
+        keys: Vec<VerifyingKey>,
+        slot_len: SimDuration,
+        behaviour: AuraBehaviour,
+    ) -> AuraNode {
+        AuraNode {
+            id,
+            n: keys.len() as u32,
+            key,
+            keys,
+            slot_len,
+            behaviour,
+            blocks: BTreeMap::new(),
+            best: None,
+            finalized: 0,
+            final_chain: BTreeMap::new(),
+            orphans: BTreeMap::new(),
+            fork_tip: [None; 2],
+            refused: 0,
+        }
+    }
+
+    /// Final blocks by height.
+    pub fn final_chain(&self) -> &BTreeMap<u64, Hash> {
+        &self.final_chain
+    }
+
+    /// Blocks refused (bad author, slot or signature).
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// The best chain's height.
+    pub fn height(&self) -> u64 {
+        self.best
+            .and_then(|b| self.blocks.get(&b))
+            .map_or(0, |m| m.height)
+    }
+
+    fn slot_at(&self, now: SimTime) -> u64 {
+        now.as_nanos() / self.slot_len.as_nanos().max(1)
+    }
+
+    /// Slot `s` begins: lead it if it is ours.
+    pub fn slot(&mut self, now: SimTime, s: u64) -> Vec<AuraOut> {
+        let mut out = vec![AuraOut::Slot(
+            SimTime::from_nanos((s + 1).saturating_mul(self.slot_len.as_nanos())),
+            s + 1,
+        )];
+        if s % u64::from(self.n) != u64::from(self.id) {
+            return out;
+        }
+        let variants = if self.behaviour == AuraBehaviour::Equivocate {
+            2
+        } else {
+            1
+        };
+        let mut made = Vec::new();
+        for v in 0..variants {
+            // An equivocator extends each half's fork; anyone else its best
+            // chain.
+            let tip = if variants > 1 {
+                self.fork_tip[v]
+            } else {
+                self.best
+            };
+            let (parent, height) = match tip.and_then(|b| self.blocks.get(&b).map(|m| (b, m))) {
+                Some((b, m)) => (b, m.height + 1),
+                None => ([0; 32], 1),
+            };
+            let payload: Hash =
+                Sha256::digest(postcard::to_stdvec(&(height, self.id, s, v)).unwrap_or_default())
+                    .into();
+            let mut b = AuraBlock {
+                parent,
+                height,
+                slot: s,
+                author: self.id,
+                payload,
+                sig: [0; 64],
+            };
+            b.sig = self.key.sign(&b.signing_bytes()).to_bytes();
+            made.push(b);
+        }
+        for to in 0..self.n {
+            if to != self.id {
+                // An equivocator's first block to the lower half of the
+                // ids, its second to the upper half.
+                let half = usize::from(made.len() > 1 && to * 2 >= self.n);
+                let b = &made[half];
+                out.push(AuraOut::Send(to, AuraMsg::Block(b.clone())));
+            }
+        }
+        for (v, own) in made.into_iter().enumerate() {
+            if variants > 1 {
+                self.fork_tip[v] = Some(own.hash());
+            }
+            out.extend(self.import(now, own));
+        }
+        out
+    }
+
+    /// A message from validator `from` arrives.
+    pub fn receive(&mut self, now: SimTime, from: u32, msg: AuraMsg) -> Vec<AuraOut> {
+        let b = match msg {
+            // An equivocator keeps its forks apart: it never serves sync.
+            AuraMsg::Want(_) if self.behaviour == AuraBehaviour::Equivocate => {
+                return Vec::new();
+            }
+            AuraMsg::Want(h) => {
+                return self
+                    .blocks
+                    .get(&h)
+                    .map(|m| AuraOut::Send(from, AuraMsg::Block(m.block.clone())))
+                    .into_iter()
+                    .collect();
+            }
+            AuraMsg::Block(b) => b,
+        };
+        let signed = b.slot % u64::from(self.n) == u64::from(b.author)
+            && b.slot <= self.slot_at(now)
+            && self.keys.get(b.author as usize).is_some_and(|k| {
+                k.verify_strict(
+                    &b.signing_bytes(),
+                    &ed25519_dalek::Signature::from_bytes(&b.sig),
+                )
+                .is_ok()
+            });
+        if !signed {
+            self.refused += 1;
+            return Vec::new();
+        }
+        if b.height > 1 && !self.blocks.contains_key(&b.parent) {
+            // A gap: keep it, and ask the sender for its parent.
+            let want = b.parent;
+            let list = self.orphans.entry(want).or_default();
+            if !list.contains(&b) {
+                list.push(b);
+            }
+            return vec![AuraOut::Send(from, AuraMsg::Want(want))];
+        }
+        let mut out = Vec::new();
+        let mut ready = vec![b];
+        while let Some(b) = ready.pop() {
+            let parent_ok = (b.parent == [0; 32] && b.height == 1)
+                || self
+                    .blocks
+                    .get(&b.parent)
+                    .is_some_and(|p| p.height + 1 == b.height && p.slot < b.slot);
+            if !parent_ok {
+                self.refused += 1;
+                continue;
+            }
+            let h = b.hash();
+            out.extend(self.import(now, b));
+            if let Some(children) = self.orphans.remove(&h) {
+                ready.extend(children);
+            }
+        }
+        out
+    }
+
+    fn import(&mut self, _now: SimTime, b: AuraBlock) -> Vec<AuraOut> {
+        let h = b.hash();
+        if self.blocks.contains_key(&h) {
+            return Vec::new();
+        }
+        let height = b.height;
+        let half = usize::from(b.author * 2 >= self.n);
+        if self.behaviour == AuraBehaviour::Equivocate
+            && b.author != self.id
+            && self.fork_tip[half]
+                .and_then(|t| self.blocks.get(&t))
+                .is_none_or(|m| m.height < height)
+        {
+            self.fork_tip[half] = Some(h);
+        }
+        self.blocks.insert(
+            h,
+            Meta {
+                parent: b.parent,
+                height: b.height,
+                slot: b.slot,
+                author: b.author,
+                block: b,
+            },
+        );
+        if height > self.height() {
+            self.best = Some(h);
+        }
+        self.finality()
+    }
+
+    /// Walks down the best chain counting distinct authors above each
+    /// block; the highest block with more than n/2 above it is final.
+    fn finality(&mut self) -> Vec<AuraOut> {
+        let mut out = Vec::new();
+        let mut authors = std::collections::BTreeSet::new();
+        let mut at = self.best;
+        let mut chain = Vec::new();
+        let mut found = false;
+        while let Some(h) = at {
+            let Some(m) = self.blocks.get(&h) else { break };
+            if m.height <= self.finalized {
+                break;
+            }
+            chain.push((m.height, h));
+            if authors.len() * 2 > self.n as usize {
+                // More than n/2 distinct authors above this block: it is
+                // final, and every block below it.
+                found = true;
+                break;
+            }
+            authors.insert(m.author);
+            at = Some(m.parent).filter(|p| *p != [0; 32]);
+        }
+        if found && let Some(&(top, _)) = chain.last() {
+            // `chain.last()` is the highest block with a majority above
+            // it; finalise it and what lies below it, down to the last
+            // final height.
+            let mut at = chain.last().map(|c| c.1);
+            let mut newly = Vec::new();
+            while let Some(h) = at {
+                let Some(m) = self.blocks.get(&h) else { break };
+                if m.height <= self.finalized {
+                    break;
+                }
+                newly.push((m.height, h));
+                at = Some(m.parent).filter(|p| *p != [0; 32]);
+            }
+            newly.reverse();
+            for (ht, h) in newly {
+                self.final_chain.insert(ht, h);
+                out.push(AuraOut::Final(ht, h));
+            }
+            self.finalized = top;
+        }
+        out
+    }
+}
+
+/// A fault of the Aura network.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuraFault {
+    /// A validator is down from `at` to `until`.
+    Crash {
+        /// Which.
+        node: u32,
+        /// When.
+        at: SimTime,
+        /// Back up.
+        until: Option<SimTime>,
+    },
+    /// The network splits.
+    Partition {
+        /// Group of each validator.
+        groups: Vec<u32>,
+        /// When.
+        at: SimTime,
+        /// Heal.
+        until: Option<SimTime>,
+    },
+}
+
+/// An event of the Aura network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuraEvent {
+    /// A slot begins at a validator.
+    Slot(u32, u64),
+    /// A message arrives: (to, from, message).
+    Arrive(u32, u32, AuraMsg),
+    /// Fault `i` starts or ends.
+    Fault(usize, bool),
+}
+
+/// A network of Aura validators.
+#[derive(Debug)]
+pub struct AuraNet {
+    nodes: Vec<AuraNode>,
+    up: Vec<bool>,
+    net: Backhaul,
+    faults: Vec<AuraFault>,
+    /// When each validator finalised each height.
+    pub finals: Vec<BTreeMap<u64, (Hash, SimTime)>>,
+    /// When each validator received each block (for the finality check).
+    pub arrivals: Vec<BTreeMap<Hash, SimTime>>,
+}
+
+impl AuraNet {
+    /// Runs `n` validators until `end`.
+    pub fn run(
+        n: u32,
+        slot_len: SimDuration,
+        net: NetSettings,
+        behaviour: BTreeMap<u32, AuraBehaviour>,
+        faults: Vec<AuraFault>,
+        seed: u64,
+        end: SimTime,
+    ) -> AuraNet {
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| key_for(seed, "validator", u64::from(i)))
+            .collect();
+        let vks: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+        let mut me = AuraNet {
+            nodes: keys
+                .into_iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let b = behaviour
+                        .get(&(i as u32))
+                        .copied()
+                        .unwrap_or(AuraBehaviour::Correct);
+                    AuraNode::new(i as u32, k, vks.clone(), slot_len, b)
+                })
+                .collect(),
+            up: vec![true; n as usize],
+            net: Backhaul::new(n as usize, net, seed),
+            faults,
+            finals: vec![BTreeMap::new(); n as usize],
+            arrivals: vec![BTreeMap::new(); n as usize],
+        };
+        let mut sim = Simulation::new();
+        for i in 0..n {
+            let _ = sim.schedule_at(SimTime::ZERO, AuraEvent::Slot(i, 0));
+        }
+        for (k, f) in me.faults.clone().iter().enumerate() {
+            let (AuraFault::Crash { at, until, .. } | AuraFault::Partition { at, until, .. }) = f;
+            let _ = sim.schedule_at(*at, AuraEvent::Fault(k, true));
+            if let Some(u) = until {
+                let _ = sim.schedule_at(*u, AuraEvent::Fault(k, false));
+            }
+        }
+        sim.run(
+            &mut me,
+            RunLimits {
+                stop_at: end,
+                max_events: None,
+            },
+            &mut (),
+        );
+        me
+    }
+
+    /// The validators.
+    pub fn nodes(&self) -> &[AuraNode] {
+        &self.nodes
+    }
+
+    fn outs(
+        &mut self,
+        now: SimTime,
+        from: u32,
+        outs: Vec<AuraOut>,
+        cx: &mut Context<'_, AuraEvent>,
+    ) {
+        for o in outs {
+            match o {
+                AuraOut::Send(to, m) => {
+                    if let Some(d) = self.net.delay(from as usize, to as usize) {
+                        let _ =
+                            cx.schedule_at(now.saturating_add(d), AuraEvent::Arrive(to, from, m));
+                    }
+                }
+                AuraOut::Slot(at, s) => {
+                    let _ = cx.schedule_at(at, AuraEvent::Slot(from, s));
+                }
+                AuraOut::Final(h, hash) => {
+                    self.finals[from as usize].entry(h).or_insert((hash, now));
+                }
+            }
+        }
+    }
+}
+
+impl Handler for AuraNet {
+    type Event = AuraEvent;
+
+    fn handle(&mut self, ev: AuraEvent, cx: &mut Context<'_, AuraEvent>) {
+        let now = cx.now();
+        match ev {
+            AuraEvent::Slot(i, s) => {
+                if self.up[i as usize] {
+                    let outs = self.nodes[i as usize].slot(now, s);
+                    self.outs(now, i, outs, cx);
+                } else {
+                    // A crashed validator's clock still ticks.
+                    let next = SimTime::from_nanos(
+                        (s + 1).saturating_mul(self.nodes[i as usize].slot_len.as_nanos()),
+                    );
+                    let _ = cx.schedule_at(next, AuraEvent::Slot(i, s + 1));
+                }
+            }
+            AuraEvent::Arrive(i, from, m) => {
+                if self.up[i as usize] {
+                    if let AuraMsg::Block(b) = &m {
+                        self.arrivals[i as usize].entry(b.hash()).or_insert(now);
+                    }
+                    let outs = self.nodes[i as usize].receive(now, from, m);
+                    self.outs(now, i, outs, cx);
+                }
+            }
+            AuraEvent::Fault(k, on) => match self.faults.get(k).cloned() {
+                Some(AuraFault::Crash { node, .. }) => self.up[node as usize] = !on,
+                Some(AuraFault::Partition { groups, .. }) => {
+                    self.net.partition(on.then_some(groups));
+                }
+                None => {}
+            },
+        }
+    }
+}
