@@ -153,6 +153,15 @@ pub trait App {
     /// Whether the message's signature is its sender's (cached by the
     /// caller: each signature is verified once).
     fn verify(&mut self, m: &Signed) -> bool;
+    /// The simulated time, before the calls of one step.
+    fn clock(&mut self, _now: SimTime) {}
+    /// CPU time to check a proposed value, beyond the message's signature
+    /// [ns] (e.g. a block's transactions).
+    fn value_cost_ns(&mut self, _v: &Hash) -> u64 {
+        0
+    }
+    /// Validator `who` decided `v` at height `h` at `now`.
+    fn decided(&mut self, _who: u32, _h: u64, _v: &Hash, _now: SimTime) {}
 }
 
 /// Timeouts: `base + r · delta` for round `r`.

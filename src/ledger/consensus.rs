@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use super::bft::{App, Behaviour, Msg, Node, Out, Signed, Step, Timing};
+use super::bft::{App, Behaviour, Kind, Msg, Node, Out, Signed, Step, Timing};
 use super::crypto::{VERIFY_NS, key_for};
 use super::net::{Backhaul, NetSettings};
 use super::tx::Hash;
@@ -137,17 +137,52 @@ impl Record {
     }
 }
 
-/// The application of the harness: values are hashes of (height,
-/// proposer, variant); a value is valid at its height if some validator
-/// proposed it. Signatures are checked once each, for everyone.
-#[derive(Debug)]
-struct Values {
+/// Verifies consensus signatures once each, for every validator: results
+/// cached by the hash of the signed bytes and the signature.
+#[derive(Debug, Default)]
+pub struct SigCache {
     keys: Vec<VerifyingKey>,
-    proposed: BTreeMap<(u64, Hash), ()>,
-    sig_cache: BTreeMap<Hash, bool>,
+    cache: BTreeMap<Hash, bool>,
 }
 
-impl App for Values {
+impl SigCache {
+    /// A cache for these validators' keys.
+    pub fn new(keys: Vec<VerifyingKey>) -> SigCache {
+        SigCache {
+            keys,
+            cache: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `m` is signed by its sender.
+    pub fn verify(&mut self, m: &Signed) -> bool {
+        let bytes = m.signing_bytes();
+        let mut hasher = Sha256::new();
+        hasher.update(&bytes);
+        hasher.update(m.sig);
+        let k: Hash = hasher.finalize().into();
+        if let Some(&ok) = self.cache.get(&k) {
+            return ok;
+        }
+        let ok = self.keys.get(m.from as usize).is_some_and(|key| {
+            key.verify_strict(&bytes, &ed25519_dalek::Signature::from_bytes(&m.sig))
+                .is_ok()
+        });
+        self.cache.insert(k, ok);
+        ok
+    }
+}
+
+/// The application of the bare consensus harness: values are hashes of
+/// (height, proposer, variant); a value is valid at its height if some
+/// validator proposed it.
+#[derive(Debug)]
+pub struct HashValues {
+    sigs: SigCache,
+    proposed: BTreeMap<(u64, Hash), ()>,
+}
+
+impl App for HashValues {
     fn propose(&mut self, who: u32, h: u64, variant: u32) -> Hash {
         let v: Hash =
             Sha256::digest(postcard::to_stdvec(&(h, who, variant)).unwrap_or_default()).into();
@@ -160,41 +195,68 @@ impl App for Values {
     }
 
     fn verify(&mut self, m: &Signed) -> bool {
-        let bytes = m.signing_bytes();
-        let mut hasher = Sha256::new();
-        hasher.update(&bytes);
-        hasher.update(m.sig);
-        let k: Hash = hasher.finalize().into();
-        if let Some(&ok) = self.sig_cache.get(&k) {
-            return ok;
-        }
-        let ok = self.keys.get(m.from as usize).is_some_and(|key| {
-            key.verify_strict(&bytes, &ed25519_dalek::Signature::from_bytes(&m.sig))
-                .is_ok()
-        });
-        self.sig_cache.insert(k, ok);
-        ok
+        self.sigs.verify(m)
     }
 }
 
-/// A network of validators.
+/// The validators' keys for a seed.
+pub fn validator_keys(n: u32, seed: u64) -> Vec<SigningKey> {
+    (0..n)
+        .map(|i| key_for(seed, "validator", u64::from(i)))
+        .collect()
+}
+
+/// A network of validators around an application.
 #[derive(Debug)]
-pub struct BftNet {
+pub struct BftNet<A: App = HashValues> {
     settings: ConsensusSettings,
     nodes: Vec<Node>,
     up: Vec<bool>,
     busy: Vec<SimTime>,
     net: Backhaul,
-    app: Values,
+    app: A,
     record: Record,
 }
 
-impl BftNet {
-    /// Validators with keys from `seed`.
-    pub fn new(settings: ConsensusSettings, seed: u64) -> BftNet {
-        let keys: Vec<SigningKey> = (0..settings.n)
-            .map(|i| key_for(seed, "validator", u64::from(i)))
-            .collect();
+impl BftNet<HashValues> {
+    /// Validators with keys from `seed`, agreeing on opaque values.
+    pub fn new(settings: ConsensusSettings, seed: u64) -> BftNet<HashValues> {
+        let keys = validator_keys(settings.n, seed);
+        let app = HashValues {
+            sigs: SigCache::new(keys.iter().map(SigningKey::verifying_key).collect()),
+            proposed: BTreeMap::new(),
+        };
+        BftNet::with_app(settings, seed, &keys, app)
+    }
+
+    /// Runs until `end`.
+    pub fn run(settings: ConsensusSettings, seed: u64, end: SimTime) -> BftNet<HashValues> {
+        let mut net = BftNet::new(settings, seed);
+        let mut sim = Simulation::new();
+        for (t, e) in net.start() {
+            let _ = sim.schedule_at(t, e);
+        }
+        sim.run(
+            &mut net,
+            RunLimits {
+                stop_at: end,
+                max_events: None,
+            },
+            &mut (),
+        );
+        net.collect_evidence();
+        net
+    }
+}
+
+impl<A: App> BftNet<A> {
+    /// Validators with these keys around `app`.
+    pub fn with_app(
+        settings: ConsensusSettings,
+        seed: u64,
+        keys: &[SigningKey],
+        app: A,
+    ) -> BftNet<A> {
         let nodes = keys
             .iter()
             .enumerate()
@@ -218,11 +280,7 @@ impl BftNet {
             nodes,
             up: vec![true; n],
             busy: vec![SimTime::ZERO; n],
-            app: Values {
-                keys: keys.iter().map(SigningKey::verifying_key).collect(),
-                proposed: BTreeMap::new(),
-                sig_cache: BTreeMap::new(),
-            },
+            app,
             record: Record {
                 decisions: vec![BTreeMap::new(); n],
                 ..Record::default()
@@ -241,45 +299,49 @@ impl BftNet {
         &self.record
     }
 
-    /// Runs until `end`.
-    pub fn run(settings: ConsensusSettings, seed: u64, end: SimTime) -> BftNet {
-        let mut net = BftNet::new(settings, seed);
-        let mut sim = Simulation::new();
-        for i in 0..net.settings.n {
-            sim.schedule_at(SimTime::ZERO, NetEvent::Height(i, 1))
-                .expect("time zero");
-        }
-        for (k, f) in net.settings.faults.iter().enumerate() {
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// The application, to change.
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
+    /// The events that start the network: every validator's height 1 at
+    /// zero, then the faults.
+    pub fn start(&self) -> Vec<(SimTime, NetEvent)> {
+        let mut ev: Vec<(SimTime, NetEvent)> = (0..self.settings.n)
+            .map(|i| (SimTime::ZERO, NetEvent::Height(i, 1)))
+            .collect();
+        for (k, f) in self.settings.faults.iter().enumerate() {
             let (at, until) = match f {
                 ConsensusFault::Crash { at, until, .. }
                 | ConsensusFault::Partition { at, until, .. } => (*at, *until),
             };
-            let _ = sim.schedule_at(at, NetEvent::Fault(k, true));
+            ev.push((at, NetEvent::Fault(k, true)));
             if let Some(u) = until {
-                let _ = sim.schedule_at(u, NetEvent::Fault(k, false));
+                ev.push((u, NetEvent::Fault(k, false)));
             }
         }
-        sim.run(
-            &mut net,
-            RunLimits {
-                stop_at: end,
-                max_events: None,
-            },
-            &mut (),
-        );
-        for node in &net.nodes {
+        ev
+    }
+
+    /// Gathers the evidence every validator has seen into the record.
+    pub fn collect_evidence(&mut self) {
+        for node in &self.nodes {
             for (a, b) in node.evidence() {
                 let e = (a.from, a.h, a.r);
-                if !net.record.evidence.contains(&e) && b.from == a.from {
-                    net.record.evidence.push(e);
+                if !self.record.evidence.contains(&e) && b.from == a.from {
+                    self.record.evidence.push(e);
                 }
             }
         }
-        net.record.evidence.sort_unstable();
-        net
+        self.record.evidence.sort_unstable();
     }
 
-    fn outs(&mut self, now: SimTime, from: u32, outs: Vec<Out>, cx: &mut Context<'_, NetEvent>) {
+    fn outs(&mut self, now: SimTime, from: u32, outs: Vec<Out>, cx: &mut Vec<(SimTime, NetEvent)>) {
         let extra = self
             .settings
             .delay
@@ -292,19 +354,20 @@ impl BftNet {
                     self.record.messages += 1;
                     if let Some(d) = self.net.delay(from as usize, to as usize) {
                         let at = now.saturating_add(d).saturating_add(extra);
-                        let _ = cx.schedule_at(at, NetEvent::Arrive(to, m));
+                        cx.push((at, NetEvent::Arrive(to, m)));
                     }
                 }
                 Out::Timeout(at, h, r, step) => {
-                    let _ = cx.schedule_at(at, NetEvent::Timeout(from, h, r, step));
+                    cx.push((at, NetEvent::Timeout(from, h, r, step)));
                 }
                 Out::NextHeight(at, h) => {
-                    let _ = cx.schedule_at(at, NetEvent::Height(from, h));
+                    cx.push((at, NetEvent::Height(from, h)));
                 }
                 Out::Rebroadcast(at, h) => {
-                    let _ = cx.schedule_at(at, NetEvent::Rebroadcast(from, h));
+                    cx.push((at, NetEvent::Rebroadcast(from, h)));
                 }
                 Out::Decide(h, v, r) => {
+                    self.app.decided(from, h, &v, now);
                     self.record.decisions[from as usize]
                         .entry(h)
                         .or_insert((v, r, now));
@@ -314,11 +377,26 @@ impl BftNet {
     }
 }
 
-impl Handler for BftNet {
+impl<A: App> Handler for BftNet<A> {
     type Event = NetEvent;
 
     fn handle(&mut self, ev: NetEvent, cx: &mut Context<'_, NetEvent>) {
-        let now = cx.now();
+        for (t, e) in self.step(cx.now(), ev) {
+            let _ = cx.schedule_at(t, e);
+        }
+    }
+}
+
+impl<A: App> BftNet<A> {
+    /// Handles one event at `now`; returns the events it schedules.
+    pub fn step(&mut self, now: SimTime, ev: NetEvent) -> Vec<(SimTime, NetEvent)> {
+        let mut out = Vec::new();
+        self.app.clock(now);
+        self.step_into(now, ev, &mut out);
+        out
+    }
+
+    fn step_into(&mut self, now: SimTime, ev: NetEvent, cx: &mut Vec<(SimTime, NetEvent)>) {
         match ev {
             NetEvent::Arrive(to, m) => {
                 let i = to as usize;
@@ -331,13 +409,19 @@ impl Handler for BftNet {
                 };
                 let cost = match (&m, fresh) {
                     (_, false) => 0,
-                    (Msg::Vote(_), true) => VERIFY_NS,
+                    (Msg::Vote(s), true) => {
+                        VERIFY_NS
+                            + match s.kind {
+                                Kind::Proposal { value, .. } => self.app.value_cost_ns(&value),
+                                _ => 0,
+                            }
+                    }
                     (Msg::Commit(c), true) => VERIFY_NS * c.precommits.len() as u64,
                 };
                 let start = now.max(self.busy[i]);
                 let done = start.saturating_add(SimDuration::from_nanos(cost));
                 self.busy[i] = done;
-                let _ = cx.schedule_at(done, NetEvent::Handle(to, m));
+                cx.push((done, NetEvent::Handle(to, m)));
             }
             NetEvent::Handle(to, m) => {
                 if !self.up[to as usize] {
