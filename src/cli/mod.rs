@@ -146,6 +146,10 @@ pub enum CliError {
     /// for a bad replay file or URL).
     #[error(transparent)]
     Bridge(#[from] crate::bridge::BridgeError),
+    /// A model's invariant broke: a bug (exit 1, after the results were
+    /// written).
+    #[error("{0} (a bug: the results were written; please report it)")]
+    Invariant(String),
     /// Writing results failed (exit 1).
     #[error("cannot write results to {}: {source}", dir.display())]
     Write {
@@ -169,7 +173,10 @@ impl CliError {
             CliError::Bridge(
                 crate::bridge::BridgeError::Replay { .. } | crate::bridge::BridgeError::Url { .. },
             ) => 2,
-            CliError::World(_) | CliError::Write { .. } | CliError::Bridge(_) => 1,
+            CliError::World(_)
+            | CliError::Write { .. }
+            | CliError::Bridge(_)
+            | CliError::Invariant(_) => 1,
         }
     }
 }
@@ -265,6 +272,9 @@ fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), CliError> {
     })?;
     if !global.quiet {
         eprintln!("wrote {}", dir.display());
+    }
+    if let Some(v) = out.violation {
+        return Err(CliError::Invariant(v));
     }
     Ok(())
 }

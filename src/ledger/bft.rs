@@ -266,8 +266,13 @@ pub struct Node {
     /// Signatures of every vote seen (each is handled and passed on once).
     seen: BTreeSet<[u8; 64]>,
     gossip: bool,
-    prevotes: BTreeMap<u32, BTreeMap<u32, Signed>>,
-    precommits: BTreeMap<u32, BTreeMap<u32, Signed>>,
+    /// Votes by round and validator: an equivocator's conflicting votes
+    /// are all kept (a value's count includes every validator with a
+    /// signed vote for it, as Tendermint's vote sets do for a claimed
+    /// majority; with at most f such validators quorums still intersect in
+    /// a correct one).
+    prevotes: BTreeMap<u32, BTreeMap<u32, Vec<Signed>>>,
+    precommits: BTreeMap<u32, BTreeMap<u32, Vec<Signed>>>,
     /// Senders heard from, per round (rule 55).
     heard: BTreeMap<u32, BTreeSet<u32>>,
     fired: BTreeSet<(u32, u8)>,
@@ -515,13 +520,12 @@ impl Node {
                 } else {
                     &mut self.precommits
                 };
-                let votes = book.entry(m.r).or_default();
-                match votes.get(&m.from) {
-                    None => {
-                        votes.insert(m.from, m);
-                    }
-                    Some(first) if first.kind != m.kind => {
-                        self.evidence.push((first.clone(), m));
+                let votes = book.entry(m.r).or_default().entry(m.from).or_default();
+                match votes.first() {
+                    None => votes.push(m),
+                    Some(first) if !votes.iter().any(|v| v.kind == m.kind) => {
+                        self.evidence.push((first.clone(), m.clone()));
+                        votes.push(m);
                     }
                     Some(_) => {}
                 }
@@ -601,13 +605,16 @@ impl Node {
         self.decide(now, c.value, round, c.precommits, SimDuration::ZERO, out);
     }
 
-    fn count(votes: Option<&BTreeMap<u32, Signed>>, want: Option<Option<Hash>>) -> usize {
+    /// Validators with a vote for `want` (`None`: any vote).
+    fn count(votes: Option<&BTreeMap<u32, Vec<Signed>>>, want: Option<Option<Hash>>) -> usize {
         votes.map_or(0, |v| {
             v.values()
-                .filter(|m| match (want, m.kind) {
-                    (None, _) => true,
-                    (Some(w), Kind::Prevote(x) | Kind::Precommit(x)) => x == w,
-                    _ => false,
+                .filter(|ms| {
+                    ms.iter().any(|m| match (want, m.kind) {
+                        (None, _) => true,
+                        (Some(w), Kind::Prevote(x) | Kind::Precommit(x)) => x == w,
+                        _ => false,
+                    })
                 })
                 .count()
         })
@@ -659,7 +666,7 @@ impl Node {
                 {
                     let pcs: Vec<Signed> = self.precommits[&pr]
                         .values()
-                        .filter(|m| m.kind == Kind::Precommit(Some(v)))
+                        .filter_map(|ms| ms.iter().find(|m| m.kind == Kind::Precommit(Some(v))))
                         .cloned()
                         .collect();
                     let wait = self.timing.commit;

@@ -19,11 +19,13 @@
 pub mod aura;
 pub mod bft;
 pub mod block;
+pub mod chain;
 pub mod consensus;
 pub mod crypto;
 pub mod net;
 pub mod state;
 pub mod tx;
+pub mod workload;
 
 #[cfg(test)]
 mod aura_tests;

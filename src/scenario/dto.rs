@@ -50,6 +50,9 @@ pub struct ScenarioFile {
     /// The gateway and the cloud, if the scenario has them (needs `mesh`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayFile>,
+    /// The ledger, if the scenario has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerFile>,
     /// Injected faults, in any order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultFile>,
@@ -66,6 +69,7 @@ impl Default for ScenarioFile {
             grid: None,
             mesh: None,
             gateway: None,
+            ledger: None,
             faults: Vec::new(),
         }
     }
@@ -331,6 +335,36 @@ pub enum FaultFile {
     CellularOutage(OutageFile),
     /// The cloud's MQTT broker is down.
     BrokerOutage(OutageFile),
+    /// A ledger validator crashes, and recovers after `duration` if given.
+    ValidatorCrash(ValidatorCrashFile),
+    /// The validators' backhaul splits into groups.
+    ValidatorPartition(ValidatorPartitionFile),
+}
+
+/// A validator crash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorCrashFile {
+    /// When.
+    pub at: SimDuration,
+    /// Which validator (0-based).
+    pub validator: u32,
+    /// Down for this long; absent: to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<SimDuration>,
+}
+
+/// A backhaul partition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorPartitionFile {
+    /// When.
+    pub at: SimDuration,
+    /// The group of each validator, e.g. `[0, 0, 0, 1, 1, 1, 1]`.
+    pub groups: Vec<u32>,
+    /// How long; absent: to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<SimDuration>,
 }
 
 /// An outage of a service.
@@ -819,4 +853,170 @@ pub enum ConditionFile {
     /// The lowest phase voltage in the report is below this [pu] (and not 0,
     /// which means no supply).
     VoltageBelow(f64),
+}
+
+/// The `ledger` section: a private, permissioned chain of kWh
+/// certificates, its validators and consensus, and (without a grid) a
+/// synthetic workload.
+///
+/// ```ron
+/// ledger: (
+///     validators: 7,
+///     consensus: Bft,
+///     block_interval: "2s",
+///     byzantine: [(validator: 2, mode: Equivocate), (validator: 5, mode: Silent)],
+///     workload: (plants: 8, consumers: 24, interval: "15min"),
+/// )
+/// ```
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `validators` | count, 1 to 64 | `4` |
+/// | `consensus` | `Bft` (Tendermint-style; tolerates f < n/3 Byzantine) | `Bft` |
+/// | `block_interval` | from a block's decision to the next height | `"2s"` |
+/// | `timeout_propose`, `timeout_vote`, `timeout_delta` | BFT timeouts (prevote and precommit share `timeout_vote`), growing by `timeout_delta` per round | `"1s"`, `"500ms"`, `"500ms"` |
+/// | `max_block_txs` | transactions per block | `1000` |
+/// | `backhaul` | `(latency: "20ms", jitter: "5ms", loss: 0.0)` | those |
+/// | `byzantine` | `[(validator: i, mode: Equivocate \| Silent \| Delay("1500ms"))]` | `[]` |
+/// | `workload` | the synthetic participants, see [`LedgerWorkloadFile`] | defaults |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerFile {
+    /// Validators.
+    pub validators: u32,
+    /// Consensus protocol.
+    pub consensus: ConsensusFile,
+    /// Block interval.
+    pub block_interval: SimDuration,
+    /// Propose timeout (round 0).
+    pub timeout_propose: SimDuration,
+    /// Prevote and precommit timeouts (round 0).
+    pub timeout_vote: SimDuration,
+    /// Growth of every timeout per round.
+    pub timeout_delta: SimDuration,
+    /// Most transactions in a block.
+    pub max_block_txs: usize,
+    /// The validators' network.
+    pub backhaul: BackhaulFile,
+    /// Misbehaving validators.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub byzantine: Vec<ByzantineFile>,
+    /// The synthetic workload.
+    pub workload: LedgerWorkloadFile,
+}
+
+impl Default for LedgerFile {
+    fn default() -> Self {
+        let ms = |x| SimDuration::from_millis(x).expect("fits");
+        LedgerFile {
+            validators: 4,
+            consensus: ConsensusFile::Bft,
+            block_interval: ms(2000),
+            timeout_propose: ms(1000),
+            timeout_vote: ms(500),
+            timeout_delta: ms(500),
+            max_block_txs: 1000,
+            backhaul: BackhaulFile::default(),
+            byzantine: Vec::new(),
+            workload: LedgerWorkloadFile::default(),
+        }
+    }
+}
+
+/// The consensus protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsensusFile {
+    /// Tendermint-style BFT.
+    Bft,
+}
+
+/// The validators' backhaul.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackhaulFile {
+    /// One-way latency.
+    pub latency: SimDuration,
+    /// Uniform extra latency, up to.
+    pub jitter: SimDuration,
+    /// Loss probability.
+    pub loss: f64,
+}
+
+impl Default for BackhaulFile {
+    fn default() -> Self {
+        BackhaulFile {
+            latency: SimDuration::from_millis(20).expect("fits"),
+            jitter: SimDuration::from_millis(5).expect("fits"),
+            loss: 0.0,
+        }
+    }
+}
+
+/// A misbehaving validator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByzantineFile {
+    /// Which (0-based).
+    pub validator: u32,
+    /// How.
+    pub mode: ByzantineModeFile,
+}
+
+/// How a validator misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ByzantineModeFile {
+    /// Double proposals and double votes.
+    Equivocate,
+    /// Sends nothing.
+    Silent,
+    /// Delays every message it sends.
+    Delay(SimDuration),
+}
+
+/// The synthetic workload of a ledger studied alone.
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `plants` | count (one producer each) | `8` |
+/// | `consumers` | count | `24` |
+/// | `interval` | metering interval | `"15min"` |
+/// | `plant_peak_kw` | a plant's peak output [kW] | `50.0` |
+/// | `consumer_mean_kw` | a consumer's mean demand [kW] | `6.0` |
+/// | `preferences` | plants each consumer ranks | `3` |
+/// | `settle_after` | from an interval's end to its matching | `"5min"` |
+/// | `start_h` | local time of day at the start of the run [h] | `0.0` |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerWorkloadFile {
+    /// Plants.
+    pub plants: u32,
+    /// Consumers.
+    pub consumers: u32,
+    /// Metering interval.
+    pub interval: SimDuration,
+    /// Peak output per plant [kW].
+    pub plant_peak_kw: f64,
+    /// Mean demand per consumer [kW].
+    pub consumer_mean_kw: f64,
+    /// Ranked plants per consumer.
+    pub preferences: u32,
+    /// Matching delay after the interval.
+    pub settle_after: SimDuration,
+    /// Time of day at the start [h].
+    pub start_h: f64,
+}
+
+impl Default for LedgerWorkloadFile {
+    fn default() -> Self {
+        LedgerWorkloadFile {
+            plants: 8,
+            consumers: 24,
+            interval: SimDuration::from_mins(15).expect("fits"),
+            plant_peak_kw: 50.0,
+            consumer_mean_kw: 6.0,
+            preferences: 3,
+            settle_after: SimDuration::from_mins(5).expect("fits"),
+            start_h: 0.0,
+        }
+    }
 }

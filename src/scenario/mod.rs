@@ -54,6 +54,8 @@ pub struct Scenario {
     pub mesh: Option<dto::MeshFile>,
     /// The gateway section (needs the mesh).
     pub gateway: Option<dto::GatewayFile>,
+    /// The ledger section.
+    pub ledger: Option<dto::LedgerFile>,
     /// The fault timeline, checked likewise.
     pub faults: Vec<dto::FaultFile>,
     /// The file name and text the scenario came from, so that mistakes
@@ -182,6 +184,7 @@ impl Scenario {
             }),
             mesh: self.mesh.clone(),
             gateway: self.gateway.clone(),
+            ledger: self.ledger.clone(),
             faults: self.faults.clone(),
         }
     }

@@ -46,6 +46,7 @@ pub(super) fn validate(
         grid: dto.grid,
         mesh: dto.mesh,
         gateway: dto.gateway,
+        ledger: dto.ledger,
         faults: dto.faults,
         origin: super::Origin {
             file: file.to_string(),
@@ -119,13 +120,48 @@ fn check(dto: &ScenarioFile, default_name: &str) -> Result<(), Invalid> {
         }
         check_gateway(g, dto.duration)?;
     }
+    if let Some(l) = &dto.ledger {
+        check_ledger(l)?;
+    }
     for (i, f) in dto.faults.iter().enumerate() {
         check_fault(f, i, dto.duration)?;
+        if let (Some(l), FaultFile::ValidatorCrash(c)) = (&dto.ledger, f)
+            && c.validator >= l.validators
+        {
+            return Err(bad(
+                at(
+                    &[Seg::Field("faults".into()), Seg::Index(i)],
+                    &["validator"],
+                ),
+                format!(
+                    "the ledger has validators 0 to {}, not {}",
+                    l.validators - 1,
+                    c.validator
+                ),
+                None,
+            ));
+        }
+        if let (Some(l), FaultFile::ValidatorPartition(pf)) = (&dto.ledger, f)
+            && pf.groups.len() != l.validators as usize
+        {
+            return Err(bad(
+                at(&[Seg::Field("faults".into()), Seg::Index(i)], &["groups"]),
+                format!(
+                    "{} groups given for {} validators: give one per validator",
+                    pf.groups.len(),
+                    l.validators
+                ),
+                None,
+            ));
+        }
         let p = vec![Seg::Field("faults".into()), Seg::Index(i)];
         let (needs, present) = match f {
             FaultFile::Short(_) | FaultFile::OpenConductor(_) => ("grid", dto.grid.is_some()),
             FaultFile::CellularOutage(_) | FaultFile::BrokerOutage(_) => {
                 ("gateway", dto.gateway.is_some())
+            }
+            FaultFile::ValidatorCrash(_) | FaultFile::ValidatorPartition(_) => {
+                ("ledger", dto.ledger.is_some())
             }
             _ => ("mesh", dto.mesh.is_some()),
         };
@@ -521,6 +557,91 @@ fn check_gateway(g: &super::dto::GatewayFile, duration: SimDuration) -> Result<(
     Ok(())
 }
 
+fn check_ledger(l: &super::dto::LedgerFile) -> Result<(), Invalid> {
+    let root = field(&["ledger"]);
+    if !(1..=64).contains(&l.validators) {
+        return Err(bad(
+            at(&root, &["validators"]),
+            format!("{} validators: give 1 to 64", l.validators),
+            None,
+        ));
+    }
+    for (k, d) in [
+        ("block_interval", l.block_interval),
+        ("timeout_propose", l.timeout_propose),
+        ("timeout_vote", l.timeout_vote),
+    ] {
+        if d.is_zero() {
+            return Err(bad(at(&root, &[k]), format!("`{k}` must be > 0"), None));
+        }
+    }
+    if l.max_block_txs == 0 {
+        return Err(bad(
+            at(&root, &["max_block_txs"]),
+            "a block needs room for at least one transaction".into(),
+            None,
+        ));
+    }
+    if !(0.0..1.0).contains(&l.backhaul.loss) {
+        return Err(bad(
+            at(&root, &["backhaul", "loss"]),
+            format!("loss {} is not in [0, 1)", l.backhaul.loss),
+            None,
+        ));
+    }
+    let mut seen = Vec::new();
+    for (i, b) in l.byzantine.iter().enumerate() {
+        let mut p = at(&root, &["byzantine"]);
+        p.push(Seg::Index(i));
+        if b.validator >= l.validators || seen.contains(&b.validator) {
+            return Err(bad(
+                at(&p, &["validator"]),
+                format!(
+                    "validator {} is not one of 0 to {}, or is listed twice",
+                    b.validator,
+                    l.validators - 1
+                ),
+                None,
+            ));
+        }
+        seen.push(b.validator);
+    }
+    let w = &l.workload;
+    let wr = at(&root, &["workload"]);
+    if w.plants == 0 || w.consumers == 0 || w.preferences == 0 || w.preferences > w.plants {
+        return Err(bad(
+            wr,
+            format!(
+                "a workload needs plants, consumers, and 1 to `plants` preferences (got {}, {}, {})",
+                w.plants, w.consumers, w.preferences
+            ),
+            None,
+        ));
+    }
+    if w.interval.is_zero()
+        || w.settle_after >= w.interval.checked_mul(4).unwrap_or(SimDuration::MAX)
+    {
+        return Err(bad(
+            at(&wr, &["settle_after"]),
+            "the interval must be > 0 and the matching within four intervals of it".into(),
+            None,
+        ));
+    }
+    if !(w.plant_peak_kw.is_finite()
+        && w.plant_peak_kw >= 0.0
+        && w.consumer_mean_kw.is_finite()
+        && w.consumer_mean_kw >= 0.0
+        && (0.0..24.0).contains(&w.start_h))
+    {
+        return Err(bad(
+            wr,
+            "powers must be finite and ≥ 0, and `start_h` within 0–24 h".into(),
+            None,
+        ));
+    }
+    Ok(())
+}
+
 fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Invalid> {
     let p = vec![Seg::Field("faults".into()), Seg::Index(i)];
     let at_time = match f {
@@ -530,6 +651,8 @@ fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Inv
         FaultFile::LinkDegradation(l) => l.at,
         FaultFile::NodeCrash(c) => c.at,
         FaultFile::CellularOutage(o) | FaultFile::BrokerOutage(o) => o.at,
+        FaultFile::ValidatorCrash(c) => c.at,
+        FaultFile::ValidatorPartition(pf) => pf.at,
     };
     if at_time > duration {
         return Err(bad(
@@ -615,6 +738,7 @@ fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Inv
             }
         }
         FaultFile::NodeCrash(_) => {}
+        FaultFile::ValidatorCrash(_) | FaultFile::ValidatorPartition(_) => {}
         FaultFile::CellularOutage(o) | FaultFile::BrokerOutage(o) => {
             if o.duration.is_some_and(|d| d.is_zero()) {
                 return Err(bad(

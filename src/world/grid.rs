@@ -232,14 +232,6 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
     let mut faults = Vec::new();
     for (i, f) in scenario.faults.iter().enumerate() {
         let (at, duration, effect) = match f {
-            // Faults of other models.
-            FaultFile::Jammer(_)
-            | FaultFile::LinkDegradation(_)
-            | FaultFile::NodeCrash(_)
-            | FaultFile::CellularOutage(_)
-            | FaultFile::BrokerOutage(_) => {
-                continue;
-            }
             FaultFile::Short(s) => {
                 let kind = FaultKind::parse(&s.kind).expect("checked by validation");
                 let bus = match (&s.bus, &s.line) {
@@ -259,6 +251,8 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
                 let broken = crate::scenario::parse_phases(&o.phases).expect("checked");
                 (o.at, o.duration, FaultEffect::Open { branch, broken })
             }
+            // Faults of other models.
+            _ => continue,
         };
         faults.push(GridFault {
             at: time(at),

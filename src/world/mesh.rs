@@ -207,10 +207,8 @@ impl MeshApp {
                     c.reboot_after.map(|d| t(c.at).saturating_add(d)),
                     MeshFault::Crash(check(c.node, "node")?),
                 )),
-                FaultFile::Short(_)
-                | FaultFile::OpenConductor(_)
-                | FaultFile::CellularOutage(_)
-                | FaultFile::BrokerOutage(_) => {}
+                // Faults of other models.
+                _ => {}
             }
         }
         Ok(MeshApp {

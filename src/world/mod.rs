@@ -31,6 +31,7 @@
 
 pub mod gateway;
 pub mod grid;
+pub mod ledger;
 pub mod lmu;
 pub mod mesh;
 
@@ -70,6 +71,8 @@ pub enum Event {
     LoadRestore(u32, u64),
     /// An event of the gateway or the cloud.
     Gateway(gateway::GatewayEvent),
+    /// An event of the ledger.
+    Ledger(crate::ledger::chain::LedgerEvent),
     /// A command frame has crossed the UART to the coordinator, for an LMU.
     CommandFrame {
         /// The LMU.
@@ -94,6 +97,7 @@ impl Event {
             Event::LoadRestore(..) => "lmu.load_restore",
             Event::Gateway(g) => g.label(),
             Event::CommandFrame { .. } => "gateway.command_frame",
+            Event::Ledger(_) => "ledger",
         }
     }
 }
@@ -136,6 +140,8 @@ pub struct World {
     lmus: Option<lmu::LmuHost>,
     /// The gateway and the cloud, if the scenario has them.
     gateway: Option<gateway::GatewayApp>,
+    /// The ledger, if the scenario has one.
+    ledger: Option<crate::ledger::chain::ChainModel>,
     /// Mesh frames that carry commands: tag → command id.
     command_tags: BTreeMap<u64, String>,
     /// The grid solves the LMUs have measured.
@@ -488,6 +494,19 @@ impl Handler for World {
             Event::LmuTimer(n) => self.lmu_input(n, false, cx),
             Event::LoadRestore(n, g) => self.load_restore(n, g, cx),
             Event::Gateway(e) => self.gateway_event(e, cx),
+            Event::Ledger(e) => {
+                let now = cx.now();
+                let mut r = Ok(());
+                if let Some(l) = &mut self.ledger {
+                    for (t, e) in l.handle(now, e) {
+                        if let Err(err) = cx.schedule_at(t, Event::Ledger(e)) {
+                            r = Err(WorldError::from(err));
+                            break;
+                        }
+                    }
+                }
+                r
+            }
             Event::CommandFrame { lmu, frame, id } => {
                 let root = self.mesh.as_ref().map_or(0, mesh::MeshApp::root);
                 self.mesh_send(root, lmu, frame, Some(id), cx)
@@ -604,6 +623,14 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
             sim.schedule_at(t, Event::Gateway(e))?;
         }
     }
+    let ledger = scenario.ledger.as_ref().map(|l| ledger::build(scenario, l));
+    if let Some(l) = &ledger {
+        for (t, e) in l.start() {
+            if t <= end {
+                sim.schedule_at(t, Event::Ledger(e))?;
+            }
+        }
+    }
     let world = World {
         sampler: Sampler {
             interval: scenario.outputs.sample_interval,
@@ -614,6 +641,7 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         mesh,
         lmus,
         gateway,
+        ledger,
         command_tags: BTreeMap::new(),
         solves_seen: 0,
         dr_generation: BTreeMap::new(),
@@ -634,6 +662,9 @@ pub struct RunOutput {
     pub series: Vec<TimeSeries>,
     /// Other files: (name in the results folder, contents).
     pub files: Vec<(String, Vec<u8>)>,
+    /// The first broken invariant (a bug): the results are written, then
+    /// the run fails with it.
+    pub violation: Option<String>,
     /// The event trace, if the scenario asked for one.
     pub trace: Option<EventTrace>,
     /// The scenario as run, every default filled in.
@@ -778,6 +809,12 @@ pub fn run_driven<O: Observer<World>>(
         files.push(("commands.csv".to_string(), g.commands_csv()));
         series.push(g.finish(&mut summary));
     }
+    let mut violation = None;
+    if let Some(l) = world.ledger {
+        let (wallets, first) = l.finish(stats.end, &mut summary);
+        files.push(("wallets.csv".to_string(), wallets));
+        violation = first;
+    }
     driver.finish(&mut summary, &mut files);
 
     Ok(RunOutput {
@@ -793,6 +830,7 @@ pub fn run_driven<O: Observer<World>>(
         },
         series,
         files,
+        violation,
         trace: sinks.0.trace,
         resolved_scenario: scenario.to_resolved_ron(),
     })

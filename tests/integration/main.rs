@@ -11,6 +11,7 @@ mod grid_fault;
 mod grid_pandapower;
 mod grid_pf;
 mod grid_series;
+mod ledger;
 mod loader_props;
 mod mesh_phy;
 mod mqtt_bridge;

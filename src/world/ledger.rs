@@ -1,0 +1,84 @@
+//! Builds the ledger of a run from the scenario's `ledger` section and its
+//! validator faults.
+
+use std::collections::BTreeMap;
+
+use crate::kernel::SimTime;
+use crate::ledger::bft::{Behaviour, Timing};
+use crate::ledger::chain::{ChainModel, ChainSettings};
+use crate::ledger::consensus::ConsensusFault;
+use crate::ledger::net::NetSettings;
+use crate::ledger::workload::WorkloadSettings;
+use crate::scenario::Scenario;
+use crate::scenario::dto::{ByzantineModeFile, FaultFile, LedgerFile};
+
+/// The ledger model of a scenario.
+pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
+    let t = |d| SimTime::ZERO.saturating_add(d);
+    let mut behaviour = BTreeMap::new();
+    let mut delay = BTreeMap::new();
+    for b in &l.byzantine {
+        match b.mode {
+            ByzantineModeFile::Equivocate => {
+                behaviour.insert(b.validator, Behaviour::Equivocate);
+            }
+            ByzantineModeFile::Silent => {
+                behaviour.insert(b.validator, Behaviour::Silent);
+            }
+            ByzantineModeFile::Delay(d) => {
+                delay.insert(b.validator, d);
+            }
+        }
+    }
+    let mut faults = Vec::new();
+    for f in &scenario.faults {
+        match f {
+            FaultFile::ValidatorCrash(c) => faults.push(ConsensusFault::Crash {
+                node: c.validator,
+                at: t(c.at),
+                until: c.duration.map(|d| t(c.at).saturating_add(d)),
+            }),
+            FaultFile::ValidatorPartition(p) => faults.push(ConsensusFault::Partition {
+                groups: p.groups.clone(),
+                at: t(p.at),
+                until: p.duration.map(|d| t(p.at).saturating_add(d)),
+            }),
+            // Faults of other models.
+            _ => {}
+        }
+    }
+    let w = &l.workload;
+    ChainModel::new(
+        ChainSettings {
+            validators: l.validators,
+            timing: Timing {
+                propose: l.timeout_propose,
+                prevote: l.timeout_vote,
+                precommit: l.timeout_vote,
+                delta: l.timeout_delta,
+                commit: l.block_interval,
+                ..Timing::default()
+            },
+            max_block_txs: l.max_block_txs,
+            net: NetSettings {
+                latency: l.backhaul.latency,
+                jitter: l.backhaul.jitter,
+                loss: l.backhaul.loss,
+            },
+            behaviour,
+            delay,
+            faults,
+            workload: WorkloadSettings {
+                plants: w.plants,
+                consumers: w.consumers,
+                interval: w.interval,
+                plant_peak_kw: w.plant_peak_kw,
+                consumer_mean_kw: w.consumer_mean_kw,
+                preferences: w.preferences,
+                start_h: w.start_h,
+            },
+            settle_after: w.settle_after,
+        },
+        scenario.seed,
+    )
+}
