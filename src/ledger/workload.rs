@@ -2,6 +2,13 @@
 //! consumers with meters, and the supplier-preference matching that moves
 //! certificates from plants to consumers.
 //!
+//! Producers choose where each plant's output goes ([`Destination`]): a
+//! wholesale plant's certificates stay with its producer (its energy
+//! leaves the neighbourhood); a plant under direct supply contracts serves
+//! its named consumers first and no one else; only local-market plants can
+//! be ranked by consumers. (Self-consumption needs prosumers, which this
+//! workload does not have yet.)
+//!
 //! Every metering interval each plant meter posts its generation and issues
 //! one certificate per whole kWh; each consumer's meter posts its
 //! consumption. After the settlement delay (when those are final), each
@@ -62,6 +69,7 @@ pub struct Workload {
     plant_rng: Vec<Xoshiro256PlusPlus>,
     consumer_rng: Vec<Xoshiro256PlusPlus>,
     ranking: Vec<Vec<u32>>,
+    destinations: Vec<Destination>,
     /// Next certificate id of each plant (as issued so far).
     next_seq: Vec<u64>,
     /// Issued kWh per (plant, interval): (first id, count).
@@ -91,6 +99,20 @@ impl Workload {
             keys.insert(AccountId(id), k);
         };
         add(0, Role::Operator, &mut keys);
+        // Where each plant's output goes: every fourth (from the first,
+        // when there are several) sells wholesale, out of the
+        // neighbourhood; every fourth from the second supplies two named
+        // consumers directly; the rest sell on the local market.
+        let consumer_id = |j: u32| AccountId(1 + 2 * p + j);
+        let destinations: Vec<Destination> = (0..p)
+            .map(|i| match i % 4 {
+                0 if p > 1 => Destination::Wholesale,
+                1 if c > 0 => {
+                    Destination::Direct(vec![consumer_id(i % c), consumer_id((i + 1) % c)])
+                }
+                _ => Destination::LocalMarket,
+            })
+            .collect();
         let mut plants = Vec::new();
         for i in 0..p {
             add(1 + i, Role::Producer, &mut keys);
@@ -104,7 +126,7 @@ impl Workload {
                 Plant {
                     owner: AccountId(1 + i),
                     meter: AccountId(1 + p + i),
-                    destination: Destination::LocalMarket,
+                    destination: destinations[i as usize].clone(),
                 },
             ));
         }
@@ -119,7 +141,10 @@ impl Workload {
         let ranking = (0..c)
             .map(|j| {
                 let mut rng = stream(seed, "consumer", u64::from(j), "preference");
-                let mut order: Vec<u32> = (0..p).collect();
+                // Only plants selling on the local market can be ranked.
+                let mut order: Vec<u32> = (0..p)
+                    .filter(|&i| destinations[i as usize] == Destination::LocalMarket)
+                    .collect();
                 // Fisher–Yates from the consumer's own stream.
                 for k in (1..order.len()).rev() {
                     let r = rng.random_range(0..=k);
@@ -137,6 +162,7 @@ impl Workload {
                 .map(|j| stream(seed, "consumer", u64::from(j), "demand"))
                 .collect(),
             ranking,
+            destinations,
             next_seq: vec![0; p as usize],
             issued: BTreeMap::new(),
             demand: BTreeMap::new(),
@@ -247,14 +273,31 @@ impl Workload {
             .collect();
         // (consumer, plant) → kWh matched.
         let mut got: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+        let first_consumer = 1 + 2 * self.s.plants;
+        // Round 0: direct supply contracts, then the ranked local market.
         let rounds = self.ranking.first().map_or(0, Vec::len);
-        for round in 0..rounds {
+        for round in 0..=rounds {
             // Requests per plant.
             let mut asks: BTreeMap<u32, Vec<(u32, u64)>> = BTreeMap::new();
-            for j in 0..self.s.consumers {
-                if need[j as usize] > 0 {
-                    let p = self.ranking[j as usize][round];
-                    asks.entry(p).or_default().push((j, need[j as usize]));
+            if round == 0 {
+                for (p, d) in self.destinations.iter().enumerate() {
+                    if let Destination::Direct(to) = d {
+                        for a in to {
+                            let j = a.0 - first_consumer;
+                            if need[j as usize] > 0 {
+                                asks.entry(p as u32)
+                                    .or_default()
+                                    .push((j, need[j as usize]));
+                            }
+                        }
+                    }
+                }
+            } else {
+                for j in 0..self.s.consumers {
+                    if need[j as usize] > 0 {
+                        let p = self.ranking[j as usize][round - 1];
+                        asks.entry(p).or_default().push((j, need[j as usize]));
+                    }
                 }
             }
             for (p, reqs) in asks {
@@ -387,7 +430,20 @@ mod tests {
             "{claimed} of {}",
             w.consumed_kwh()
         );
-        let by_origin: u64 = state.claims_by_origin().values().sum();
+        let origin = state.claims_by_origin();
+        let by_origin: u64 = origin.values().sum();
         assert_eq!(by_origin, claimed);
+        // Plant 0 sells wholesale: none of its kWh is claimed here. Plant 1
+        // supplies consumers 1 and 2 directly, and no one else.
+        assert!(origin.keys().all(|(_, p)| p.0 != 0));
+        let direct: Vec<u32> = origin
+            .keys()
+            .filter(|(_, p)| p.0 == 1)
+            .map(|(a, _)| a.0 - 9)
+            .collect();
+        assert!(
+            !direct.is_empty() && direct.iter().all(|j| [1, 2].contains(j)),
+            "{direct:?}"
+        );
     }
 }
