@@ -13,8 +13,9 @@
 //! ([`net`]), driven by the kernel with per-validator CPU time and faults
 //! ([`consensus`]); proof-of-authority round robin with n/2 finality
 //! ([`aura`]), safe under crashes and partitions and, as its tests show,
-//! not under equivocation. The contracts, the workload and the wiring into
-//! a run follow.
+//! not under equivocation; the uniform-price double auction of the P2P
+//! market ([`market`]); the synthetic workload with supplier-preference
+//! matching ([`workload`]); and the ledger in a run ([`chain`]).
 
 pub mod aura;
 pub mod bft;
@@ -22,6 +23,7 @@ pub mod block;
 pub mod chain;
 pub mod consensus;
 pub mod crypto;
+pub mod market;
 pub mod net;
 pub mod state;
 pub mod tx;
