@@ -380,6 +380,11 @@ impl ChainModel {
             summary.set_f64("ledger.traced_kwh_share", claimed as f64 / consumed as f64);
         }
         summary.set_u64("ledger.traced_kwh", claimed);
+        let (mkwh, mvalue) = self.workload.market();
+        summary.set_u64("market.cleared_kwh", mkwh);
+        if mkwh > 0 {
+            summary.set_f64("market.mean_price_per_kwh", mvalue / mkwh as f64);
+        }
         let mut w = csv::Writer::from_writer(Vec::new());
         let io = "writing CSV to memory cannot fail";
         w.write_record(["wallet", "plant", "kwh", "share"])

@@ -35,6 +35,7 @@ use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::crypto::key_for;
+use super::market::{Order, Tariffs, clear};
 use super::state::{Account, Destination, Metered, Plant, Role, State};
 use super::tx::{AccountId, Certs, PlantId, Tx, TxBody};
 use crate::kernel::SimDuration;
@@ -57,6 +58,14 @@ pub struct WorkloadSettings {
     pub preferences: u32,
     /// Local time of day at the start of the run [h].
     pub start_h: f64,
+    /// Prosumers (a rooftop plant and a demand each).
+    pub prosumers: u32,
+    /// Peak output of a prosumer's plant [kW].
+    pub prosumer_peak_kw: f64,
+    /// Mean demand of a prosumer [kW].
+    pub prosumer_mean_kw: f64,
+    /// The tariffs that bound the P2P market.
+    pub tariffs: Tariffs,
 }
 
 /// Who is who: account ids are laid out as operator 0, then producers,
@@ -78,6 +87,15 @@ pub struct Workload {
     demand: BTreeMap<(u32, u64), u64>,
     /// Metered energy so far [kWh].
     consumed_kwh: u64,
+    prosumer_rng: Vec<Xoshiro256PlusPlus>,
+    /// Each consumer's bid limit [currency/kWh].
+    bid_price: Vec<f64>,
+    pro_next_seq: Vec<u64>,
+    /// A prosumer's issued (first id, kWh) and demand [kWh] per interval.
+    pro_issued: BTreeMap<(u32, u64), (u64, u64)>,
+    pro_demand: BTreeMap<(u32, u64), u64>,
+    market_kwh: u64,
+    market_value: f64,
 }
 
 impl Workload {
@@ -138,6 +156,30 @@ impl Workload {
                 &mut keys,
             );
         }
+        let q = s.prosumers;
+        let base = 1 + 2 * p + 2 * c;
+        for k in 0..q {
+            let pro = AccountId(base + k);
+            add(base + k, Role::Prosumer, &mut keys);
+            add(
+                base + q + k,
+                Role::Meter(Metered::Plant(PlantId(p + k))),
+                &mut keys,
+            );
+            add(
+                base + 2 * q + k,
+                Role::Meter(Metered::Consumer(pro)),
+                &mut keys,
+            );
+            plants.push((
+                PlantId(p + k),
+                Plant {
+                    owner: pro,
+                    meter: AccountId(base + q + k),
+                    destination: Destination::SelfConsumption,
+                },
+            ));
+        }
         let ranking = (0..c)
             .map(|j| {
                 let mut rng = stream(seed, "consumer", u64::from(j), "preference");
@@ -167,6 +209,20 @@ impl Workload {
             issued: BTreeMap::new(),
             demand: BTreeMap::new(),
             consumed_kwh: 0,
+            prosumer_rng: (0..q)
+                .map(|k| stream(seed, "prosumer", u64::from(k), "energy"))
+                .collect(),
+            bid_price: (0..c)
+                .map(|j| {
+                    let mut rng = stream(seed, "consumer", u64::from(j), "bid");
+                    s.tariffs.feed_in + (s.tariffs.grid - s.tariffs.feed_in) * rng.random::<f64>()
+                })
+                .collect(),
+            pro_next_seq: vec![0; q as usize],
+            pro_issued: BTreeMap::new(),
+            pro_demand: BTreeMap::new(),
+            market_kwh: 0,
+            market_value: 0.0,
             keys,
             nonces: BTreeMap::new(),
             s,
@@ -193,6 +249,21 @@ impl Workload {
     /// Consumer accounts, in order.
     pub fn consumers(&self) -> Vec<AccountId> {
         (0..self.s.consumers).map(|j| self.consumer(j)).collect()
+    }
+
+    /// The P2P market so far: kWh traded and their value [currency].
+    pub fn market(&self) -> (u64, f64) {
+        (self.market_kwh, self.market_value)
+    }
+
+    fn prosumer(&self, k: u32) -> AccountId {
+        AccountId(1 + 2 * self.s.plants + 2 * self.s.consumers + k)
+    }
+
+    fn prosumer_meters(&self, k: u32) -> (AccountId, AccountId) {
+        let q = self.s.prosumers;
+        let p = self.prosumer(k).0;
+        (AccountId(p + q), AccountId(p + 2 * q))
     }
 
     /// Metered consumption so far [kWh, whole per interval].
@@ -259,7 +330,122 @@ impl Workload {
                 },
             ));
         }
+        for q in 0..self.s.prosumers {
+            let rng = &mut self.prosumer_rng[q as usize];
+            let weather = 0.6 + 0.4 * rng.random::<f64>();
+            let noise = 0.7 + 0.6 * rng.random::<f64>();
+            let gen_wh = (self.s.prosumer_peak_kw * sun * weather * hours * 1000.0).round() as u64;
+            let use_wh = (self.s.prosumer_mean_kw * noise * hours * 1000.0).round() as u64;
+            let (pm, cm) = self.prosumer_meters(q);
+            out.push(self.tx(
+                pm,
+                TxBody::Reading {
+                    interval: k as u32,
+                    wh: gen_wh,
+                },
+            ));
+            if gen_wh >= 1000 {
+                out.push(self.tx(
+                    pm,
+                    TxBody::Issue {
+                        plant: PlantId(self.s.plants + q),
+                        interval: k as u32,
+                        kwh: gen_wh / 1000,
+                    },
+                ));
+                let first = self.pro_next_seq[q as usize];
+                self.pro_next_seq[q as usize] += gen_wh / 1000;
+                self.pro_issued.insert((q, k), (first, gen_wh / 1000));
+            }
+            out.push(self.tx(
+                cm,
+                TxBody::Reading {
+                    interval: k as u32,
+                    wh: use_wh,
+                },
+            ));
+            self.pro_demand.insert((q, k), use_wh / 1000);
+            self.consumed_kwh += use_wh / 1000;
+        }
         out
+    }
+
+    /// The prosumers' part of interval `k`'s settlement: each claims its
+    /// own output against its own demand (self-consumption first), and
+    /// offers the surplus on the P2P market, where consumers bid for what
+    /// their supplier matching left them; trades are transfers and claims.
+    fn market_round(&mut self, k: u64, need: &[u64], out: &mut Vec<Tx>) {
+        let mut asks = Vec::new();
+        let mut cursor: BTreeMap<u32, u64> = BTreeMap::new();
+        for q in 0..self.s.prosumers {
+            let Some(&(first, kwh)) = self.pro_issued.get(&(q, k)) else {
+                continue;
+            };
+            let own = kwh.min(self.pro_demand.get(&(q, k)).copied().unwrap_or(0));
+            let pro = self.prosumer(q);
+            let plant = PlantId(self.s.plants + q);
+            if own > 0 {
+                let certs = Certs {
+                    plant,
+                    first,
+                    count: own,
+                };
+                out.push(self.tx(
+                    pro,
+                    TxBody::Claim {
+                        certs,
+                        interval: k as u32,
+                    },
+                ));
+            }
+            cursor.insert(q, first + own);
+            if kwh > own {
+                let t = self.s.tariffs;
+                let price = t.feed_in
+                    + (t.grid - t.feed_in) * self.prosumer_rng[q as usize].random::<f64>();
+                asks.push(Order {
+                    account: pro,
+                    kwh: kwh - own,
+                    price,
+                });
+            }
+        }
+        let bids: Vec<Order> = (0..self.s.consumers)
+            .filter(|&j| need[j as usize] > 0)
+            .map(|j| Order {
+                account: self.consumer(j),
+                kwh: need[j as usize],
+                price: self.bid_price[j as usize],
+            })
+            .collect();
+        let c = clear(&bids, &asks, self.s.tariffs);
+        self.market_kwh += c.kwh;
+        self.market_value += c.price.unwrap_or(0.0) * c.kwh as f64;
+        let first_pro = self.prosumer(0).0;
+        for tr in c.trades {
+            let q = tr.seller.0 - first_pro;
+            let first = cursor[&q];
+            cursor.insert(q, first + tr.kwh);
+            let certs = Certs {
+                plant: PlantId(self.s.plants + q),
+                first,
+                count: tr.kwh,
+            };
+            out.push(self.tx(
+                tr.seller,
+                TxBody::Transfer {
+                    to: tr.buyer,
+                    certs,
+                },
+            ));
+            out.push(self.tx(
+                tr.buyer,
+                TxBody::Claim {
+                    certs,
+                    interval: k as u32,
+                },
+            ));
+        }
     }
 
     /// The matching of interval `k`: transfers and claims.
@@ -343,6 +529,7 @@ impl Workload {
                 },
             ));
         }
+        self.market_round(k, &need, &mut out);
         out
     }
 }
@@ -408,6 +595,13 @@ mod tests {
             consumer_mean_kw: 6.0,
             preferences: 3,
             start_h: 0.0,
+            prosumers: 4,
+            prosumer_peak_kw: 12.0,
+            prosumer_mean_kw: 3.0,
+            tariffs: Tariffs {
+                feed_in: 0.08,
+                grid: 0.30,
+            },
         };
         let (mut w, mut state) = Workload::new(s, 1);
         let mut claimed = 0;

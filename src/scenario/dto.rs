@@ -985,6 +985,9 @@ pub enum ByzantineModeFile {
 /// | `preferences` | plants each consumer ranks | `3` |
 /// | `settle_after` | from an interval's end to its matching | `"5min"` |
 /// | `start_h` | local time of day at the start of the run [h] | `0.0` |
+/// | `prosumers` | count: a rooftop plant and a demand each; they consume their own output first and sell the surplus on the P2P market | `6` |
+/// | `prosumer_peak_kw`, `prosumer_mean_kw` | a prosumer's peak output and mean demand [kW] | `12.0`, `3.0` |
+/// | `feed_in_tariff`, `grid_tariff` | the market's price bounds [currency/kWh] | `0.08`, `0.30` |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerWorkloadFile {
@@ -1004,6 +1007,16 @@ pub struct LedgerWorkloadFile {
     pub settle_after: SimDuration,
     /// Time of day at the start [h].
     pub start_h: f64,
+    /// Prosumers.
+    pub prosumers: u32,
+    /// A prosumer's peak output [kW].
+    pub prosumer_peak_kw: f64,
+    /// A prosumer's mean demand [kW].
+    pub prosumer_mean_kw: f64,
+    /// What the grid pays for export [currency/kWh].
+    pub feed_in_tariff: f64,
+    /// What the grid charges for import [currency/kWh].
+    pub grid_tariff: f64,
 }
 
 impl Default for LedgerWorkloadFile {
@@ -1017,6 +1030,11 @@ impl Default for LedgerWorkloadFile {
             preferences: 3,
             settle_after: SimDuration::from_mins(5).expect("fits"),
             start_h: 0.0,
+            prosumers: 6,
+            prosumer_peak_kw: 12.0,
+            prosumer_mean_kw: 3.0,
+            feed_in_tariff: 0.08,
+            grid_tariff: 0.30,
         }
     }
 }

@@ -631,11 +631,29 @@ fn check_ledger(l: &super::dto::LedgerFile) -> Result<(), Invalid> {
         && w.plant_peak_kw >= 0.0
         && w.consumer_mean_kw.is_finite()
         && w.consumer_mean_kw >= 0.0
-        && (0.0..24.0).contains(&w.start_h))
+        && (0.0..24.0).contains(&w.start_h)
+        && w.prosumer_peak_kw.is_finite()
+        && w.prosumer_peak_kw >= 0.0
+        && w.prosumer_mean_kw.is_finite()
+        && w.prosumer_mean_kw >= 0.0)
     {
         return Err(bad(
             wr,
             "powers must be finite and ≥ 0, and `start_h` within 0–24 h".into(),
+            None,
+        ));
+    }
+    if !(w.feed_in_tariff.is_finite()
+        && w.grid_tariff.is_finite()
+        && 0.0 <= w.feed_in_tariff
+        && w.feed_in_tariff <= w.grid_tariff)
+    {
+        return Err(bad(
+            at(&wr, &["feed_in_tariff"]),
+            format!(
+                "tariffs {} and {}: need 0 ≤ feed-in ≤ grid",
+                w.feed_in_tariff, w.grid_tariff
+            ),
             None,
         ));
     }

@@ -76,6 +76,13 @@ pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
                 consumer_mean_kw: w.consumer_mean_kw,
                 preferences: w.preferences,
                 start_h: w.start_h,
+                prosumers: w.prosumers,
+                prosumer_peak_kw: w.prosumer_peak_kw,
+                prosumer_mean_kw: w.prosumer_mean_kw,
+                tariffs: crate::ledger::market::Tariffs {
+                    feed_in: w.feed_in_tariff,
+                    grid: w.grid_tariff,
+                },
             },
             settle_after: w.settle_after,
         },

@@ -15,7 +15,7 @@ const BASE: &str = "duration: \"45min\", outputs: (sample_interval: \"15min\")";
 fn ledger(extra: &str, faults: &str) -> String {
     format!(
         "({BASE}, ledger: (validators: 7, backhaul: (latency: \"20ms\", jitter: \"10ms\", loss: 0.01), \
-         workload: (plants: 6, consumers: 18, interval: \"15min\", settle_after: \"3min\", start_h: 11.0){extra}), \
+         workload: (plants: 6, consumers: 18, interval: \"15min\", settle_after: \"3min\", start_h: 11.0, plant_peak_kw: 15.0){extra}), \
          faults: [{faults}])"
     )
 }
@@ -42,6 +42,11 @@ fn two_byzantine_validators_of_seven_break_nothing() {
     assert!(num(s, "ledger.tx_committed") > 100.0);
     assert_eq!(num(s, "ledger.success_rate"), 1.0);
     assert!(num(s, "ledger.traced_kwh") > 0.0);
+    // Prosumers' midday surplus clears on the P2P market within the
+    // tariffs (0.08 to 0.30 by default).
+    assert!(num(s, "market.cleared_kwh") > 0.0);
+    let p = num(s, "market.mean_price_per_kwh");
+    assert!((0.08..=0.30).contains(&p), "{p}");
     // Latency: up to a block interval waiting, plus a commit.
     assert!(num(s, "ledger.tx_latency_p99_s") < 6.0);
     assert!(a.violation.is_none());
