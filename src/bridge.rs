@@ -96,11 +96,21 @@ pub struct Recorded {
 
 /// Reads a `bridge_commands.csv`.
 pub fn read_replay(path: &Path) -> Result<Vec<Recorded>, BridgeError> {
-    let err = |reason: String| BridgeError::Replay {
+    let file = std::fs::File::open(path).map_err(|e| BridgeError::Replay {
         path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    parse_replay(file, &path.display().to_string())
+}
+
+/// Parses a `bridge_commands.csv` from any reader (untrusted bytes);
+/// `name` names it in errors.
+pub fn parse_replay(input: impl std::io::Read, name: &str) -> Result<Vec<Recorded>, BridgeError> {
+    let err = |reason: String| BridgeError::Replay {
+        path: name.to_string(),
         reason,
     };
-    let mut r = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
+    let mut r = csv::Reader::from_reader(input);
     let mut out: Vec<Recorded> = Vec::new();
     for (i, row) in r.deserialize().enumerate() {
         let rec: Recorded = row.map_err(|e| err(format!("row {}: {e}", i + 2)))?;
