@@ -27,12 +27,12 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use gridtwin::gateway::buffer::Overflow;
 use gridtwin::gateway::cloud::{Cloud, CloudSettings, Condition, Rule};
-use gridtwin::gateway::mqtt::{Broker, BrokerOut, Client, ClientOut, ClientSettings};
+use gridtwin::gateway::mqtt::{Broker, Client, ClientSettings, exchange_instantly, packets};
 use gridtwin::gateway::schema::{Action, EVENTS_SCHEMA, EventMessage, Record};
 use gridtwin::kernel::{SimDuration, SimTime};
 use gridtwin::scenario::Scenario;
 use gridtwin_lmu::node::Telemetry;
-use rumqttc::{Packet, QoS};
+use rumqttc::QoS;
 
 /// Plausible telemetry of LMU `lmu` in round `round`.
 fn telemetry(lmu: u32, round: u32) -> Telemetry {
@@ -142,50 +142,12 @@ fn client_settings(qos: QoS) -> ClientSettings {
     }
 }
 
-fn sent(out: Vec<ClientOut>) -> Vec<Packet> {
-    out.into_iter()
-        .filter_map(|o| match o {
-            ClientOut::Send(p) => Some(p),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Carries packets both ways at `now` until both sides are quiet; returns
-/// how many messages the broker delivered to the application.
-fn exchange(c: &mut Client, b: &mut Broker, now: SimTime, mut up: Vec<Packet>) -> usize {
-    let mut delivered = 0;
-    while !up.is_empty() {
-        let (mut down, mut close) = (Vec::new(), false);
-        for p in up.drain(..) {
-            for o in b.receive(now, p) {
-                match o {
-                    BrokerOut::Send(p) => down.push(p),
-                    BrokerOut::Deliver(p) => {
-                        black_box(&p);
-                        delivered += 1;
-                    }
-                    BrokerOut::Close => close = true,
-                }
-            }
-        }
-        // The transport keeps order: packets first, then the close.
-        for p in down {
-            up.extend(sent(c.receive(now, p)));
-        }
-        if close {
-            c.closed(now);
-        }
-    }
-    delivered
-}
-
 /// A client connected and subscribed to a broker.
 fn session(qos: QoS) -> (Client, Broker) {
     let mut c = Client::new(client_settings(qos));
     let mut b = Broker::new([(USER.to_string(), PASSWORD.to_string())]);
-    let out = sent(c.link(SimTime::ZERO, true));
-    exchange(&mut c, &mut b, SimTime::ZERO, out);
+    let out = packets(&c.link(SimTime::ZERO, true));
+    exchange_instantly(&mut c, &mut b, SimTime::ZERO, out);
     assert!(c.is_connected());
     (c, b)
 }
@@ -196,8 +158,8 @@ fn publish_rounds(c: &mut Client, b: &mut Broker, payload: &[u8], n: u32) -> usi
     let mut delivered = 0;
     for i in 0..n {
         let now = SimTime::from_nanos(1_000_000_000 + u64::from(i) * 1_000_000);
-        let out = sent(c.publish(now, TOPIC, payload.to_vec(), 20));
-        delivered += exchange(c, b, now, out);
+        let out = packets(&c.publish(now, TOPIC, payload.to_vec(), 20));
+        delivered += black_box(exchange_instantly(c, b, now, out)).len();
     }
     delivered
 }

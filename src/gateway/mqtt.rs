@@ -715,6 +715,48 @@ fn expiry(keep_alive: SimDuration) -> SimDuration {
     SimDuration::from_nanos(keep_alive.as_nanos().saturating_mul(3) / 2)
 }
 
+/// The packets a client asks to send, in order.
+pub fn packets(out: &[ClientOut]) -> Vec<Packet> {
+    out.iter()
+        .filter_map(|o| match o {
+            ClientOut::Send(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Carries packets between a client and a broker with no delay, both ways,
+/// until both are quiet; returns what the broker delivered to its
+/// application. The transport keeps order: a close follows the packets
+/// sent before it. (A zero-latency link, for tests and benches.)
+pub fn exchange_instantly(
+    c: &mut Client,
+    b: &mut Broker,
+    now: SimTime,
+    mut up: Vec<Packet>,
+) -> Vec<Publish> {
+    let mut delivered = Vec::new();
+    while !up.is_empty() {
+        let (mut down, mut close) = (Vec::new(), false);
+        for p in up.drain(..) {
+            for o in b.receive(now, p) {
+                match o {
+                    BrokerOut::Send(p) => down.push(p),
+                    BrokerOut::Deliver(p) => delivered.push(p),
+                    BrokerOut::Close => close = true,
+                }
+            }
+        }
+        for p in down {
+            up.extend(packets(&c.receive(now, p)));
+        }
+        if close {
+            c.closed(now);
+        }
+    }
+    delivered
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,41 +789,6 @@ mod tests {
         }
     }
 
-    fn sent(out: &[ClientOut]) -> Vec<Packet> {
-        out.iter()
-            .filter_map(|o| match o {
-                ClientOut::Send(p) => Some(p.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Carries packets both ways at once until both sides are quiet;
-    /// returns what the broker delivered to the application.
-    fn exchange(c: &mut Client, b: &mut Broker, now: SimTime, mut up: Vec<Packet>) -> Vec<Publish> {
-        let mut delivered = Vec::new();
-        while !up.is_empty() {
-            let (mut down, mut close) = (Vec::new(), false);
-            for p in up.drain(..) {
-                for o in b.receive(now, p) {
-                    match o {
-                        BrokerOut::Send(p) => down.push(p),
-                        BrokerOut::Deliver(p) => delivered.push(p),
-                        BrokerOut::Close => close = true,
-                    }
-                }
-            }
-            // The transport keeps order: packets first, then the close.
-            for p in down {
-                up.extend(sent(&c.receive(now, p)));
-            }
-            if close {
-                c.closed(now);
-            }
-        }
-        delivered
-    }
-
     fn broker() -> Broker {
         Broker::new([("gw".to_string(), "pw".to_string())])
     }
@@ -790,13 +797,13 @@ mod tests {
     fn connect_subscribe_publish_and_acknowledge() {
         let (mut c, mut b) = (Client::new(settings()), broker());
         let out = c.link(s(0), true);
-        let got = exchange(&mut c, &mut b, s(0), sent(&out));
+        let got = exchange_instantly(&mut c, &mut b, s(0), packets(&out));
         assert!(got.is_empty() && c.is_connected());
         // The command subscription is in place: a command reaches the client.
         let cmd = b.publish("site/gw/cmd/7", b"{}".to_vec());
         assert_eq!(cmd.len(), 1);
         let out = c.publish(s(1), "site/gw/events", b"round".to_vec(), 5);
-        let got = exchange(&mut c, &mut b, s(1), sent(&out));
+        let got = exchange_instantly(&mut c, &mut b, s(1), packets(&out));
         assert_eq!(got.len(), 1);
         assert_eq!(c.stats().records_done, 5);
         assert_eq!(c.inflight_records(), 0);
@@ -808,13 +815,13 @@ mod tests {
         st.password = "nope".into();
         let (mut c, mut b) = (Client::new(st), broker());
         let out = c.link(s(0), true);
-        exchange(&mut c, &mut b, s(0), sent(&out));
+        exchange_instantly(&mut c, &mut b, s(0), packets(&out));
         assert!(!c.is_connected());
         assert_eq!((c.stats().auth_failures, b.stats().refused), (1, 1));
         // The next attempt waits for the back-off (1 s, then 2 s).
         assert_eq!(c.next_timer(), Some(s(1)));
         let out = c.timer(s(1));
-        exchange(&mut c, &mut b, s(1), sent(&out));
+        exchange_instantly(&mut c, &mut b, s(1), packets(&out));
         assert_eq!(c.next_timer(), Some(s(3)));
         assert_eq!(c.stats().auth_failures, 2);
     }
@@ -823,15 +830,15 @@ mod tests {
     fn the_inflight_window_limits_unacknowledged_messages() {
         let (mut c, mut b) = (Client::new(settings()), broker());
         let out = c.link(s(0), true);
-        exchange(&mut c, &mut b, s(0), sent(&out));
+        exchange_instantly(&mut c, &mut b, s(0), packets(&out));
         // Three messages, window of two: the third waits for a PUBACK.
         let mut wire = Vec::new();
         for k in 0..3 {
-            wire.extend(sent(&c.publish(s(1), "e", vec![k], 1)));
+            wire.extend(packets(&c.publish(s(1), "e", vec![k], 1)));
         }
         assert_eq!(wire.len(), 2);
         assert_eq!(c.buffer().len(), 1);
-        let got = exchange(&mut c, &mut b, s(1), wire);
+        let got = exchange_instantly(&mut c, &mut b, s(1), wire);
         assert_eq!(got.len(), 3);
     }
 
@@ -839,18 +846,18 @@ mod tests {
     fn unacknowledged_messages_go_again_with_dup_after_a_reconnection() {
         let (mut c, mut b) = (Client::new(settings()), broker());
         let out = c.link(s(0), true);
-        exchange(&mut c, &mut b, s(0), sent(&out));
+        exchange_instantly(&mut c, &mut b, s(0), packets(&out));
         // Published, but the link dies before the PUBLISH arrives.
-        let lost = sent(&c.publish(s(1), "e", b"x".to_vec(), 3));
+        let lost = packets(&c.publish(s(1), "e", b"x".to_vec(), 3));
         assert_eq!(lost.len(), 1);
         c.link(s(2), false);
         // Rounds buffer while offline.
-        assert!(sent(&c.publish(s(3), "e", b"y".to_vec(), 4)).is_empty());
+        assert!(packets(&c.publish(s(3), "e", b"y".to_vec(), 4)).is_empty());
         assert_eq!(c.buffer().records(), 4);
-        let out = sent(&c.link(s(100), true));
+        let out = packets(&c.link(s(100), true));
         // The broker notices the dead connection by keep-alive expiry.
         assert_eq!(b.timer(s(100)), vec![BrokerOut::Close]);
-        let got = exchange(&mut c, &mut b, s(100), out);
+        let got = exchange_instantly(&mut c, &mut b, s(100), out);
         assert_eq!(got.len(), 2);
         assert!(got[0].dup && !got[1].dup);
         assert_eq!(c.stats().retransmissions, 1);
@@ -861,14 +868,14 @@ mod tests {
     fn a_persistent_session_keeps_commands_for_an_offline_client() {
         let (mut c, mut b) = (Client::new(settings()), broker());
         let out = c.link(s(0), true);
-        exchange(&mut c, &mut b, s(0), sent(&out));
+        exchange_instantly(&mut c, &mut b, s(0), packets(&out));
         c.link(s(1), false);
         b.timer(s(200));
         assert!(b.publish("site/gw/cmd/3", b"open".to_vec()).is_empty());
         assert_eq!(b.stats().queued_offline, 1);
         // On reconnection the session is present: no new SUBSCRIBE, and
         // the queued command arrives.
-        let out = sent(&c.link(s(300), true));
+        let out = packets(&c.link(s(300), true));
         let mut cmds = Vec::new();
         let down: Vec<Packet> = out
             .into_iter()
@@ -896,9 +903,9 @@ mod tests {
     fn keep_alive_pings_and_a_missing_pingresp_drops_the_connection() {
         let (mut c, mut b) = (Client::new(settings()), broker());
         let out = c.link(s(0), true);
-        exchange(&mut c, &mut b, s(0), sent(&out));
+        exchange_instantly(&mut c, &mut b, s(0), packets(&out));
         assert_eq!(c.next_timer(), Some(s(60)));
-        let ping = sent(&c.timer(s(60)));
+        let ping = packets(&c.timer(s(60)));
         assert_eq!(ping, vec![Packet::PingReq]);
         // No answer within the ping timeout.
         assert_eq!(c.next_timer(), Some(s(70)));
@@ -911,12 +918,12 @@ mod tests {
     fn an_unacknowledged_message_is_resent_on_the_same_connection() {
         let (mut c, mut b) = (Client::new(settings()), broker());
         let out = c.link(s(0), true);
-        exchange(&mut c, &mut b, s(0), sent(&out));
+        exchange_instantly(&mut c, &mut b, s(0), packets(&out));
         let _lost = c.publish(s(1), "e", b"x".to_vec(), 1);
         assert_eq!(c.next_timer(), Some(s(21)));
-        let again = sent(&c.timer(s(21)));
+        let again = packets(&c.timer(s(21)));
         assert!(matches!(&again[0], Packet::Publish(p) if p.dup));
-        let got = exchange(&mut c, &mut b, s(21), again);
+        let got = exchange_instantly(&mut c, &mut b, s(21), again);
         assert_eq!(got.len(), 1);
         assert_eq!(c.inflight_records(), 0);
     }
@@ -927,8 +934,8 @@ mod tests {
         st.qos = QoS::AtMostOnce;
         let (mut c, mut b) = (Client::new(st), broker());
         let out = c.link(s(0), true);
-        exchange(&mut c, &mut b, s(0), sent(&out));
-        let p = sent(&c.publish(s(1), "e", b"x".to_vec(), 2));
+        exchange_instantly(&mut c, &mut b, s(0), packets(&out));
+        let p = packets(&c.publish(s(1), "e", b"x".to_vec(), 2));
         assert!(matches!(&p[0], Packet::Publish(p) if p.pkid == 0));
         c.link(s(1), false);
         assert_eq!(c.stats().qos0_unconfirmed, 1);

@@ -237,6 +237,20 @@ pub struct GridModel {
     series: TimeSeries,
 }
 
+/// Sets `values[i] = v` for every index given; whether any changed.
+fn set_all(values: &mut [f64], indices: &[usize], v: f64) -> bool {
+    let mut any = false;
+    for &i in indices {
+        if let Some(x) = values.get_mut(i)
+            && *x != v
+        {
+            *x = v;
+            any = true;
+        }
+    }
+    any
+}
+
 /// Columns of `grid.csv`.
 pub const SERIES_COLUMNS: &[&str] = &[
     "t_s",
@@ -347,21 +361,8 @@ impl GridModel {
         pvs: &[usize],
         share: f64,
     ) -> Vec<(SimTime, GridEvent)> {
-        let mut next = Vec::new();
-        let share = share.clamp(0.0, 1.0);
-        let mut any = false;
-        for &i in pvs {
-            if let Some(l) = self.pv_limit.get_mut(i)
-                && *l != share
-            {
-                *l = share;
-                any = true;
-            }
-        }
-        if any {
-            self.reapply(now, &mut next);
-        }
-        next
+        let changed = set_all(&mut self.pv_limit, pvs, share.clamp(0.0, 1.0));
+        self.reapply(now, changed)
     }
 
     /// Scales loads `loads` by `factor` (demand response; 1 restores them)
@@ -372,29 +373,20 @@ impl GridModel {
         loads: &[usize],
         factor: f64,
     ) -> Vec<(SimTime, GridEvent)> {
-        let mut next = Vec::new();
-        let factor = factor.max(0.0);
-        let mut any = false;
-        for &i in loads {
-            if let Some(k) = self.load_scale.get_mut(i)
-                && *k != factor
-            {
-                *k = factor;
-                any = true;
-            }
-        }
-        if any {
-            self.reapply(now, &mut next);
-        }
-        next
+        let changed = set_all(&mut self.load_scale, loads, factor.max(0.0));
+        self.reapply(now, changed)
     }
 
-    /// Brings the model to `now`, then has the profiles re-applied at once
-    /// with the new set-points.
-    fn reapply(&mut self, now: SimTime, next: &mut Vec<(SimTime, GridEvent)>) {
-        // Energy up to now is integrated at the old powers first.
-        self.profile_at = None;
-        self.changed(false, now, next);
+    /// If a set-point `changed`, has the profiles re-applied at once with
+    /// it (energy up to now is integrated at the old powers first);
+    /// returns the events that schedules.
+    fn reapply(&mut self, now: SimTime, changed: bool) -> Vec<(SimTime, GridEvent)> {
+        let mut next = Vec::new();
+        if changed {
+            self.profile_at = None;
+            self.changed(false, now, &mut next);
+        }
+        next
     }
 
     /// Handles one event at `now`; returns the events it schedules.

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::crypto::key_for;
-use super::net::{Backhaul, NetSettings};
+use super::net::{Backhaul, NetSettings, ValidatorFault};
 use super::tx::{CHAIN_ID, Hash};
 use crate::kernel::{Context, Handler, RunLimits, SimDuration, SimTime, Simulation};
 
@@ -41,22 +41,8 @@ pub struct AuraBlock {
     /// What it carries (the ledger block's hash, or a variant).
     pub payload: Hash,
     /// The author's signature of the other fields.
-    #[serde(with = "sig64")]
+    #[serde(with = "serde_big_array::BigArray")]
     pub sig: [u8; 64],
-}
-
-mod sig64 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(b: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(b)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        let v: Vec<u8> = Deserialize::deserialize(d)?;
-        v.try_into()
-            .map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))
-    }
 }
 
 impl AuraBlock {
@@ -387,29 +373,6 @@ impl AuraNode {
     }
 }
 
-/// A fault of the Aura network.
-#[derive(Clone, Debug, PartialEq)]
-pub enum AuraFault {
-    /// A validator is down from `at` to `until`.
-    Crash {
-        /// Which.
-        node: u32,
-        /// When.
-        at: SimTime,
-        /// Back up.
-        until: Option<SimTime>,
-    },
-    /// The network splits.
-    Partition {
-        /// Group of each validator.
-        groups: Vec<u32>,
-        /// When.
-        at: SimTime,
-        /// Heal.
-        until: Option<SimTime>,
-    },
-}
-
 /// An event of the Aura network.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuraEvent {
@@ -427,7 +390,7 @@ pub struct AuraNet {
     nodes: Vec<AuraNode>,
     up: Vec<bool>,
     net: Backhaul,
-    faults: Vec<AuraFault>,
+    faults: Vec<ValidatorFault>,
     /// When each validator finalised each height.
     pub finals: Vec<BTreeMap<u64, (Hash, SimTime)>>,
     /// When each validator received each block (for the finality check).
@@ -441,7 +404,7 @@ impl AuraNet {
         slot_len: SimDuration,
         net: NetSettings,
         behaviour: BTreeMap<u32, AuraBehaviour>,
-        faults: Vec<AuraFault>,
+        faults: Vec<ValidatorFault>,
         seed: u64,
         end: SimTime,
     ) -> AuraNet {
@@ -472,10 +435,10 @@ impl AuraNet {
             let _ = sim.schedule_at(SimTime::ZERO, AuraEvent::Slot(i, 0));
         }
         for (k, f) in me.faults.clone().iter().enumerate() {
-            let (AuraFault::Crash { at, until, .. } | AuraFault::Partition { at, until, .. }) = f;
-            let _ = sim.schedule_at(*at, AuraEvent::Fault(k, true));
+            let (at, until) = f.window();
+            let _ = sim.schedule_at(at, AuraEvent::Fault(k, true));
             if let Some(u) = until {
-                let _ = sim.schedule_at(*u, AuraEvent::Fault(k, false));
+                let _ = sim.schedule_at(u, AuraEvent::Fault(k, false));
             }
         }
         sim.run(
@@ -548,8 +511,8 @@ impl Handler for AuraNet {
                 }
             }
             AuraEvent::Fault(k, on) => match self.faults.get(k).cloned() {
-                Some(AuraFault::Crash { node, .. }) => self.up[node as usize] = !on,
-                Some(AuraFault::Partition { groups, .. }) => {
+                Some(ValidatorFault::Crash { node, .. }) => self.up[node as usize] = !on,
+                Some(ValidatorFault::Partition { groups, .. }) => {
                     self.net.partition(on.then_some(groups));
                 }
                 None => {}

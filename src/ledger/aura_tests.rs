@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::aura::{AuraBehaviour, AuraFault, AuraNet};
-use super::net::{BRIDGE, NetSettings};
+use super::aura::{AuraBehaviour, AuraNet};
+use super::net::{BRIDGE, NetSettings, ValidatorFault};
 use crate::kernel::{SimDuration, SimTime};
 
 fn ms(x: u64) -> SimDuration {
@@ -84,12 +84,12 @@ fn aura_is_safe_and_live_under_crash_faults() {
     for seed in 0..20u64 {
         let n = 5;
         let faults = vec![
-            AuraFault::Crash {
+            ValidatorFault::Crash {
                 node: (seed % 5) as u32,
                 at: at_s(10),
                 until: Some(at_s(40)),
             },
-            AuraFault::Crash {
+            ValidatorFault::Crash {
                 node: ((seed + 2) % 5) as u32,
                 at: at_s(20),
                 until: None,
@@ -125,7 +125,7 @@ fn aura_is_safe_and_live_under_crash_faults() {
 #[test]
 fn aura_partitions_finalise_only_on_the_majority_side() {
     let n = 5;
-    let faults = vec![AuraFault::Partition {
+    let faults = vec![ValidatorFault::Partition {
         groups: vec![0, 0, 0, 1, 1],
         at: at_s(10),
         until: Some(at_s(50)),
@@ -163,7 +163,7 @@ fn aura_is_not_safe_under_equivocation() {
     let n = 5;
     let mut behaviour = BTreeMap::new();
     behaviour.insert(0, AuraBehaviour::Equivocate);
-    let faults = vec![AuraFault::Partition {
+    let faults = vec![ValidatorFault::Partition {
         groups: vec![BRIDGE, 0, 0, 1, 1],
         at: SimTime::ZERO,
         until: None,
@@ -181,7 +181,7 @@ fn aura_is_not_safe_under_equivocation() {
         ms(2000),
         fixed(),
         BTreeMap::new(),
-        vec![AuraFault::Partition {
+        vec![ValidatorFault::Partition {
             groups: vec![BRIDGE, 0, 0, 1, 1],
             at: SimTime::ZERO,
             until: None,

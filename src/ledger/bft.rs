@@ -70,22 +70,8 @@ pub struct Signed {
     /// Content.
     pub kind: Kind,
     /// ed25519 signature of [`Signed::signing_bytes`].
-    #[serde(with = "serde_sig")]
+    #[serde(with = "serde_big_array::BigArray")]
     pub sig: [u8; 64],
-}
-
-mod serde_sig {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(b: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(b)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        let v: Vec<u8> = Deserialize::deserialize(d)?;
-        v.try_into()
-            .map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))
-    }
 }
 
 impl Signed {

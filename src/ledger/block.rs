@@ -289,72 +289,15 @@ impl Ledger {
     /// Validates a block against the tip and the state, then appends it.
     /// Returns the CPU time spent (signature checks).
     pub fn validate(&mut self, block: Block) -> Result<SimDuration, (BlockError, SimDuration)> {
-        let h = block.header.height;
         let mut cpu = SimDuration::ZERO;
-        let fail = |e: BlockError, cpu: SimDuration, s: &mut LedgerStats| {
-            s.blocks_refused += 1;
-            Err((e, cpu))
-        };
-        if h != self.next_height() {
-            let want = self.next_height();
-            return fail(BlockError::Height { got: h, want }, cpu, &mut self.stats);
-        }
-        if block.header.prev != self.tip() {
-            return fail(BlockError::Prev(h), cpu, &mut self.stats);
-        }
-        let Some(pkey) = self.validators.get(block.header.proposer as usize).copied() else {
-            return fail(
-                BlockError::Proposer(h, block.header.proposer),
-                cpu,
-                &mut self.stats,
-            );
-        };
-        let (sig, c) = self
-            .verifier
-            .verify_one(&pkey, &block.header.hash(), &block.sig);
-        cpu = cpu.checked_add(c).unwrap_or(SimDuration::MAX);
-        if sig.is_err() {
-            return fail(BlockError::Signature(h), cpu, &mut self.stats);
-        }
-        if merkle_root(&block.txs) != block.header.tx_root {
-            return fail(BlockError::Root(h), cpu, &mut self.stats);
-        }
-        let refs: Vec<&Tx> = block.txs.iter().collect();
-        let keys = match self.keys_of(&refs) {
-            Ok(k) => k,
-            Err((index, error)) => {
-                return fail(
-                    BlockError::Tx {
-                        height: h,
-                        index,
-                        error,
-                    },
-                    cpu,
-                    &mut self.stats,
-                );
+        let next = match self.check_block(&block, &mut cpu) {
+            Ok(next) => next,
+            Err(e) => {
+                self.stats.blocks_refused += 1;
+                return Err((e, cpu));
             }
         };
-        let (oks, c) = self.verifier.verify(&refs, &keys);
-        cpu = cpu.checked_add(c).unwrap_or(SimDuration::MAX);
-        let mut next = self.state.clone();
-        for (index, (tx, ok)) in block.txs.iter().zip(oks).enumerate() {
-            let r = if ok {
-                next.apply(tx)
-            } else {
-                Err(TxError::BadSignature)
-            };
-            if let Err(error) = r {
-                return fail(
-                    BlockError::Tx {
-                        height: h,
-                        index,
-                        error,
-                    },
-                    cpu,
-                    &mut self.stats,
-                );
-            }
-        }
+        let h = block.header.height;
         for v in next.check() {
             self.violations.push((h, v));
         }
@@ -363,6 +306,52 @@ impl Ledger {
         self.stats.committed += block.txs.len() as u64;
         self.blocks.push(block);
         Ok(cpu)
+    }
+
+    /// Every check of [`Ledger::validate`]; returns the state after the
+    /// block, adding the CPU time spent to `cpu`.
+    fn check_block(&mut self, block: &Block, cpu: &mut SimDuration) -> Result<State, BlockError> {
+        let h = block.header.height;
+        let mut charge = |c: SimDuration| *cpu = cpu.checked_add(c).unwrap_or(SimDuration::MAX);
+        if h != self.next_height() {
+            let want = self.next_height();
+            return Err(BlockError::Height { got: h, want });
+        }
+        if block.header.prev != self.tip() {
+            return Err(BlockError::Prev(h));
+        }
+        let Some(pkey) = self.validators.get(block.header.proposer as usize).copied() else {
+            return Err(BlockError::Proposer(h, block.header.proposer));
+        };
+        let (sig, c) = self
+            .verifier
+            .verify_one(&pkey, &block.header.hash(), &block.sig);
+        charge(c);
+        if sig.is_err() {
+            return Err(BlockError::Signature(h));
+        }
+        if merkle_root(&block.txs) != block.header.tx_root {
+            return Err(BlockError::Root(h));
+        }
+        let tx_error = |(index, error)| BlockError::Tx {
+            height: h,
+            index,
+            error,
+        };
+        let refs: Vec<&Tx> = block.txs.iter().collect();
+        let keys = self.keys_of(&refs).map_err(tx_error)?;
+        let (oks, c) = self.verifier.verify(&refs, &keys);
+        charge(c);
+        let mut next = self.state.clone();
+        for (index, (tx, ok)) in block.txs.iter().zip(oks).enumerate() {
+            if ok {
+                next.apply(tx)
+            } else {
+                Err(TxError::BadSignature)
+            }
+            .map_err(|e| tx_error((index, e)))?;
+        }
+        Ok(next)
     }
 
     /// Re-checks the whole stored chain from genesis: heights, the hash

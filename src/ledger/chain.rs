@@ -23,13 +23,10 @@ use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
 
-use super::bft::{App, Behaviour, Signed, Timing};
+use super::bft::{App, Behaviour, Signed};
 use super::block::{Block, Ledger};
-use super::consensus::{
-    BftNet, ConsensusFault, ConsensusSettings, NetEvent, SigCache, validator_keys,
-};
+use super::consensus::{BftNet, ConsensusSettings, NetEvent, SigCache, validator_keys};
 use super::crypto::BATCH_VERIFY_NS;
-use super::net::NetSettings;
 use super::tx::{Hash, Tx};
 use super::workload::{Workload, WorkloadSettings};
 use crate::kernel::{SimDuration, SimTime};
@@ -38,20 +35,11 @@ use crate::metrics::{Summary, percentile};
 /// The settings of a ledger in a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChainSettings {
-    /// Validators.
-    pub validators: u32,
-    /// Timeouts; `commit` is the block interval.
-    pub timing: Timing,
+    /// The validators, their network and faults (`timing.commit` is the
+    /// block interval).
+    pub consensus: ConsensusSettings,
     /// Most transactions in a block.
     pub max_block_txs: usize,
-    /// The backhaul.
-    pub net: NetSettings,
-    /// Byzantine or slow validators.
-    pub behaviour: BTreeMap<u32, Behaviour>,
-    /// Extra delay on a validator's messages.
-    pub delay: BTreeMap<u32, SimDuration>,
-    /// Crashes and partitions.
-    pub faults: Vec<ConsensusFault>,
     /// The synthetic workload.
     pub workload: WorkloadSettings,
     /// From an interval's end to its matching.
@@ -213,7 +201,7 @@ impl ChainModel {
     /// Builds the chain, its validators and its workload.
     pub fn new(s: ChainSettings, seed: u64) -> ChainModel {
         let (workload, genesis) = Workload::new(s.workload.clone(), seed);
-        let keys = validator_keys(s.validators, seed);
+        let keys = validator_keys(s.consensus.n, seed);
         let vks: Vec<_> = keys.iter().map(SigningKey::verifying_key).collect();
         let chain = Chain {
             ledger: Ledger::new(genesis, vks.clone()),
@@ -231,23 +219,15 @@ impl ChainModel {
             failed: 0,
             latencies_s: Vec::new(),
         };
-        let correct = (0..s.validators)
+        let c = &s.consensus;
+        let correct = (0..c.n)
             .filter(|i| {
-                s.behaviour.get(i).is_none_or(|b| *b == Behaviour::Correct)
-                    && !s.delay.contains_key(i)
+                c.behaviour.get(i).is_none_or(|b| *b == Behaviour::Correct)
+                    && !c.delay.contains_key(i)
             })
             .collect();
-        let settings = ConsensusSettings {
-            n: s.validators,
-            timing: s.timing,
-            net: s.net,
-            behaviour: s.behaviour,
-            delay: s.delay,
-            faults: s.faults,
-            gossip: true,
-        };
         ChainModel {
-            net: BftNet::with_app(settings, seed, &keys, chain),
+            net: BftNet::with_app(s.consensus, seed, &keys, chain),
             workload,
             interval: s.workload.interval,
             settle_after: s.settle_after,

@@ -24,32 +24,9 @@ use sha2::{Digest, Sha256};
 
 use super::bft::{App, Behaviour, Kind, Msg, Node, Out, Signed, Step, Timing};
 use super::crypto::{VERIFY_NS, key_for};
-use super::net::{Backhaul, NetSettings};
+use super::net::{Backhaul, NetSettings, ValidatorFault};
 use super::tx::Hash;
 use crate::kernel::{Context, Handler, RunLimits, SimDuration, SimTime, Simulation};
-
-/// A fault of the validators.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ConsensusFault {
-    /// Validator crashes at `at`, recovers at `until` (if ever).
-    Crash {
-        /// Which.
-        node: u32,
-        /// When.
-        at: SimTime,
-        /// Recovery.
-        until: Option<SimTime>,
-    },
-    /// The network splits into groups from `at` to `until`.
-    Partition {
-        /// Group of each validator.
-        groups: Vec<u32>,
-        /// When.
-        at: SimTime,
-        /// Heal.
-        until: Option<SimTime>,
-    },
-}
 
 /// The settings of a validator network.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,7 +43,7 @@ pub struct ConsensusSettings {
     /// malicious one).
     pub delay: BTreeMap<u32, SimDuration>,
     /// Crashes and partitions.
-    pub faults: Vec<ConsensusFault>,
+    pub faults: Vec<ValidatorFault>,
     /// Pass votes on (gossip).
     pub gossip: bool,
 }
@@ -316,10 +293,7 @@ impl<A: App> BftNet<A> {
             .map(|i| (SimTime::ZERO, NetEvent::Height(i, 1)))
             .collect();
         for (k, f) in self.settings.faults.iter().enumerate() {
-            let (at, until) = match f {
-                ConsensusFault::Crash { at, until, .. }
-                | ConsensusFault::Partition { at, until, .. } => (*at, *until),
-            };
+            let (at, until) = f.window();
             ev.push((at, NetEvent::Fault(k, true)));
             if let Some(u) = until {
                 ev.push((u, NetEvent::Fault(k, false)));
@@ -455,7 +429,7 @@ impl<A: App> BftNet<A> {
                 self.outs(now, who, outs, cx);
             }
             NetEvent::Fault(k, on) => match self.settings.faults.get(k).cloned() {
-                Some(ConsensusFault::Crash { node, .. }) => {
+                Some(ValidatorFault::Crash { node, .. }) => {
                     let i = node as usize;
                     self.up[i] = !on;
                     if !on {
@@ -465,7 +439,7 @@ impl<A: App> BftNet<A> {
                         self.outs(now, node, outs, cx);
                     }
                 }
-                Some(ConsensusFault::Partition { groups, .. }) => {
+                Some(ValidatorFault::Partition { groups, .. }) => {
                     self.net.partition(on.then_some(groups));
                 }
                 None => {}

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use super::bft::{Behaviour, Node, Timing};
-use super::consensus::{BftNet, ConsensusFault, ConsensusSettings};
+use super::consensus::{BftNet, ConsensusSettings};
 use super::crypto::VERIFY_NS;
 use super::net::NetSettings;
+use super::net::ValidatorFault;
 use crate::kernel::{SimDuration, SimTime};
 
 fn ms(x: u64) -> SimDuration {
@@ -153,7 +154,7 @@ fn bft_decides_within_its_bound_after_a_partition_heals() {
     let heal = at_s(40);
     let mut s = settings(n);
     s.net.jitter = ms(10);
-    s.faults.push(ConsensusFault::Partition {
+    s.faults.push(ValidatorFault::Partition {
         groups: vec![0, 0, 0, 0, 1, 1, 1],
         at: at_s(5),
         until: Some(heal),
@@ -199,7 +200,7 @@ fn bft_decides_within_its_bound_after_a_partition_heals() {
 fn bft_a_minority_catches_up_after_a_partition() {
     let n = 7;
     let mut s = settings(n);
-    s.faults.push(ConsensusFault::Partition {
+    s.faults.push(ValidatorFault::Partition {
         groups: vec![0, 0, 0, 0, 0, 1, 1],
         at: at_s(5),
         until: Some(at_s(35)),
@@ -218,7 +219,7 @@ fn bft_a_minority_catches_up_after_a_partition() {
 fn bft_rides_out_a_crash_and_the_validator_catches_up() {
     let n = 4;
     let mut s = settings(n);
-    s.faults.push(ConsensusFault::Crash {
+    s.faults.push(ValidatorFault::Crash {
         node: 2,
         at: at_s(5),
         until: Some(at_s(25)),

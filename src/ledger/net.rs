@@ -9,8 +9,8 @@
 use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::kernel::SimDuration;
 use crate::kernel::rng::stream;
+use crate::kernel::{SimDuration, SimTime};
 
 /// Link settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,6 +31,39 @@ impl Default for NetSettings {
             latency: SimDuration::from_nanos(20_000_000),
             jitter: SimDuration::from_nanos(5_000_000),
             loss: 0.0,
+        }
+    }
+}
+
+/// A fault of the validators (of either consensus).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ValidatorFault {
+    /// A validator is down from `at` to `until` (if ever).
+    Crash {
+        /// Which.
+        node: u32,
+        /// When.
+        at: SimTime,
+        /// Back up.
+        until: Option<SimTime>,
+    },
+    /// The backhaul splits into groups from `at` to `until` (if ever).
+    Partition {
+        /// Group of each validator ([`BRIDGE`] reaches all).
+        groups: Vec<u32>,
+        /// When.
+        at: SimTime,
+        /// Heal.
+        until: Option<SimTime>,
+    },
+}
+
+impl ValidatorFault {
+    /// When it starts and ends.
+    pub fn window(&self) -> (SimTime, Option<SimTime>) {
+        match self {
+            ValidatorFault::Crash { at, until, .. }
+            | ValidatorFault::Partition { at, until, .. } => (*at, *until),
         }
     }
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use crate::kernel::SimTime;
 use crate::ledger::bft::{Behaviour, Timing};
 use crate::ledger::chain::{ChainModel, ChainSettings};
-use crate::ledger::consensus::ConsensusFault;
+use crate::ledger::consensus::ConsensusSettings;
 use crate::ledger::net::NetSettings;
+use crate::ledger::net::ValidatorFault;
 use crate::ledger::workload::WorkloadSettings;
 use crate::scenario::Scenario;
 use crate::scenario::dto::{ByzantineModeFile, FaultFile, LedgerFile};
@@ -33,12 +34,12 @@ pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
     let mut faults = Vec::new();
     for f in &scenario.faults {
         match f {
-            FaultFile::ValidatorCrash(c) => faults.push(ConsensusFault::Crash {
+            FaultFile::ValidatorCrash(c) => faults.push(ValidatorFault::Crash {
                 node: c.validator,
                 at: t(c.at),
                 until: c.duration.map(|d| t(c.at).saturating_add(d)),
             }),
-            FaultFile::ValidatorPartition(p) => faults.push(ConsensusFault::Partition {
+            FaultFile::ValidatorPartition(p) => faults.push(ValidatorFault::Partition {
                 groups: p.groups.clone(),
                 at: t(p.at),
                 until: p.duration.map(|d| t(p.at).saturating_add(d)),
@@ -50,24 +51,27 @@ pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
     let w = &l.workload;
     ChainModel::new(
         ChainSettings {
-            validators: l.validators,
-            timing: Timing {
-                propose: l.timeout_propose,
-                prevote: l.timeout_vote,
-                precommit: l.timeout_vote,
-                delta: l.timeout_delta,
-                commit: l.block_interval,
-                ..Timing::default()
+            consensus: ConsensusSettings {
+                n: l.validators,
+                timing: Timing {
+                    propose: l.timeout_propose,
+                    prevote: l.timeout_vote,
+                    precommit: l.timeout_vote,
+                    delta: l.timeout_delta,
+                    commit: l.block_interval,
+                    ..Timing::default()
+                },
+                net: NetSettings {
+                    latency: l.backhaul.latency,
+                    jitter: l.backhaul.jitter,
+                    loss: l.backhaul.loss,
+                },
+                behaviour,
+                delay,
+                faults,
+                gossip: true,
             },
             max_block_txs: l.max_block_txs,
-            net: NetSettings {
-                latency: l.backhaul.latency,
-                jitter: l.backhaul.jitter,
-                loss: l.backhaul.loss,
-            },
-            behaviour,
-            delay,
-            faults,
             workload: WorkloadSettings {
                 plants: w.plants,
                 consumers: w.consumers,

@@ -262,9 +262,8 @@ impl World {
                 host.crash(n);
             } else {
                 host.reboot(n);
-                if let Some(e) = host.call(now, n, Input::Timer) {
-                    self.lmu_effects(n, e, None, cx)?;
-                }
+                // Its first call after the reboot, as at a timer.
+                return self.lmu_input(n, false, cx);
             }
         }
         Ok(())
