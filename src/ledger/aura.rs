@@ -21,7 +21,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::crypto::key_for;
+use super::crypto::{VERIFY_NS, key_for};
 use super::net::{Backhaul, NetSettings, ValidatorFault};
 use super::tx::{CHAIN_ID, Hash};
 use crate::kernel::{Context, Handler, RunLimits, SimDuration, SimTime, Simulation};
@@ -76,6 +76,48 @@ pub enum AuraBehaviour {
     /// Signs two blocks in each of its slots: one for the validators with
     /// ids below n/2, one for the rest.
     Equivocate,
+}
+
+/// The application under Aura: what a block carries.
+pub trait AuraApp {
+    /// The payload of a block validator `who` builds at `height` in `slot`
+    /// on the block carrying `parent` (`None`: the first block);
+    /// `variant` distinguishes an equivocator's blocks.
+    fn build(
+        &mut self,
+        who: u32,
+        parent: Option<&Hash>,
+        height: u64,
+        slot: u64,
+        variant: u32,
+    ) -> Hash;
+    /// Whether `payload` is valid at `height` on the block carrying
+    /// `parent`.
+    fn valid(&mut self, parent: Option<&Hash>, height: u64, payload: &Hash) -> bool;
+    /// CPU time to check a payload, beyond the block's signature [ns].
+    fn cost_ns(&mut self, _payload: &Hash) -> u64 {
+        0
+    }
+    /// The simulated time, before the calls of one step.
+    fn clock(&mut self, _now: SimTime) {}
+    /// Validator `who` finalised the block carrying `payload` at `height`.
+    fn finalised(&mut self, _who: u32, _height: u64, _payload: &Hash, _now: SimTime) {}
+}
+
+/// Payloads that stand for blocks: a hash of (height, author, slot,
+/// variant), always valid.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyntheticPayloads;
+
+impl AuraApp for SyntheticPayloads {
+    fn build(&mut self, who: u32, _: Option<&Hash>, height: u64, slot: u64, variant: u32) -> Hash {
+        Sha256::digest(postcard::to_stdvec(&(height, who, slot, variant)).unwrap_or_default())
+            .into()
+    }
+
+    fn valid(&mut self, _: Option<&Hash>, _: u64, _: &Hash) -> bool {
+        true
+    }
 }
 
 /// A message between Aura validators.
@@ -175,8 +217,18 @@ impl AuraNode {
         now.as_nanos() / self.slot_len.as_nanos().max(1)
     }
 
+    /// The payload of a block this validator holds.
+    pub fn payload(&self, h: &Hash) -> Option<Hash> {
+        self.blocks.get(h).map(|m| m.block.payload)
+    }
+
+    /// Whether this validator holds the block.
+    pub fn has(&self, h: &Hash) -> bool {
+        self.blocks.contains_key(h)
+    }
+
     /// Slot `s` begins: lead it if it is ours.
-    pub fn slot(&mut self, now: SimTime, s: u64) -> Vec<AuraOut> {
+    pub fn slot(&mut self, now: SimTime, s: u64, app: &mut dyn AuraApp) -> Vec<AuraOut> {
         let mut out = vec![AuraOut::Slot(
             SimTime::from_nanos((s + 1).saturating_mul(self.slot_len.as_nanos())),
             s + 1,
@@ -198,13 +250,12 @@ impl AuraNode {
             } else {
                 self.best
             };
-            let (parent, height) = match tip.and_then(|b| self.blocks.get(&b).map(|m| (b, m))) {
-                Some((b, m)) => (b, m.height + 1),
-                None => ([0; 32], 1),
-            };
-            let payload: Hash =
-                Sha256::digest(postcard::to_stdvec(&(height, self.id, s, v)).unwrap_or_default())
-                    .into();
+            let (parent, height, under) =
+                match tip.and_then(|b| self.blocks.get(&b).map(|m| (b, m))) {
+                    Some((b, m)) => (b, m.height + 1, Some(m.block.payload)),
+                    None => ([0; 32], 1, None),
+                };
+            let payload = app.build(self.id, under.as_ref(), height, s, v as u32);
             let mut b = AuraBlock {
                 parent,
                 height,
@@ -235,7 +286,13 @@ impl AuraNode {
     }
 
     /// A message from validator `from` arrives.
-    pub fn receive(&mut self, now: SimTime, from: u32, msg: AuraMsg) -> Vec<AuraOut> {
+    pub fn receive(
+        &mut self,
+        now: SimTime,
+        from: u32,
+        msg: AuraMsg,
+        app: &mut dyn AuraApp,
+    ) -> Vec<AuraOut> {
         let b = match msg {
             // An equivocator keeps its forks apart: it never serves sync.
             AuraMsg::Want(_) if self.behaviour == AuraBehaviour::Equivocate => {
@@ -281,7 +338,8 @@ impl AuraNode {
                     .blocks
                     .get(&b.parent)
                     .is_some_and(|p| p.height + 1 == b.height && p.slot < b.slot);
-            if !parent_ok {
+            let under = self.blocks.get(&b.parent).map(|m| m.block.payload);
+            if !parent_ok || !app.valid(under.as_ref(), b.height, &b.payload) {
                 self.refused += 1;
                 continue;
             }
@@ -378,27 +436,48 @@ impl AuraNode {
 pub enum AuraEvent {
     /// A slot begins at a validator.
     Slot(u32, u64),
-    /// A message arrives: (to, from, message).
+    /// A message reaches a validator's input queue: (to, from, message).
     Arrive(u32, u32, AuraMsg),
+    /// The validator's CPU is done checking the message: handle it.
+    Handle(u32, u32, AuraMsg),
     /// Fault `i` starts or ends.
     Fault(usize, bool),
 }
 
-/// A network of Aura validators.
+/// A network of Aura validators, each with one CPU: checking a block it
+/// does not hold costs [`VERIFY_NS`] for its signature plus the payload's
+/// [`AuraApp::cost_ns`].
 #[derive(Debug)]
-pub struct AuraNet {
+pub struct AuraNet<A: AuraApp = SyntheticPayloads> {
     nodes: Vec<AuraNode>,
     up: Vec<bool>,
+    busy: Vec<SimTime>,
     net: Backhaul,
     faults: Vec<ValidatorFault>,
+    app: A,
+    /// Messages sent, over all validators.
+    pub messages: u64,
     /// When each validator finalised each height.
     pub finals: Vec<BTreeMap<u64, (Hash, SimTime)>>,
-    /// When each validator received each block (for the finality check).
+    /// When each validator took in each block (for the finality check).
     pub arrivals: Vec<BTreeMap<Hash, SimTime>>,
 }
 
-impl AuraNet {
-    /// Runs `n` validators until `end`.
+/// The settings of an Aura network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuraSettings {
+    /// Slot length (the block interval).
+    pub slot: SimDuration,
+    /// The backhaul.
+    pub net: NetSettings,
+    /// Misbehaving validators (missing: correct).
+    pub behaviour: BTreeMap<u32, AuraBehaviour>,
+    /// Crashes and partitions.
+    pub faults: Vec<ValidatorFault>,
+}
+
+impl AuraNet<SyntheticPayloads> {
+    /// Runs `n` validators with synthetic payloads until `end`.
     pub fn run(
         n: u32,
         slot_len: SimDuration,
@@ -411,35 +490,16 @@ impl AuraNet {
         let keys: Vec<SigningKey> = (0..n)
             .map(|i| key_for(seed, "validator", u64::from(i)))
             .collect();
-        let vks: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
-        let mut me = AuraNet {
-            nodes: keys
-                .into_iter()
-                .enumerate()
-                .map(|(i, k)| {
-                    let b = behaviour
-                        .get(&(i as u32))
-                        .copied()
-                        .unwrap_or(AuraBehaviour::Correct);
-                    AuraNode::new(i as u32, k, vks.clone(), slot_len, b)
-                })
-                .collect(),
-            up: vec![true; n as usize],
-            net: Backhaul::new(n as usize, net, seed),
+        let s = AuraSettings {
+            slot: slot_len,
+            net,
+            behaviour,
             faults,
-            finals: vec![BTreeMap::new(); n as usize],
-            arrivals: vec![BTreeMap::new(); n as usize],
         };
+        let mut me = AuraNet::with_app(s, seed, &keys, SyntheticPayloads);
         let mut sim = Simulation::new();
-        for i in 0..n {
-            let _ = sim.schedule_at(SimTime::ZERO, AuraEvent::Slot(i, 0));
-        }
-        for (k, f) in me.faults.clone().iter().enumerate() {
-            let (at, until) = f.window();
-            let _ = sim.schedule_at(at, AuraEvent::Fault(k, true));
-            if let Some(u) = until {
-                let _ = sim.schedule_at(u, AuraEvent::Fault(k, false));
-            }
+        for (t, e) in me.start() {
+            let _ = sim.schedule_at(t, e);
         }
         sim.run(
             &mut me,
@@ -451,72 +511,153 @@ impl AuraNet {
         );
         me
     }
+}
+
+impl<A: AuraApp> AuraNet<A> {
+    /// Validators with these keys, carrying `app`'s payloads.
+    pub fn with_app(s: AuraSettings, seed: u64, keys: &[SigningKey], app: A) -> AuraNet<A> {
+        let n = keys.len();
+        let vks: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+        AuraNet {
+            nodes: keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let b = s
+                        .behaviour
+                        .get(&(i as u32))
+                        .copied()
+                        .unwrap_or(AuraBehaviour::Correct);
+                    AuraNode::new(i as u32, k.clone(), vks.clone(), s.slot, b)
+                })
+                .collect(),
+            up: vec![true; n],
+            busy: vec![SimTime::ZERO; n],
+            net: Backhaul::new(n, s.net, seed),
+            faults: s.faults,
+            app,
+            messages: 0,
+            finals: vec![BTreeMap::new(); n],
+            arrivals: vec![BTreeMap::new(); n],
+        }
+    }
+
+    /// The events that start the network: every validator's first slot,
+    /// and the faults.
+    pub fn start(&self) -> Vec<(SimTime, AuraEvent)> {
+        let mut out: Vec<(SimTime, AuraEvent)> = (0..self.nodes.len() as u32)
+            .map(|i| (SimTime::ZERO, AuraEvent::Slot(i, 0)))
+            .collect();
+        for (k, f) in self.faults.iter().enumerate() {
+            let (at, until) = f.window();
+            out.push((at, AuraEvent::Fault(k, true)));
+            if let Some(u) = until {
+                out.push((u, AuraEvent::Fault(k, false)));
+            }
+        }
+        out
+    }
 
     /// The validators.
     pub fn nodes(&self) -> &[AuraNode] {
         &self.nodes
     }
 
-    fn outs(
-        &mut self,
-        now: SimTime,
-        from: u32,
-        outs: Vec<AuraOut>,
-        cx: &mut Context<'_, AuraEvent>,
-    ) {
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// The application, to feed it.
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
+    fn outs(&mut self, now: SimTime, from: u32, outs: Vec<AuraOut>) -> Vec<(SimTime, AuraEvent)> {
+        let mut ev = Vec::new();
         for o in outs {
             match o {
                 AuraOut::Send(to, m) => {
+                    self.messages += 1;
                     if let Some(d) = self.net.delay(from as usize, to as usize) {
-                        let _ =
-                            cx.schedule_at(now.saturating_add(d), AuraEvent::Arrive(to, from, m));
+                        ev.push((now.saturating_add(d), AuraEvent::Arrive(to, from, m)));
                     }
                 }
-                AuraOut::Slot(at, s) => {
-                    let _ = cx.schedule_at(at, AuraEvent::Slot(from, s));
-                }
+                AuraOut::Slot(at, s) => ev.push((at, AuraEvent::Slot(from, s))),
                 AuraOut::Final(h, hash) => {
                     self.finals[from as usize].entry(h).or_insert((hash, now));
+                    if let Some(p) = self.nodes[from as usize].payload(&hash) {
+                        self.app.finalised(from, h, &p, now);
+                    }
                 }
             }
         }
+        ev
     }
-}
 
-impl Handler for AuraNet {
-    type Event = AuraEvent;
-
-    fn handle(&mut self, ev: AuraEvent, cx: &mut Context<'_, AuraEvent>) {
-        let now = cx.now();
+    /// Handles one event at `now`; returns the events it schedules.
+    pub fn step(&mut self, now: SimTime, ev: AuraEvent) -> Vec<(SimTime, AuraEvent)> {
+        self.app.clock(now);
         match ev {
             AuraEvent::Slot(i, s) => {
                 if self.up[i as usize] {
-                    let outs = self.nodes[i as usize].slot(now, s);
-                    self.outs(now, i, outs, cx);
+                    let outs = self.nodes[i as usize].slot(now, s, &mut self.app);
+                    self.outs(now, i, outs)
                 } else {
                     // A crashed validator's clock still ticks.
                     let next = SimTime::from_nanos(
                         (s + 1).saturating_mul(self.nodes[i as usize].slot_len.as_nanos()),
                     );
-                    let _ = cx.schedule_at(next, AuraEvent::Slot(i, s + 1));
+                    vec![(next, AuraEvent::Slot(i, s + 1))]
                 }
             }
             AuraEvent::Arrive(i, from, m) => {
-                if self.up[i as usize] {
-                    if let AuraMsg::Block(b) = &m {
-                        self.arrivals[i as usize].entry(b.hash()).or_insert(now);
+                let k = i as usize;
+                if !self.up[k] {
+                    return Vec::new();
+                }
+                let cost = match &m {
+                    AuraMsg::Block(b) if !self.nodes[k].has(&b.hash()) => {
+                        VERIFY_NS + self.app.cost_ns(&b.payload)
                     }
-                    let outs = self.nodes[i as usize].receive(now, from, m);
-                    self.outs(now, i, outs, cx);
-                }
+                    _ => 0,
+                };
+                let done = now
+                    .max(self.busy[k])
+                    .saturating_add(SimDuration::from_nanos(cost));
+                self.busy[k] = done;
+                vec![(done, AuraEvent::Handle(i, from, m))]
             }
-            AuraEvent::Fault(k, on) => match self.faults.get(k).cloned() {
-                Some(ValidatorFault::Crash { node, .. }) => self.up[node as usize] = !on,
-                Some(ValidatorFault::Partition { groups, .. }) => {
-                    self.net.partition(on.then_some(groups));
+            AuraEvent::Handle(i, from, m) => {
+                if !self.up[i as usize] {
+                    return Vec::new();
                 }
-                None => {}
-            },
+                if let AuraMsg::Block(b) = &m {
+                    self.arrivals[i as usize].entry(b.hash()).or_insert(now);
+                }
+                let outs = self.nodes[i as usize].receive(now, from, m, &mut self.app);
+                self.outs(now, i, outs)
+            }
+            AuraEvent::Fault(k, on) => {
+                match self.faults.get(k).cloned() {
+                    Some(ValidatorFault::Crash { node, .. }) => self.up[node as usize] = !on,
+                    Some(ValidatorFault::Partition { groups, .. }) => {
+                        self.net.partition(on.then_some(groups));
+                    }
+                    None => {}
+                }
+                Vec::new()
+            }
+        }
+    }
+}
+
+impl<A: AuraApp> Handler for AuraNet<A> {
+    type Event = AuraEvent;
+
+    fn handle(&mut self, ev: AuraEvent, cx: &mut Context<'_, AuraEvent>) {
+        for (t, e) in self.step(cx.now(), ev) {
+            let _ = cx.schedule_at(t, e);
         }
     }
 }

@@ -157,6 +157,84 @@ pub struct LedgerStats {
     pub blocks_refused: u64,
 }
 
+/// What a block builds on: a state, the hash of the block that made it,
+/// and the next height.
+#[derive(Clone, Copy, Debug)]
+pub struct Base<'a> {
+    /// The state after `prev`.
+    pub state: &'a State,
+    /// The parent block's hash (zeros for the first).
+    pub prev: Hash,
+    /// The height of the block on top.
+    pub height: u64,
+}
+
+/// Checks `block` on `base`: height, parent, proposer signature, Merkle
+/// root, and every transaction (signatures batched); returns the state
+/// after it, `None` for an empty block (the base's).
+fn check_block(
+    verifier: &mut Verifier,
+    validators: &[VerifyingKey],
+    base: Base<'_>,
+    block: &Block,
+    cpu: &mut SimDuration,
+) -> Result<Option<State>, BlockError> {
+    let h = block.header.height;
+    let mut charge = |c: SimDuration| *cpu = cpu.checked_add(c).unwrap_or(SimDuration::MAX);
+    if h != base.height {
+        return Err(BlockError::Height {
+            got: h,
+            want: base.height,
+        });
+    }
+    if block.header.prev != base.prev {
+        return Err(BlockError::Prev(h));
+    }
+    let Some(pkey) = validators.get(block.header.proposer as usize).copied() else {
+        return Err(BlockError::Proposer(h, block.header.proposer));
+    };
+    let (sig, c) = verifier.verify_one(&pkey, &block.header.hash(), &block.sig);
+    charge(c);
+    if sig.is_err() {
+        return Err(BlockError::Signature(h));
+    }
+    if merkle_root(&block.txs) != block.header.tx_root {
+        return Err(BlockError::Root(h));
+    }
+    if block.txs.is_empty() {
+        return Ok(None);
+    }
+    let tx_error = |(index, error)| BlockError::Tx {
+        height: h,
+        index,
+        error,
+    };
+    let refs: Vec<&Tx> = block.txs.iter().collect();
+    let keys = refs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            base.state
+                .account(t.from)
+                .map(|a| a.key)
+                .ok_or((i, TxError::UnknownAccount(t.from)))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(tx_error)?;
+    let (oks, c) = verifier.verify(&refs, &keys);
+    charge(c);
+    let mut next = base.state.clone();
+    for (index, (tx, ok)) in block.txs.iter().zip(oks).enumerate() {
+        if ok {
+            next.apply(tx)
+        } else {
+            Err(TxError::BadSignature)
+        }
+        .map_err(|e| tx_error((index, e)))?;
+    }
+    Ok(Some(next))
+}
+
 /// One node's copy of the chain and its state.
 #[derive(Clone, Debug)]
 pub struct Ledger {
@@ -219,18 +297,6 @@ impl Ledger {
         &self.verifier
     }
 
-    fn keys_of(&self, txs: &[&Tx]) -> Result<Vec<VerifyingKey>, (usize, TxError)> {
-        txs.iter()
-            .enumerate()
-            .map(|(i, t)| {
-                self.state
-                    .account(t.from)
-                    .map(|a| a.key)
-                    .ok_or((i, TxError::UnknownAccount(t.from)))
-            })
-            .collect()
-    }
-
     /// Builds the next block from candidate transactions as a proposer
     /// would: each is verified and applied to a scratch copy of the state,
     /// in order; those that fail are left out with their error. Returns
@@ -243,12 +309,31 @@ impl Ledger {
         time_ns: u64,
         key: &SigningKey,
     ) -> (Block, Vec<(Tx, TxError)>, SimDuration) {
-        let mut scratch = self.state.clone();
+        let base = Base {
+            state: &self.state.clone(),
+            prev: self.tip(),
+            height: self.next_height(),
+        };
+        self.propose_on(base, candidates, proposer, time_ns, key)
+    }
+
+    /// [`Ledger::propose`] on another base than the tip: a block not yet
+    /// final (a fork-choice chain builds on those).
+    #[allow(clippy::type_complexity)]
+    pub fn propose_on(
+        &mut self,
+        base: Base<'_>,
+        candidates: Vec<Tx>,
+        proposer: u32,
+        time_ns: u64,
+        key: &SigningKey,
+    ) -> (Block, Vec<(Tx, TxError)>, SimDuration) {
+        let mut scratch = base.state.clone();
         let refs: Vec<&Tx> = candidates.iter().collect();
         // Keys of unknown accounts cannot be looked up: those fail apply.
         let keys: Vec<Option<VerifyingKey>> = refs
             .iter()
-            .map(|t| self.state.account(t.from).map(|a| a.key))
+            .map(|t| base.state.account(t.from).map(|a| a.key))
             .collect();
         let known: Vec<usize> = (0..refs.len()).filter(|&i| keys[i].is_some()).collect();
         let (oks, cpu) = self.verifier.verify(
@@ -275,14 +360,7 @@ impl Ledger {
             }
         }
         self.stats.rejected += refused.len() as u64;
-        let block = Block::new(
-            self.next_height(),
-            self.tip(),
-            proposer,
-            time_ns,
-            accepted,
-            key,
-        );
+        let block = Block::new(base.height, base.prev, proposer, time_ns, accepted, key);
         (block, refused, cpu)
     }
 
@@ -290,7 +368,12 @@ impl Ledger {
     /// Returns the CPU time spent (signature checks).
     pub fn validate(&mut self, block: Block) -> Result<SimDuration, (BlockError, SimDuration)> {
         let mut cpu = SimDuration::ZERO;
-        let next = match self.check_block(&block, &mut cpu) {
+        let base = Base {
+            state: &self.state,
+            prev: self.tip(),
+            height: self.next_height(),
+        };
+        let next = match check_block(&mut self.verifier, &self.validators, base, &block, &mut cpu) {
             Ok(next) => next,
             Err(e) => {
                 self.stats.blocks_refused += 1;
@@ -298,60 +381,45 @@ impl Ledger {
             }
         };
         let h = block.header.height;
-        for v in next.check() {
-            self.violations.push((h, v));
+        if let Some(next) = next {
+            for v in next.check() {
+                self.violations.push((h, v));
+            }
+            self.state = next;
         }
-        self.state = next;
         self.stats.blocks += 1;
         self.stats.committed += block.txs.len() as u64;
         self.blocks.push(block);
         Ok(cpu)
     }
 
-    /// Every check of [`Ledger::validate`]; returns the state after the
-    /// block, adding the CPU time spent to `cpu`.
-    fn check_block(&mut self, block: &Block, cpu: &mut SimDuration) -> Result<State, BlockError> {
-        let h = block.header.height;
-        let mut charge = |c: SimDuration| *cpu = cpu.checked_add(c).unwrap_or(SimDuration::MAX);
-        if h != self.next_height() {
-            let want = self.next_height();
-            return Err(BlockError::Height { got: h, want });
+    /// Every check of [`Ledger::validate`] against another base, without
+    /// appending: the state after the block (`None`: an empty block leaves
+    /// the base as it was) and the CPU time spent.
+    pub fn check_on(
+        &mut self,
+        base: Base<'_>,
+        block: &Block,
+    ) -> Result<(Option<State>, SimDuration), (BlockError, SimDuration)> {
+        let mut cpu = SimDuration::ZERO;
+        match check_block(&mut self.verifier, &self.validators, base, block, &mut cpu) {
+            Ok(next) => Ok((next, cpu)),
+            Err(e) => Err((e, cpu)),
         }
-        if block.header.prev != self.tip() {
-            return Err(BlockError::Prev(h));
-        }
-        let Some(pkey) = self.validators.get(block.header.proposer as usize).copied() else {
-            return Err(BlockError::Proposer(h, block.header.proposer));
+    }
+
+    /// [`Ledger::check_on`] the tip.
+    pub fn check(&mut self, block: &Block) -> Result<SimDuration, (BlockError, SimDuration)> {
+        let mut cpu = SimDuration::ZERO;
+        let base = Base {
+            state: &self.state,
+            prev: self.tip(),
+            height: self.next_height(),
         };
-        let (sig, c) = self
-            .verifier
-            .verify_one(&pkey, &block.header.hash(), &block.sig);
-        charge(c);
-        if sig.is_err() {
-            return Err(BlockError::Signature(h));
+        match check_block(&mut self.verifier, &self.validators, base, block, &mut cpu) {
+            Ok(_) => Ok(cpu),
+            Err(e) => Err((e, cpu)),
         }
-        if merkle_root(&block.txs) != block.header.tx_root {
-            return Err(BlockError::Root(h));
-        }
-        let tx_error = |(index, error)| BlockError::Tx {
-            height: h,
-            index,
-            error,
-        };
-        let refs: Vec<&Tx> = block.txs.iter().collect();
-        let keys = self.keys_of(&refs).map_err(tx_error)?;
-        let (oks, c) = self.verifier.verify(&refs, &keys);
-        charge(c);
-        let mut next = self.state.clone();
-        for (index, (tx, ok)) in block.txs.iter().zip(oks).enumerate() {
-            if ok {
-                next.apply(tx)
-            } else {
-                Err(TxError::BadSignature)
-            }
-            .map_err(|e| tx_error((index, e)))?;
-        }
-        Ok(next)
     }
 
     /// Re-checks the whole stored chain from genesis: heights, the hash

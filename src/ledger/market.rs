@@ -10,7 +10,8 @@
 //! Clearing: bids by price descending, asks by price ascending (ties by
 //! account id, so the outcome is deterministic); the traded quantity is the
 //! largest `Q` such that the `Q`-th kWh's bid price is at least its ask
-//! price. Everyone trades at one price, the midpoint of the last matched
+//! price. Prices are integers [µ-currency/kWh], so every validator computes
+//! the same clearing. Everyone trades at one price, the midpoint of the last matched
 //! bid and ask (a k = ½ double auction), which lies between every matched
 //! buyer's limit and every matched seller's ask. Fills pair the sorted
 //! orders in sequence, so at most one bid and one ask are partly filled.
@@ -24,9 +25,9 @@ pub struct Order {
     pub account: AccountId,
     /// How much [kWh].
     pub kwh: u64,
-    /// Limit price [currency/kWh]: the most a buyer pays, the least a
+    /// Limit price [µ-currency/kWh]: the most a buyer pays, the least a
     /// seller takes.
-    pub price: f64,
+    pub price: u64,
 }
 
 /// A trade.
@@ -45,35 +46,31 @@ pub struct Trade {
 pub struct Clearing {
     /// Quantity traded [kWh].
     pub kwh: u64,
-    /// The uniform price [currency/kWh], if anything traded.
-    pub price: Option<f64>,
+    /// The uniform price [µ-currency/kWh], if anything traded.
+    pub price: Option<u64>,
     /// The trades.
     pub trades: Vec<Trade>,
 }
 
-/// The tariffs that bound the market [currency/kWh].
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The tariffs that bound the market.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tariffs {
-    /// What the grid pays for exported energy.
-    pub feed_in: f64,
-    /// What the grid charges for imported energy.
-    pub grid: f64,
+    /// What the grid pays for exported energy [µ-currency/kWh].
+    pub feed_in: u64,
+    /// What the grid charges for imported energy [µ-currency/kWh].
+    pub grid: u64,
 }
 
 /// Clears one interval.
 pub fn clear(bids: &[Order], asks: &[Order], t: Tariffs) -> Clearing {
     let clamp = |o: &Order| Order {
-        price: if o.price.is_nan() {
-            t.feed_in
-        } else {
-            o.price.clamp(t.feed_in, t.grid)
-        },
+        price: o.price.clamp(t.feed_in, t.grid.max(t.feed_in)),
         ..*o
     };
     let mut b: Vec<Order> = bids.iter().filter(|o| o.kwh > 0).map(clamp).collect();
     let mut a: Vec<Order> = asks.iter().filter(|o| o.kwh > 0).map(clamp).collect();
-    b.sort_by(|x, y| y.price.total_cmp(&x.price).then(x.account.cmp(&y.account)));
-    a.sort_by(|x, y| x.price.total_cmp(&y.price).then(x.account.cmp(&y.account)));
+    b.sort_by(|x, y| y.price.cmp(&x.price).then(x.account.cmp(&y.account)));
+    a.sort_by(|x, y| x.price.cmp(&y.price).then(x.account.cmp(&y.account)));
     let (mut i, mut j) = (0, 0);
     let (mut left_b, mut left_a) = (
         b.first().map_or(0, |o| o.kwh),
@@ -107,7 +104,8 @@ pub fn clear(bids: &[Order], asks: &[Order], t: Tariffs) -> Clearing {
     }
     Clearing {
         kwh: total,
-        price: last.map(|(pb, pa)| (pb + pa) / 2.0),
+        // The midpoint, rounded down to a whole µ-unit (still ≥ the ask).
+        price: last.map(|(pb, pa)| pa + (pb - pa) / 2),
         trades,
     }
 }
@@ -118,11 +116,11 @@ mod tests {
     use proptest::prelude::*;
 
     const T: Tariffs = Tariffs {
-        feed_in: 0.08,
-        grid: 0.30,
+        feed_in: 80_000,
+        grid: 300_000,
     };
 
-    fn o(a: u32, kwh: u64, price: f64) -> Order {
+    fn o(a: u32, kwh: u64, price: u64) -> Order {
         Order {
             account: AccountId(a),
             kwh,
@@ -134,13 +132,13 @@ mod tests {
     fn a_textbook_auction_clears_at_the_marginal_midpoint() {
         // Demand: 5 kWh at 0.25, 5 at 0.20, 5 at 0.12.
         // Supply: 4 kWh at 0.10, 4 at 0.15, 10 at 0.22.
-        let bids = [o(10, 5, 0.25), o(11, 5, 0.20), o(12, 5, 0.12)];
-        let asks = [o(1, 4, 0.10), o(2, 4, 0.15), o(3, 10, 0.22)];
+        let bids = [o(10, 5, 250_000), o(11, 5, 200_000), o(12, 5, 120_000)];
+        let asks = [o(1, 4, 100_000), o(2, 4, 150_000), o(3, 10, 220_000)];
         let c = clear(&bids, &asks, T);
         // 8 kWh: the 9th would need a bid of 0.20 to meet an ask of 0.22.
         assert_eq!(c.kwh, 8);
         // The last match is bid 0.20 against ask 0.15.
-        assert!((c.price.unwrap() - 0.175).abs() < 1e-12);
+        assert_eq!(c.price, Some(175_000));
         assert_eq!(
             c.trades,
             vec![
@@ -167,11 +165,11 @@ mod tests {
     fn orders_are_clamped_to_the_tariffs() {
         // A bid above the grid tariff pays no more than it; an ask below
         // feed-in asks feed-in.
-        let c = clear(&[o(10, 3, 9.0)], &[o(1, 3, -1.0)], T);
+        let c = clear(&[o(10, 3, 9_000_000)], &[o(1, 3, 0)], T);
         assert_eq!(c.kwh, 3);
-        assert!((c.price.unwrap() - (0.30 + 0.08) / 2.0).abs() < 1e-12);
+        assert_eq!(c.price, Some((300_000 + 80_000) / 2));
         // Nothing crosses: nothing trades.
-        let c = clear(&[o(10, 3, 0.09)], &[o(1, 3, 0.25)], T);
+        let c = clear(&[o(10, 3, 90_000)], &[o(1, 3, 250_000)], T);
         assert_eq!((c.kwh, c.price), (0, None));
     }
 
@@ -182,8 +180,8 @@ mod tests {
         /// quantity is the largest at which demand meets supply.
         #[test]
         fn clearing_is_individually_rational_and_maximal(
-            bids in proptest::collection::vec((1u64..20, 0.0f64..0.4), 0..12),
-            asks in proptest::collection::vec((1u64..20, 0.0f64..0.4), 0..12),
+            bids in proptest::collection::vec((1u64..20, 0u64..400_000), 0..12),
+            asks in proptest::collection::vec((1u64..20, 0u64..400_000), 0..12),
         ) {
             let bids: Vec<Order> = bids.iter().enumerate().map(|(k, &(q, p))| o(100 + k as u32, q, p)).collect();
             let asks: Vec<Order> = asks.iter().enumerate().map(|(k, &(q, p))| o(k as u32, q, p)).collect();
@@ -193,8 +191,8 @@ mod tests {
             let mut sold = std::collections::BTreeMap::new();
             for tr in &c.trades {
                 let p = c.price.unwrap();
-                prop_assert!(lim(&bids, tr.buyer) >= p - 1e-12);
-                prop_assert!(lim(&asks, tr.seller) <= p + 1e-12);
+                prop_assert!(lim(&bids, tr.buyer) >= p);
+                prop_assert!(lim(&asks, tr.seller) <= p);
                 *bought.entry(tr.buyer).or_insert(0u64) += tr.kwh;
                 *sold.entry(tr.seller).or_insert(0u64) += tr.kwh;
             }
@@ -211,8 +209,8 @@ mod tests {
             // Maximal: demand at or above the price meets supply at or
             // below it, one more kWh would not cross.
             let unit = |v: &[Order], desc: bool| {
-                let mut u: Vec<f64> = v.iter().flat_map(|x| std::iter::repeat_n(x.price.clamp(T.feed_in, T.grid), x.kwh as usize)).collect();
-                u.sort_by(|a, b| if desc { b.total_cmp(a) } else { a.total_cmp(b) });
+                let mut u: Vec<u64> = v.iter().flat_map(|x| std::iter::repeat_n(x.price.clamp(T.feed_in, T.grid), x.kwh as usize)).collect();
+                u.sort_by(|a, b| if desc { b.cmp(a) } else { a.cmp(b) });
                 u
             };
             let (ub, ua) = (unit(&bids, true), unit(&asks, false));

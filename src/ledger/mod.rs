@@ -34,4 +34,6 @@ mod aura_tests;
 #[cfg(test)]
 mod consensus_tests;
 #[cfg(test)]
+mod contract_tests;
+#[cfg(test)]
 mod tests;

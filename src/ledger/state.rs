@@ -14,8 +14,17 @@
 //! | meter (a device) | readings; issue, for its own plant only |
 //! | producer | transfer |
 //! | consumer, prosumer | transfer, claim |
-//! | operator | revoke |
+//! | producer, consumer, prosumer | payments |
+//! | consumer, prosumer | preferences, bids, DR enrolment |
+//! | producer, prosumer | asks, for their own plant |
+//! | operator | revoke, payments, settlements, DR offers and settlements |
 //! | validator, auditor | nothing (validators sign blocks; auditors read) |
+//!
+//! # Contracts
+//! Supplier preference, the P2P market and demand response run on-chain as
+//! native transitions ([`contracts`]): the operator's `Settle` of an
+//! interval matches it and clears its market; `DrSettle` pays an event's
+//! rewards. Money is an integer balance per account [µ-currency].
 //!
 //! # Invariants (checked after every block, [`State::check`])
 //! 1. For each plant and interval, the ids issued are held, claimed or
@@ -27,12 +36,19 @@
 //!    consumption.
 //! 4. No id is claimed twice (follows from 1; claims are also recounted
 //!    from the ranges and compared with the running totals).
+//! 5. Money is conserved: balances plus bids in escrow equal the genesis
+//!    supply.
 
 use std::collections::BTreeMap;
 
 use ed25519_dalek::VerifyingKey;
 
+use super::market::Tariffs;
 use super::tx::{AccountId, Certs, PlantId, Tx, TxBody};
+
+pub mod contracts;
+
+pub use contracts::{DrEvent, MarketResult, Settlement, Totals};
 
 /// What an account may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +233,51 @@ pub enum TxError {
     /// A zero-sized operation.
     #[error("an empty {0}")]
     Empty(&'static str),
+    /// Not enough money.
+    #[error("needs {need} µ, has {have} µ")]
+    InsufficientFunds {
+        /// Needed [µ-currency].
+        need: u64,
+        /// Held [µ-currency].
+        have: u64,
+    },
+    /// The interval is settled already.
+    #[error("interval {0} is settled already")]
+    AlreadySettled(u32),
+    /// The account has an order for that interval already.
+    #[error("one order per account and interval: interval {0} has one")]
+    DuplicateOrder(u32),
+    /// The plant is not the sender's, or does not sell on the market.
+    #[error("{account:?} may not sell {plant:?}'s output on the market")]
+    NotTheSeller {
+        /// The sender.
+        account: AccountId,
+        /// The plant.
+        plant: PlantId,
+    },
+    /// A preference naming too many plants, or one twice.
+    #[error("a preference ranks at most {max} distinct plants")]
+    BadPreference {
+        /// The most.
+        max: usize,
+    },
+    /// No such demand-response event.
+    #[error("no demand-response event {0}")]
+    UnknownEvent(u32),
+    /// A demand-response event's intervals make no sense.
+    #[error(
+        "a DR event needs first ≤ last, at most {max} intervals, and a baseline of 1..={max} intervals before it"
+    )]
+    BadEvent {
+        /// The most intervals.
+        max: u32,
+    },
+    /// Enrolment after the event's first interval was metered, or twice.
+    #[error("enrolment in DR event {0} is closed or done")]
+    EnrolmentClosed(u32),
+    /// The event is settled already.
+    #[error("DR event {0} is settled already")]
+    EventSettled(u32),
 }
 
 /// A broken invariant: a bug, never a rejected transaction.
@@ -239,6 +300,10 @@ pub struct State {
     claimed: BTreeMap<(AccountId, u32), u64>,
     next_seq: BTreeMap<PlantId, u64>,
     ranges: BTreeMap<(PlantId, u64), Range>,
+    /// First id issued per plant-interval.
+    issue_start: BTreeMap<(PlantId, u32), u64>,
+    /// The contracts' state.
+    contracts: contracts::Book,
 }
 
 impl State {
@@ -252,6 +317,18 @@ impl State {
             plants: plants.into_iter().collect(),
             ..State::default()
         }
+    }
+
+    /// Sets the genesis balances [µ-currency] and the market's tariffs.
+    pub fn with_money(
+        mut self,
+        balances: impl IntoIterator<Item = (AccountId, u64)>,
+        tariffs: Tariffs,
+    ) -> State {
+        self.contracts.balances = balances.into_iter().collect();
+        self.contracts.supply = self.contracts.balances.values().sum();
+        self.contracts.tariffs = tariffs;
+        self
     }
 
     /// An account.
@@ -411,6 +488,7 @@ impl State {
                 }
                 self.check_status(certs, |s| matches!(s, Status::Held(_)))?;
             }
+            body => self.check_contract(tx.from, acc.role, body)?,
         }
         Ok(())
     }
@@ -501,6 +579,7 @@ impl State {
                 let first = *seq;
                 *seq += kwh;
                 *self.issued.entry((*plant, *interval)).or_default() += kwh;
+                self.issue_start.entry((*plant, *interval)).or_insert(first);
                 self.ranges.insert(
                     (*plant, first),
                     Range {
@@ -518,6 +597,7 @@ impl State {
                 self.set_status(certs, |_| Status::Claimed(by, *interval));
             }
             TxBody::Revoke { certs } => self.set_status(certs, |_| Status::Revoked),
+            body => self.apply_contract(tx.from, body),
         }
         Ok(())
     }
@@ -626,6 +706,14 @@ impl State {
                     "{a:?} interval {i}: {kwh} kWh claimed, {wh} Wh metered"
                 )));
             }
+        }
+        // 5. Money is conserved.
+        let money = self.contracts.money();
+        if money != self.contracts.supply {
+            v.push(Violation(format!(
+                "money: {money} µ in balances and escrow, {} µ at genesis",
+                self.contracts.supply
+            )));
         }
         v
     }

@@ -85,7 +85,75 @@ pub enum TxBody {
         /// The certificates.
         certs: Certs,
     },
+    /// A consumer's supplier preference: the plants it ranks, best first
+    /// (only plants selling on the local market are matched).
+    Prefer {
+        /// The ranking, at most [`MAX_PREFERENCES`] plants.
+        plants: Vec<PlantId>,
+    },
+    /// Pays money to another account.
+    Pay {
+        /// The recipient.
+        to: AccountId,
+        /// The amount [µ-currency].
+        amount: u64,
+    },
+    /// A P2P market bid for an interval's energy; `kwh × price` is held in
+    /// escrow until the interval is settled.
+    Bid {
+        /// The consumption interval.
+        interval: u32,
+        /// Quantity [kWh].
+        kwh: u64,
+        /// Limit price [µ-currency/kWh].
+        price: u64,
+    },
+    /// A P2P market ask: certificates of the seller's plant from an
+    /// interval, sold at the settlement from what the seller still holds.
+    Ask {
+        /// The seller's plant.
+        plant: PlantId,
+        /// The generation interval.
+        interval: u32,
+        /// Quantity [kWh].
+        kwh: u64,
+        /// Limit price [µ-currency/kWh].
+        price: u64,
+    },
+    /// The operator settles an interval once its readings are final: the
+    /// supplier-preference matching and the P2P market clear on-chain.
+    Settle {
+        /// The interval.
+        interval: u32,
+    },
+    /// The operator posts a demand-response incentive over intervals
+    /// `first..=last`.
+    DrOffer {
+        /// First interval of the event.
+        first: u32,
+        /// Last interval of the event.
+        last: u32,
+        /// Reward per kWh reduced below the baseline [µ-currency/kWh].
+        rate: u64,
+        /// Intervals before `first` whose mean consumption is the baseline.
+        baseline: u32,
+    },
+    /// A consumer enrols in a demand-response event (before its meter has
+    /// read the event's first interval).
+    DrEnroll {
+        /// The event (its index in posting order).
+        event: u32,
+    },
+    /// The operator settles a demand-response event once its readings are
+    /// in: each enrolled consumer is paid for its reduction.
+    DrSettle {
+        /// The event.
+        event: u32,
+    },
 }
+
+/// Most plants a supplier preference may rank.
+pub const MAX_PREFERENCES: usize = 16;
 
 impl TxBody {
     /// A short name for tables and errors.
@@ -96,6 +164,14 @@ impl TxBody {
             TxBody::Transfer { .. } => "transfer",
             TxBody::Claim { .. } => "claim",
             TxBody::Revoke { .. } => "revoke",
+            TxBody::Prefer { .. } => "preference",
+            TxBody::Pay { .. } => "payment",
+            TxBody::Bid { .. } => "bid",
+            TxBody::Ask { .. } => "ask",
+            TxBody::Settle { .. } => "settlement",
+            TxBody::DrOffer { .. } => "DR offer",
+            TxBody::DrEnroll { .. } => "DR enrolment",
+            TxBody::DrSettle { .. } => "DR settlement",
         }
     }
 }

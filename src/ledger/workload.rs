@@ -1,24 +1,28 @@
 //! A synthetic workload for a ledger studied alone: plants with meters,
-//! consumers with meters, and the supplier-preference matching that moves
-//! certificates from plants to consumers.
+//! consumers and prosumers with meters, their market orders, and the
+//! operator's settlements and demand-response events. The contracts
+//! themselves run on-chain ([`super::state::contracts`]); this module only
+//! submits what the participants would.
 //!
 //! Producers choose where each plant's output goes ([`Destination`]): a
 //! wholesale plant's certificates stay with its producer (its energy
 //! leaves the neighbourhood); a plant under direct supply contracts serves
-//! its named consumers first and no one else; only local-market plants can
-//! be ranked by consumers. (Self-consumption needs prosumers, which this
-//! workload does not have yet.)
+//! its named consumers; the rest sell on the local market, where consumers
+//! rank them. Prosumers' rooftop plants serve their own demand first.
 //!
-//! Every metering interval each plant meter posts its generation and issues
-//! one certificate per whole kWh; each consumer's meter posts its
-//! consumption. After the settlement delay (when those are final), each
-//! consumer's consumption is matched to certificates along its ranked
-//! plants, in rounds (Energy Web Green Proofs' rule): in each round every
-//! consumer with demand left asks its next plant; a plant with too little
-//! left splits what it has in proportion to the requests (whole kWh, the
-//! remainders to the largest fractions, ties to the lower id); what is not
-//! met is carried to the next round. The producer transfers the matched
-//! certificates and the consumer claims them against that interval.
+//! At the start every consumer registers its ranking (`Prefer`). At the end
+//! of each metering interval every meter posts its reading and each plant
+//! meter issues one certificate per whole kWh; each prosumer asks to sell
+//! its expected surplus (or bids for its deficit) and each consumer bids
+//! for its demand on the P2P market, at its own limit price. After the
+//! settlement delay (when the readings are final) the operator settles the
+//! interval on-chain.
+//!
+//! **Demand response:** when the neighbourhood's net demand in an interval
+//! exceeds the threshold, the operator posts an incentive over the next
+//! intervals (one event at a time); each consumer enrols with its
+//! participation probability and, while the event lasts, reduces its
+//! demand by the given fraction. The event settles after its last interval.
 //!
 //! Output shapes: a plant's generation follows a half-sine from 06:00 to
 //! 18:00 at its peak, scaled by a weather factor (0.6–1) per interval; a
@@ -35,11 +39,33 @@ use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::crypto::key_for;
-use super::market::{Order, Tariffs, clear};
+use super::market::Tariffs;
 use super::state::{Account, Destination, Metered, Plant, Role, State};
-use super::tx::{AccountId, Certs, PlantId, Tx, TxBody};
+use super::tx::{AccountId, PlantId, Tx, TxBody};
 use crate::kernel::SimDuration;
 use crate::kernel::rng::stream;
+
+/// Genesis balance of each consumer and prosumer [µ-currency].
+pub const CONSUMER_FUNDS: u64 = 1_000_000_000;
+/// Genesis balance of the operator, who pays DR rewards [µ-currency].
+pub const OPERATOR_FUNDS: u64 = 1_000_000_000_000;
+
+/// The operator's demand-response policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrSettings {
+    /// Net demand above which an event is posted [kW].
+    pub threshold_kw: f64,
+    /// Length of an event [intervals].
+    pub duration: u32,
+    /// Baseline window before an event [intervals].
+    pub baseline: u32,
+    /// Reward [µ-currency/kWh].
+    pub rate: u64,
+    /// Probability that a consumer enrols.
+    pub participation: f64,
+    /// Fraction of its demand an enrolled consumer sheds.
+    pub reduction: f64,
+}
 
 /// Workload settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,10 +92,13 @@ pub struct WorkloadSettings {
     pub prosumer_mean_kw: f64,
     /// The tariffs that bound the P2P market.
     pub tariffs: Tariffs,
+    /// The operator's demand-response policy, if any.
+    pub dr: Option<DrSettings>,
 }
 
 /// Who is who: account ids are laid out as operator 0, then producers,
-/// plant meters, consumers, consumer meters.
+/// plant meters, consumers, consumer meters, prosumers, their plant meters
+/// and their consumption meters.
 #[derive(Clone, Debug)]
 pub struct Workload {
     s: WorkloadSettings,
@@ -77,25 +106,18 @@ pub struct Workload {
     nonces: BTreeMap<AccountId, u64>,
     plant_rng: Vec<Xoshiro256PlusPlus>,
     consumer_rng: Vec<Xoshiro256PlusPlus>,
-    ranking: Vec<Vec<u32>>,
-    destinations: Vec<Destination>,
-    /// Next certificate id of each plant (as issued so far).
-    next_seq: Vec<u64>,
-    /// Issued kWh per (plant, interval): (first id, count).
-    issued: BTreeMap<(u32, u64), (u64, u64)>,
-    /// Metered consumption per (consumer, interval) [kWh, whole].
-    demand: BTreeMap<(u32, u64), u64>,
-    /// Metered energy so far [kWh].
-    consumed_kwh: u64,
     prosumer_rng: Vec<Xoshiro256PlusPlus>,
-    /// Each consumer's bid limit [currency/kWh].
-    bid_price: Vec<f64>,
-    pro_next_seq: Vec<u64>,
-    /// A prosumer's issued (first id, kWh) and demand [kWh] per interval.
-    pro_issued: BTreeMap<(u32, u64), (u64, u64)>,
-    pro_demand: BTreeMap<(u32, u64), u64>,
-    market_kwh: u64,
-    market_value: f64,
+    ranking: Vec<Vec<PlantId>>,
+    /// Each consumer's bid limit [µ-currency/kWh].
+    bid_price: Vec<u64>,
+    /// Whether each consumer enrols in DR events.
+    enrols: Vec<bool>,
+    /// Metered consumption so far [kWh, whole per interval].
+    consumed_kwh: u64,
+    /// DR events posted: (first, last) intervals.
+    events: Vec<(u64, u64)>,
+    /// DR events not yet settled, by their last interval.
+    open_events: BTreeMap<u64, u32>,
 }
 
 impl Workload {
@@ -193,9 +215,17 @@ impl Workload {
                     order.swap(k, r);
                 }
                 order.truncate(s.preferences.max(1) as usize);
-                order
+                order.into_iter().map(PlantId).collect()
             })
             .collect();
+        let t = s.tariffs;
+        let between = |rng: &mut Xoshiro256PlusPlus| {
+            t.feed_in + (t.grid.saturating_sub(t.feed_in) as f64 * rng.random::<f64>()) as u64
+        };
+        let participation = s.dr.as_ref().map_or(0.0, |d| d.participation);
+        let mut funds = vec![(AccountId(0), OPERATOR_FUNDS)];
+        funds.extend((0..c).map(|j| (consumer_id(j), CONSUMER_FUNDS)));
+        funds.extend((0..q).map(|k| (AccountId(base + k), CONSUMER_FUNDS)));
         let w = Workload {
             plant_rng: (0..p)
                 .map(|i| stream(seed, "plant", u64::from(i), "output"))
@@ -203,35 +233,27 @@ impl Workload {
             consumer_rng: (0..c)
                 .map(|j| stream(seed, "consumer", u64::from(j), "demand"))
                 .collect(),
-            ranking,
-            destinations,
-            next_seq: vec![0; p as usize],
-            issued: BTreeMap::new(),
-            demand: BTreeMap::new(),
-            consumed_kwh: 0,
             prosumer_rng: (0..q)
                 .map(|k| stream(seed, "prosumer", u64::from(k), "energy"))
                 .collect(),
+            ranking,
             bid_price: (0..c)
+                .map(|j| between(&mut stream(seed, "consumer", u64::from(j), "bid")))
+                .collect(),
+            enrols: (0..c)
                 .map(|j| {
-                    let mut rng = stream(seed, "consumer", u64::from(j), "bid");
-                    s.tariffs.feed_in + (s.tariffs.grid - s.tariffs.feed_in) * rng.random::<f64>()
+                    stream(seed, "consumer", u64::from(j), "dr").random::<f64>() < participation
                 })
                 .collect(),
-            pro_next_seq: vec![0; q as usize],
-            pro_issued: BTreeMap::new(),
-            pro_demand: BTreeMap::new(),
-            market_kwh: 0,
-            market_value: 0.0,
+            consumed_kwh: 0,
+            events: Vec::new(),
+            open_events: BTreeMap::new(),
             keys,
             nonces: BTreeMap::new(),
             s,
         };
-        (w, State::genesis(accounts, plants))
-    }
-
-    fn producer(&self, i: u32) -> AccountId {
-        AccountId(1 + i)
+        let genesis = State::genesis(accounts, plants).with_money(funds, t);
+        (w, genesis)
     }
 
     fn plant_meter(&self, i: u32) -> AccountId {
@@ -251,9 +273,9 @@ impl Workload {
         (0..self.s.consumers).map(|j| self.consumer(j)).collect()
     }
 
-    /// The P2P market so far: kWh traded and their value [currency].
-    pub fn market(&self) -> (u64, f64) {
-        (self.market_kwh, self.market_value)
+    /// Prosumer accounts, in order.
+    pub fn prosumers(&self) -> Vec<AccountId> {
+        (0..self.s.prosumers).map(|k| self.prosumer(k)).collect()
     }
 
     fn prosumer(&self, k: u32) -> AccountId {
@@ -271,6 +293,17 @@ impl Workload {
         self.consumed_kwh
     }
 
+    /// The DR events posted so far: (first, last) intervals.
+    pub fn dr_events(&self) -> &[(u64, u64)] {
+        &self.events
+    }
+
+    /// Whether consumer `j` sheds load in interval `k` (it enrolled in an
+    /// event covering `k`).
+    fn shedding(&self, j: u32, k: u64) -> bool {
+        self.enrols[j as usize] && self.events.iter().any(|&(f, l)| (f..=l).contains(&k))
+    }
+
     fn tx(&mut self, from: AccountId, body: TxBody) -> Tx {
         let n = self.nonces.entry(from).or_default();
         let key = &self.keys[&from];
@@ -279,9 +312,11 @@ impl Workload {
         t
     }
 
-    /// The meters' transactions at the end of interval `k`: readings and
-    /// issues.
+    /// The participants' transactions at the end of interval `k`:
+    /// readings, issues, market orders, and DR offers and enrolments (at
+    /// `k = 0` first the consumers' preferences).
     pub fn meter(&mut self, k: u64) -> Vec<Tx> {
+        let interval = k as u32;
         let hours = self.s.interval.as_secs_f64() / 3600.0;
         let mid_h = (self.s.start_h + (k as f64 + 0.5) * hours) % 24.0;
         let sun = if (6.0..18.0).contains(&mid_h) {
@@ -290,304 +325,171 @@ impl Workload {
             0.0
         };
         let mut out = Vec::new();
+        if k == 0 {
+            for j in 0..self.s.consumers {
+                let plants = self.ranking[j as usize].clone();
+                let a = self.consumer(j);
+                out.push(self.tx(a, TxBody::Prefer { plants }));
+            }
+        }
+        let mut net_wh: i64 = 0;
         for i in 0..self.s.plants {
             let weather = 0.6 + 0.4 * self.plant_rng[i as usize].random::<f64>();
             let wh = (self.s.plant_peak_kw * sun * weather * hours * 1000.0).round() as u64;
+            net_wh -= wh as i64;
             let m = self.plant_meter(i);
-            out.push(self.tx(
-                m,
-                TxBody::Reading {
-                    interval: k as u32,
-                    wh,
-                },
-            ));
-            let kwh = wh / 1000;
-            if kwh > 0 {
+            out.push(self.tx(m, TxBody::Reading { interval, wh }));
+            if wh >= 1000 {
+                let plant = PlantId(i);
+                let kwh = wh / 1000;
                 out.push(self.tx(
                     m,
                     TxBody::Issue {
-                        plant: PlantId(i),
-                        interval: k as u32,
+                        plant,
+                        interval,
                         kwh,
                     },
                 ));
-                let first = self.next_seq[i as usize];
-                self.next_seq[i as usize] += kwh;
-                self.issued.insert((i, k), (first, kwh));
             }
         }
+        let reduction = self.s.dr.as_ref().map_or(0.0, |d| d.reduction);
         for j in 0..self.s.consumers {
             let noise = 0.7 + 0.6 * self.consumer_rng[j as usize].random::<f64>();
-            let wh = (self.s.consumer_mean_kw * noise * hours * 1000.0).round() as u64;
-            self.demand.insert((j, k), wh / 1000);
+            let shed = if self.shedding(j, k) { reduction } else { 0.0 };
+            let wh =
+                (self.s.consumer_mean_kw * noise * (1.0 - shed) * hours * 1000.0).round() as u64;
+            net_wh += wh as i64;
             self.consumed_kwh += wh / 1000;
             let m = self.consumer_meter(j);
-            out.push(self.tx(
-                m,
-                TxBody::Reading {
-                    interval: k as u32,
-                    wh,
-                },
-            ));
+            out.push(self.tx(m, TxBody::Reading { interval, wh }));
+            if wh >= 1000 {
+                let a = self.consumer(j);
+                let price = self.bid_price[j as usize];
+                let bid = TxBody::Bid {
+                    interval,
+                    kwh: wh / 1000,
+                    price,
+                };
+                out.push(self.tx(a, bid));
+            }
         }
+        let t = self.s.tariffs;
         for q in 0..self.s.prosumers {
             let rng = &mut self.prosumer_rng[q as usize];
             let weather = 0.6 + 0.4 * rng.random::<f64>();
             let noise = 0.7 + 0.6 * rng.random::<f64>();
+            let price =
+                t.feed_in + (t.grid.saturating_sub(t.feed_in) as f64 * rng.random::<f64>()) as u64;
             let gen_wh = (self.s.prosumer_peak_kw * sun * weather * hours * 1000.0).round() as u64;
             let use_wh = (self.s.prosumer_mean_kw * noise * hours * 1000.0).round() as u64;
+            net_wh += use_wh as i64 - gen_wh as i64;
             let (pm, cm) = self.prosumer_meters(q);
+            let plant = PlantId(self.s.plants + q);
             out.push(self.tx(
                 pm,
                 TxBody::Reading {
-                    interval: k as u32,
+                    interval,
                     wh: gen_wh,
                 },
             ));
             if gen_wh >= 1000 {
+                let kwh = gen_wh / 1000;
                 out.push(self.tx(
                     pm,
                     TxBody::Issue {
-                        plant: PlantId(self.s.plants + q),
-                        interval: k as u32,
-                        kwh: gen_wh / 1000,
+                        plant,
+                        interval,
+                        kwh,
                     },
                 ));
-                let first = self.pro_next_seq[q as usize];
-                self.pro_next_seq[q as usize] += gen_wh / 1000;
-                self.pro_issued.insert((q, k), (first, gen_wh / 1000));
             }
             out.push(self.tx(
                 cm,
                 TxBody::Reading {
-                    interval: k as u32,
+                    interval,
                     wh: use_wh,
                 },
             ));
-            self.pro_demand.insert((q, k), use_wh / 1000);
             self.consumed_kwh += use_wh / 1000;
-        }
-        out
-    }
-
-    /// The prosumers' part of interval `k`'s settlement: each claims its
-    /// own output against its own demand (self-consumption first), and
-    /// offers the surplus on the P2P market, where consumers bid for what
-    /// their supplier matching left them; trades are transfers and claims.
-    fn market_round(&mut self, k: u64, need: &[u64], out: &mut Vec<Tx>) {
-        let mut asks = Vec::new();
-        let mut cursor: BTreeMap<u32, u64> = BTreeMap::new();
-        for q in 0..self.s.prosumers {
-            let Some(&(first, kwh)) = self.pro_issued.get(&(q, k)) else {
-                continue;
-            };
-            let own = kwh.min(self.pro_demand.get(&(q, k)).copied().unwrap_or(0));
+            // Sell the surplus beyond its own use, or bid for the deficit.
+            let (gen_kwh, use_kwh) = (gen_wh / 1000, use_wh / 1000);
             let pro = self.prosumer(q);
-            let plant = PlantId(self.s.plants + q);
-            if own > 0 {
-                let certs = Certs {
+            if gen_kwh > use_kwh {
+                let kwh = gen_kwh - use_kwh;
+                let ask = TxBody::Ask {
                     plant,
-                    first,
-                    count: own,
+                    interval,
+                    kwh,
+                    price,
                 };
+                out.push(self.tx(pro, ask));
+            } else if use_kwh > gen_kwh {
+                let kwh = use_kwh - gen_kwh;
                 out.push(self.tx(
                     pro,
-                    TxBody::Claim {
-                        certs,
-                        interval: k as u32,
+                    TxBody::Bid {
+                        interval,
+                        kwh,
+                        price,
                     },
                 ));
             }
-            cursor.insert(q, first + own);
-            if kwh > own {
-                let t = self.s.tariffs;
-                let price = t.feed_in
-                    + (t.grid - t.feed_in) * self.prosumer_rng[q as usize].random::<f64>();
-                asks.push(Order {
-                    account: pro,
-                    kwh: kwh - own,
-                    price,
-                });
-            }
         }
-        let bids: Vec<Order> = (0..self.s.consumers)
-            .filter(|&j| need[j as usize] > 0)
-            .map(|j| Order {
-                account: self.consumer(j),
-                kwh: need[j as usize],
-                price: self.bid_price[j as usize],
-            })
-            .collect();
-        let c = clear(&bids, &asks, self.s.tariffs);
-        self.market_kwh += c.kwh;
-        self.market_value += c.price.unwrap_or(0.0) * c.kwh as f64;
-        let first_pro = self.prosumer(0).0;
-        for tr in c.trades {
-            let q = tr.seller.0 - first_pro;
-            let first = cursor[&q];
-            cursor.insert(q, first + tr.kwh);
-            let certs = Certs {
-                plant: PlantId(self.s.plants + q),
-                first,
-                count: tr.kwh,
-            };
-            out.push(self.tx(
-                tr.seller,
-                TxBody::Transfer {
-                    to: tr.buyer,
-                    certs,
-                },
-            ));
-            out.push(self.tx(
-                tr.buyer,
-                TxBody::Claim {
-                    certs,
-                    interval: k as u32,
-                },
-            ));
-        }
-    }
-
-    /// The matching of interval `k`: transfers and claims.
-    pub fn settle(&mut self, k: u64) -> Vec<Tx> {
-        // Supply left per plant: (next id, kWh left).
-        let mut supply: BTreeMap<u32, (u64, u64)> = (0..self.s.plants)
-            .filter_map(|i| self.issued.get(&(i, k)).map(|&(f, n)| (i, (f, n))))
-            .collect();
-        let mut need: Vec<u64> = (0..self.s.consumers)
-            .map(|j| self.demand.get(&(j, k)).copied().unwrap_or(0))
-            .collect();
-        // (consumer, plant) → kWh matched.
-        let mut got: BTreeMap<(u32, u32), u64> = BTreeMap::new();
-        let first_consumer = 1 + 2 * self.s.plants;
-        // Round 0: direct supply contracts, then the ranked local market.
-        let rounds = self.ranking.first().map_or(0, Vec::len);
-        for round in 0..=rounds {
-            // Requests per plant.
-            let mut asks: BTreeMap<u32, Vec<(u32, u64)>> = BTreeMap::new();
-            if round == 0 {
-                for (p, d) in self.destinations.iter().enumerate() {
-                    if let Destination::Direct(to) = d {
-                        for a in to {
-                            let j = a.0 - first_consumer;
-                            if need[j as usize] > 0 {
-                                asks.entry(p as u32)
-                                    .or_default()
-                                    .push((j, need[j as usize]));
-                            }
-                        }
-                    }
-                }
-            } else {
-                for j in 0..self.s.consumers {
-                    if need[j as usize] > 0 {
-                        let p = self.ranking[j as usize][round - 1];
-                        asks.entry(p).or_default().push((j, need[j as usize]));
-                    }
-                }
-            }
-            for (p, reqs) in asks {
-                let Some(&(_, left)) = supply.get(&p) else {
-                    continue;
-                };
-                let total: u64 = reqs.iter().map(|r| r.1).sum();
-                let grants = if total <= left {
-                    reqs.clone()
-                } else {
-                    proportional(&reqs, left)
-                };
-                for (j, g) in grants {
-                    if g == 0 {
-                        continue;
-                    }
-                    let s = supply.get_mut(&p).expect("present");
-                    s.1 -= g;
-                    need[j as usize] -= g;
-                    *got.entry((j, p)).or_default() += g;
-                }
-            }
-        }
-        // Hand over in plant order, consumers by id, consecutive ids.
-        let mut out = Vec::new();
-        let mut cursor: BTreeMap<u32, u64> = supply_start(&self.issued, k);
-        for (&(j, p), &n) in &got {
-            let first = cursor[&p];
-            cursor.insert(p, first + n);
-            let certs = Certs {
-                plant: PlantId(p),
-                first,
-                count: n,
-            };
-            let from = self.producer(p);
-            let to = self.consumer(j);
-            out.push(self.tx(from, TxBody::Transfer { to, certs }));
-            out.push(self.tx(
-                to,
-                TxBody::Claim {
-                    certs,
-                    interval: k as u32,
-                },
-            ));
-        }
-        self.market_round(k, &need, &mut out);
+        self.demand_response(k, net_wh, hours, &mut out);
         out
     }
-}
 
-fn supply_start(issued: &BTreeMap<(u32, u64), (u64, u64)>, k: u64) -> BTreeMap<u32, u64> {
-    issued
-        .iter()
-        .filter(|((_, kk), _)| *kk == k)
-        .map(|(&(p, _), &(f, _))| (p, f))
-        .collect()
-}
-
-/// Splits `left` whole units among requests in proportion (largest
-/// remainders; ties to the lower id).
-fn proportional(reqs: &[(u32, u64)], left: u64) -> Vec<(u32, u64)> {
-    let total: u64 = reqs.iter().map(|r| r.1).sum();
-    if total == 0 {
-        return reqs.iter().map(|&(j, _)| (j, 0)).collect();
-    }
-    let mut g: Vec<(u32, u64, u64)> = reqs
-        .iter()
-        .map(|&(j, r)| {
-            let num = u128::from(r) * u128::from(left);
-            let q = (num / u128::from(total)) as u64;
-            let rem = (num % u128::from(total)) as u64;
-            (j, q, rem)
-        })
-        .collect();
-    let mut rest = left - g.iter().map(|x| x.1).sum::<u64>();
-    let mut order: Vec<usize> = (0..g.len()).collect();
-    order.sort_by(|&a, &b| g[b].2.cmp(&g[a].2).then(g[a].0.cmp(&g[b].0)));
-    for i in order {
-        if rest == 0 {
-            break;
+    /// Posts a DR event over the next intervals when the net demand of
+    /// interval `k` exceeds the threshold and no event is open, and enrols
+    /// the participating consumers.
+    fn demand_response(&mut self, k: u64, net_wh: i64, hours: f64, out: &mut Vec<Tx>) {
+        let Some(d) = self.s.dr.clone() else {
+            return;
+        };
+        let net_kw = net_wh as f64 / 1000.0 / hours;
+        let first = k + 2;
+        let last = first + u64::from(d.duration.max(1)) - 1;
+        if net_kw <= d.threshold_kw || !self.open_events.is_empty() || first < u64::from(d.baseline)
+        {
+            return;
         }
-        g[i].1 += 1;
-        rest -= 1;
+        let event = self.events.len() as u32;
+        out.push(self.tx(
+            AccountId(0),
+            TxBody::DrOffer {
+                first: first as u32,
+                last: last as u32,
+                rate: d.rate,
+                baseline: d.baseline,
+            },
+        ));
+        self.events.push((first, last));
+        self.open_events.insert(last, event);
+        for j in 0..self.s.consumers {
+            if self.enrols[j as usize] {
+                let a = self.consumer(j);
+                out.push(self.tx(a, TxBody::DrEnroll { event }));
+            }
+        }
     }
-    g.into_iter().map(|(j, q, _)| (j, q)).collect()
+
+    /// The operator's settlement of interval `k` (and of the DR event that
+    /// ends with it).
+    pub fn settle(&mut self, k: u64) -> Vec<Tx> {
+        let mut out = vec![self.tx(AccountId(0), TxBody::Settle { interval: k as u32 })];
+        if let Some(event) = self.open_events.remove(&k) {
+            out.push(self.tx(AccountId(0), TxBody::DrSettle { event }));
+        }
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn proportional_split_is_exact_and_fair() {
-        let g = proportional(&[(1, 10), (2, 20), (3, 30)], 30);
-        assert_eq!(g, vec![(1, 5), (2, 10), (3, 15)]);
-        // 7 among 3 equal requests: 3, 2, 2 (the extra to the lowest id).
-        let g = proportional(&[(4, 5), (5, 5), (6, 5)], 7);
-        assert_eq!(g, vec![(4, 3), (5, 2), (6, 2)]);
-        assert_eq!(g.iter().map(|x| x.1).sum::<u64>(), 7);
-    }
-
-    #[test]
-    fn a_day_of_workload_applies_cleanly_and_traces_consumption() {
-        let s = WorkloadSettings {
+    fn settings() -> WorkloadSettings {
+        WorkloadSettings {
             plants: 4,
             consumers: 12,
             interval: SimDuration::from_mins(15).unwrap(),
@@ -599,24 +501,38 @@ mod tests {
             prosumer_peak_kw: 12.0,
             prosumer_mean_kw: 3.0,
             tariffs: Tariffs {
-                feed_in: 0.08,
-                grid: 0.30,
+                feed_in: 80_000,
+                grid: 300_000,
             },
-        };
-        let (mut w, mut state) = Workload::new(s, 1);
-        let mut claimed = 0;
+            dr: Some(DrSettings {
+                threshold_kw: 70.0,
+                duration: 4,
+                baseline: 4,
+                rate: 200_000,
+                participation: 0.5,
+                reduction: 0.3,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_day_of_workload_applies_cleanly_and_traces_consumption() {
+        let (mut w, mut state) = Workload::new(settings(), 1);
         for k in 0..96 {
             for t in w.meter(k) {
-                state.apply(&t).unwrap();
+                state
+                    .apply(&t)
+                    .unwrap_or_else(|e| panic!("{:?}: {e}", t.body));
             }
             for t in w.settle(k) {
-                if let TxBody::Claim { certs, .. } = &t.body {
-                    claimed += certs.count;
-                }
-                state.apply(&t).unwrap();
+                state
+                    .apply(&t)
+                    .unwrap_or_else(|e| panic!("{:?}: {e}", t.body));
             }
-            assert!(state.check().is_empty());
+            assert!(state.check().is_empty(), "{:?}", state.check());
         }
+        let origin = state.claims_by_origin();
+        let claimed: u64 = origin.values().sum();
         // Midday supply exceeds demand, nights have none: some but not
         // all consumption is traced.
         assert!(
@@ -624,20 +540,47 @@ mod tests {
             "{claimed} of {}",
             w.consumed_kwh()
         );
-        let origin = state.claims_by_origin();
-        let by_origin: u64 = origin.values().sum();
-        assert_eq!(by_origin, claimed);
         // Plant 0 sells wholesale: none of its kWh is claimed here. Plant 1
-        // supplies consumers 1 and 2 directly, and no one else.
+        // supplies consumers 1 and 2 (accounts 10, 11) directly, and no one
+        // else.
         assert!(origin.keys().all(|(_, p)| p.0 != 0));
         let direct: Vec<u32> = origin
             .keys()
             .filter(|(_, p)| p.0 == 1)
-            .map(|(a, _)| a.0 - 9)
+            .map(|(a, _)| a.0)
             .collect();
         assert!(
-            !direct.is_empty() && direct.iter().all(|j| [1, 2].contains(j)),
+            !direct.is_empty() && direct.iter().all(|a| [10, 11].contains(a)),
             "{direct:?}"
+        );
+        // Prosumers' midday surplus traded on-chain, within the tariffs,
+        // and every interval settled.
+        assert_eq!(state.settlements().len(), 96);
+        let traded: u64 = state.settlements().values().map(|s| s.market.kwh).sum();
+        assert!(traded > 0);
+        for s in state.settlements().values() {
+            if let Some(p) = s.market.price {
+                assert!((80_000..=300_000).contains(&p), "{p}");
+            }
+        }
+        // Sellers earned what buyers paid.
+        let everyone: Vec<AccountId> = w.consumers().into_iter().chain(w.prosumers()).collect();
+        let paid: u64 = everyone.iter().map(|&a| state.totals(a).paid).sum();
+        let earned: u64 = everyone.iter().map(|&a| state.totals(a).earned).sum();
+        assert_eq!(paid, earned);
+        assert!(paid > 0);
+        // The evening peak triggered DR; participants shed and were paid.
+        let ev = state.dr_events();
+        assert!(!ev.is_empty() && ev.len() == w.dr_events().len());
+        let (reduced, rewards) = ev
+            .iter()
+            .filter_map(|e| e.settled)
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        assert!(reduced > 0 && rewards > 0, "{reduced} Wh, {rewards} µ");
+        assert_eq!(
+            state.balance(AccountId(0)),
+            OPERATOR_FUNDS - rewards,
+            "the operator paid the rewards"
         );
     }
 }

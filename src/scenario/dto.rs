@@ -362,6 +362,10 @@ pub struct ValidatorPartitionFile {
     pub at: SimDuration,
     /// The group of each validator, e.g. `[0, 0, 0, 1, 1, 1, 1]`.
     pub groups: Vec<u32>,
+    /// Validators that still reach every group (e.g. a malicious one with
+    /// links on both sides).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bridges: Vec<u32>,
     /// How long; absent: to the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<SimDuration>,
@@ -872,7 +876,7 @@ pub enum ConditionFile {
 /// | field | unit / form | default |
 /// |---|---|---|
 /// | `validators` | count, 1 to 64 | `4` |
-/// | `consensus` | `Bft` (Tendermint-style; tolerates f < n/3 Byzantine) | `Bft` |
+/// | `consensus` | `Bft` (Tendermint-style; tolerates f < n/3 Byzantine) or `Aura` (round robin; crash-tolerant only; `byzantine` takes only `Equivocate`, which can break it) | `Bft` |
 /// | `block_interval` | from a block's decision to the next height | `"2s"` |
 /// | `timeout_propose`, `timeout_vote`, `timeout_delta` | BFT timeouts (prevote and precommit share `timeout_vote`), growing by `timeout_delta` per round | `"1s"`, `"500ms"`, `"500ms"` |
 /// | `max_block_txs` | transactions per block | `1000` |
@@ -928,6 +932,10 @@ impl Default for LedgerFile {
 pub enum ConsensusFile {
     /// Tendermint-style BFT.
     Bft,
+    /// Proof-of-authority round robin: slot = `block_interval`, final once
+    /// more than n/2 distinct validators built on a block. Safe under
+    /// crashes and partitions, not under equivocation.
+    Aura,
 }
 
 /// The validators' backhaul.
@@ -988,6 +996,7 @@ pub enum ByzantineModeFile {
 /// | `prosumers` | count: a rooftop plant and a demand each; they consume their own output first and sell the surplus on the P2P market | `6` |
 /// | `prosumer_peak_kw`, `prosumer_mean_kw` | a prosumer's peak output and mean demand [kW] | `12.0`, `3.0` |
 /// | `feed_in_tariff`, `grid_tariff` | the market's price bounds [currency/kWh] | `0.08`, `0.30` |
+/// | `dr` | the operator's demand-response policy, see [`DrFile`] | none |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerWorkloadFile {
@@ -1017,6 +1026,51 @@ pub struct LedgerWorkloadFile {
     pub feed_in_tariff: f64,
     /// What the grid charges for import [currency/kWh].
     pub grid_tariff: f64,
+    /// The demand-response policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dr: Option<DrFile>,
+}
+
+/// The operator's demand-response policy: when net demand exceeds
+/// `threshold_kw`, an incentive is posted over the next `duration`
+/// intervals, starting two intervals later.
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `threshold_kw` | net demand of the neighbourhood [kW] | `100.0` |
+/// | `duration` | event length [intervals], 1 to 96 | `4` |
+/// | `baseline` | baseline window before the event [intervals], 1 to 96 | `4` |
+/// | `rate` | reward per kWh reduced [currency/kWh] | `0.20` |
+/// | `participation` | probability a consumer enrols, 0 to 1 | `0.5` |
+/// | `reduction` | fraction of demand an enrolled consumer sheds, 0 to 1 | `0.3` |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrFile {
+    /// Trigger [kW].
+    pub threshold_kw: f64,
+    /// Event length [intervals].
+    pub duration: u32,
+    /// Baseline window [intervals].
+    pub baseline: u32,
+    /// Reward [currency/kWh].
+    pub rate: f64,
+    /// Enrolment probability.
+    pub participation: f64,
+    /// Shed fraction.
+    pub reduction: f64,
+}
+
+impl Default for DrFile {
+    fn default() -> Self {
+        DrFile {
+            threshold_kw: 100.0,
+            duration: 4,
+            baseline: 4,
+            rate: 0.20,
+            participation: 0.5,
+            reduction: 0.3,
+        }
+    }
 }
 
 impl Default for LedgerWorkloadFile {
@@ -1035,6 +1089,7 @@ impl Default for LedgerWorkloadFile {
             prosumer_mean_kw: 3.0,
             feed_in_tariff: 0.08,
             grid_tariff: 0.30,
+            dr: None,
         }
     }
 }

@@ -154,6 +154,18 @@ fn check(dto: &ScenarioFile, default_name: &str) -> Result<(), Invalid> {
                 None,
             ));
         }
+        if let (Some(l), FaultFile::ValidatorPartition(pf)) = (&dto.ledger, f)
+            && let Some(b) = pf.bridges.iter().find(|&&b| b >= l.validators)
+        {
+            return Err(bad(
+                at(&[Seg::Field("faults".into()), Seg::Index(i)], &["bridges"]),
+                format!(
+                    "bridge {b} is not one of validators 0 to {}",
+                    l.validators - 1
+                ),
+                None,
+            ));
+        }
         let p = vec![Seg::Field("faults".into()), Seg::Index(i)];
         let (needs, present) = match f {
             FaultFile::Short(_) | FaultFile::OpenConductor(_) => ("grid", dto.grid.is_some()),
@@ -605,6 +617,15 @@ fn check_ledger(l: &super::dto::LedgerFile) -> Result<(), Invalid> {
             ));
         }
         seen.push(b.validator);
+        if l.consensus == super::dto::ConsensusFile::Aura
+            && b.mode != super::dto::ByzantineModeFile::Equivocate
+        {
+            return Err(bad(
+                at(&p, &["mode"]),
+                "Aura models crashes, partitions and equivocation only: a silent or delaying validator needs `consensus: Bft` (or a ValidatorCrash fault)".into(),
+                None,
+            ));
+        }
     }
     let w = &l.workload;
     let wr = at(&root, &["workload"]);
@@ -646,16 +667,56 @@ fn check_ledger(l: &super::dto::LedgerFile) -> Result<(), Invalid> {
     if !(w.feed_in_tariff.is_finite()
         && w.grid_tariff.is_finite()
         && 0.0 <= w.feed_in_tariff
-        && w.feed_in_tariff <= w.grid_tariff)
+        && w.feed_in_tariff <= w.grid_tariff
+        && w.grid_tariff <= 1000.0)
     {
         return Err(bad(
             at(&wr, &["feed_in_tariff"]),
             format!(
-                "tariffs {} and {}: need 0 ≤ feed-in ≤ grid",
+                "tariffs {} and {}: need 0 ≤ feed-in ≤ grid ≤ 1000 per kWh",
                 w.feed_in_tariff, w.grid_tariff
             ),
             None,
         ));
+    }
+    if let Some(d) = &w.dr {
+        let dr = at(&wr, &["dr"]);
+        let max = crate::ledger::state::contracts::MAX_DR_INTERVALS;
+        for (k, v) in [("duration", d.duration), ("baseline", d.baseline)] {
+            if !(1..=max).contains(&v) {
+                return Err(bad(
+                    at(&dr, &[k]),
+                    format!("`{k}` {v}: give 1 to {max} intervals"),
+                    None,
+                ));
+            }
+        }
+        for (k, v) in [
+            ("participation", d.participation),
+            ("reduction", d.reduction),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(bad(
+                    at(&dr, &[k]),
+                    format!("`{k}` {v} is not a fraction in [0, 1]"),
+                    None,
+                ));
+            }
+        }
+        if !(d.rate.is_finite() && (0.0..=1000.0).contains(&d.rate)) {
+            return Err(bad(
+                at(&dr, &["rate"]),
+                format!("rate {} per kWh: give 0 to 1000", d.rate),
+                None,
+            ));
+        }
+        if !d.threshold_kw.is_finite() {
+            return Err(bad(
+                at(&dr, &["threshold_kw"]),
+                "the threshold must be finite".into(),
+                None,
+            ));
+        }
     }
     Ok(())
 }

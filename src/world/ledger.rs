@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use crate::kernel::SimTime;
 use crate::ledger::bft::{Behaviour, Timing};
-use crate::ledger::chain::{ChainModel, ChainSettings};
+use crate::ledger::chain::MICRO;
+use crate::ledger::chain::{ChainModel, ChainSettings, Protocol};
 use crate::ledger::consensus::ConsensusSettings;
 use crate::ledger::net::NetSettings;
-use crate::ledger::net::ValidatorFault;
-use crate::ledger::workload::WorkloadSettings;
+use crate::ledger::net::{BRIDGE, ValidatorFault};
+use crate::ledger::workload::{DrSettings, WorkloadSettings};
 use crate::scenario::Scenario;
-use crate::scenario::dto::{ByzantineModeFile, FaultFile, LedgerFile};
+use crate::scenario::dto::{ByzantineModeFile, ConsensusFile, FaultFile, LedgerFile};
 
 /// The ledger model of a scenario.
 pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
@@ -40,7 +41,15 @@ pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
                 until: c.duration.map(|d| t(c.at).saturating_add(d)),
             }),
             FaultFile::ValidatorPartition(p) => faults.push(ValidatorFault::Partition {
-                groups: p.groups.clone(),
+                groups: {
+                    let mut g = p.groups.clone();
+                    for &b in &p.bridges {
+                        if let Some(x) = g.get_mut(b as usize) {
+                            *x = BRIDGE;
+                        }
+                    }
+                    g
+                },
                 at: t(p.at),
                 until: p.duration.map(|d| t(p.at).saturating_add(d)),
             }),
@@ -84,12 +93,29 @@ pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
                 prosumer_peak_kw: w.prosumer_peak_kw,
                 prosumer_mean_kw: w.prosumer_mean_kw,
                 tariffs: crate::ledger::market::Tariffs {
-                    feed_in: w.feed_in_tariff,
-                    grid: w.grid_tariff,
+                    feed_in: micro(w.feed_in_tariff),
+                    grid: micro(w.grid_tariff),
                 },
+                dr: w.dr.as_ref().map(|d| DrSettings {
+                    threshold_kw: d.threshold_kw,
+                    duration: d.duration,
+                    baseline: d.baseline,
+                    rate: micro(d.rate),
+                    participation: d.participation,
+                    reduction: d.reduction,
+                }),
             },
             settle_after: w.settle_after,
+            protocol: match l.consensus {
+                ConsensusFile::Bft => Protocol::Bft,
+                ConsensusFile::Aura => Protocol::Aura,
+            },
         },
         scenario.seed,
     )
+}
+
+/// A price [currency/kWh] in whole µ-units (validated finite and ≥ 0).
+fn micro(x: f64) -> u64 {
+    (x * MICRO).round() as u64
 }
