@@ -148,6 +148,11 @@ pub trait App {
     }
     /// Validator `who` decided `v` at height `h` at `now`.
     fn decided(&mut self, _who: u32, _h: u64, _v: &Hash, _now: SimTime) {}
+    /// Whether transactions wait to be ordered (a validator that waits for
+    /// transactions starts a height only then).
+    fn pending(&mut self) -> bool {
+        true
+    }
 }
 
 /// Timeouts: `base + r · delta` for round `r`.

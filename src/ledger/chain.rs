@@ -314,6 +314,10 @@ impl App for Chain {
     fn decided(&mut self, _who: u32, h: u64, v: &Hash, now: SimTime) {
         self.decide(h, v, now);
     }
+
+    fn pending(&mut self) -> bool {
+        !self.mempool.is_empty()
+    }
 }
 
 /// An event of the ledger.
@@ -450,10 +454,19 @@ impl ChainModel {
         ev
     }
 
-    fn submit(&mut self, now: SimTime, txs: Vec<Tx>) {
+    /// Transactions enter the mempool; validators waiting for them wake.
+    fn submit(&mut self, now: SimTime, txs: Vec<Tx>) -> Vec<(SimTime, LedgerEvent)> {
         let app = self.engine.app_mut();
         app.submitted += txs.len() as u64;
         app.mempool.extend(txs.into_iter().map(|t| (t, now)));
+        match &mut self.engine {
+            Engine::Bft(n) => n
+                .wake(now)
+                .into_iter()
+                .map(|(t, e)| (t, LedgerEvent::Net(e)))
+                .collect(),
+            Engine::Aura(_) => Vec::new(),
+        }
     }
 
     /// Handles an event at `now`.
@@ -472,19 +485,17 @@ impl ChainModel {
             (LedgerEvent::Net(_) | LedgerEvent::Aura(_), _) => Vec::new(),
             (LedgerEvent::Meter(k), _) => {
                 let txs = self.workload.meter(k);
-                self.submit(now, txs);
-                vec![
-                    (
-                        now.saturating_add(self.settle_after),
-                        LedgerEvent::Settle(k),
-                    ),
-                    (now.saturating_add(self.interval), LedgerEvent::Meter(k + 1)),
-                ]
+                let mut ev = self.submit(now, txs);
+                ev.push((
+                    now.saturating_add(self.settle_after),
+                    LedgerEvent::Settle(k),
+                ));
+                ev.push((now.saturating_add(self.interval), LedgerEvent::Meter(k + 1)));
+                ev
             }
             (LedgerEvent::Settle(k), _) => {
                 let txs = self.workload.settle(k);
-                self.submit(now, txs);
-                Vec::new()
+                self.submit(now, txs)
             }
         }
     }
@@ -601,7 +612,12 @@ impl ChainModel {
         let io = "writing CSV to memory cannot fail";
         w.write_record(["wallet", "plant", "kwh", "share"])
             .expect(io);
-        for c in self.workload.consumers() {
+        for c in self
+            .workload
+            .consumers()
+            .into_iter()
+            .chain(self.workload.prosumers())
+        {
             let total: u64 = origin
                 .range((c, super::tx::PlantId(0))..=(c, super::tx::PlantId(u32::MAX)))
                 .map(|(_, v)| v)

@@ -46,6 +46,12 @@ pub struct ConsensusSettings {
     pub faults: Vec<ValidatorFault>,
     /// Pass votes on (gossip).
     pub gossip: bool,
+    /// `None`: a new height starts a block interval after each decision,
+    /// empty or not. `Some(d)`: a validator waits for pending transactions
+    /// before it starts a height, at most `d` after the block interval
+    /// (CometBFT's `create_empty_blocks = false` with
+    /// `create_empty_blocks_interval = d`).
+    pub wait_for_txs: Option<SimDuration>,
 }
 
 /// An event of the validator network.
@@ -193,6 +199,8 @@ pub struct BftNet<A: App = HashValues> {
     net: Backhaul,
     app: A,
     record: Record,
+    /// Validators waiting for transactions: the height each will start.
+    parked: BTreeMap<u32, u64>,
 }
 
 impl BftNet<HashValues> {
@@ -263,6 +271,7 @@ impl<A: App> BftNet<A> {
                 ..Record::default()
             },
             settings,
+            parked: BTreeMap::new(),
         }
     }
 
@@ -362,6 +371,19 @@ impl<A: App> Handler for BftNet<A> {
 }
 
 impl<A: App> BftNet<A> {
+    /// Transactions arrived at `now`: validators waiting for them start
+    /// their heights.
+    pub fn wake(&mut self, now: SimTime) -> Vec<(SimTime, NetEvent)> {
+        let parked = std::mem::take(&mut self.parked);
+        let mut out = Vec::new();
+        self.app.clock(now);
+        for (who, h) in parked {
+            self.parked.insert(who, h);
+            self.step_into(now, NetEvent::Height(who, h), &mut out);
+        }
+        out
+    }
+
     /// Handles one event at `now`; returns the events it schedules.
     pub fn step(&mut self, now: SimTime, ev: NetEvent) -> Vec<(SimTime, NetEvent)> {
         let mut out = Vec::new();
@@ -414,6 +436,24 @@ impl<A: App> BftNet<A> {
             NetEvent::Height(who, h) => {
                 if !self.up[who as usize] {
                     return;
+                }
+                if let Some(wait) = self.settings.wait_for_txs {
+                    let node = &self.nodes[who as usize];
+                    // The next height, not yet started (else `start_height`
+                    // ignores the event).
+                    let fresh = h == node.last_decided() + 1 && node.height() < h;
+                    // Woken by transactions, or at its deadline.
+                    let released = self.parked.get(&who) == Some(&h);
+                    if fresh && !released && !self.app.pending() {
+                        // Nothing to order: wait for transactions, or
+                        // start an empty height at the deadline.
+                        self.parked.insert(who, h);
+                        cx.push((now.saturating_add(wait), NetEvent::Height(who, h)));
+                        return;
+                    }
+                    if released {
+                        self.parked.remove(&who);
+                    }
                 }
                 if Node::proposer(self.settings.n, h, 0) == who {
                     self.record.height_start.entry(h).or_insert(now);

@@ -32,6 +32,7 @@ fn settings(n: u32) -> ConsensusSettings {
         delay: BTreeMap::new(),
         faults: Vec::new(),
         gossip: true,
+        wait_for_txs: None,
     }
 }
 

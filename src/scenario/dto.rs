@@ -880,6 +880,7 @@ pub enum ConditionFile {
 /// | `block_interval` | from a block's decision to the next height | `"2s"` |
 /// | `timeout_propose`, `timeout_vote`, `timeout_delta` | BFT timeouts (prevote and precommit share `timeout_vote`), growing by `timeout_delta` per round | `"1s"`, `"500ms"`, `"500ms"` |
 /// | `max_block_txs` | transactions per block | `1000` |
+/// | `wait_for_txs` | BFT only: a validator starts a height only once transactions are pending, or this long after the block interval (CometBFT's `create_empty_blocks = false`) | absent: a block every interval, empty or not |
 /// | `backhaul` | `(latency: "20ms", jitter: "5ms", loss: 0.0)` | those |
 /// | `byzantine` | `[(validator: i, mode: Equivocate \| Silent \| Delay("1500ms"))]` | `[]` |
 /// | `workload` | the synthetic participants, see [`LedgerWorkloadFile`] | defaults |
@@ -900,6 +901,9 @@ pub struct LedgerFile {
     pub timeout_delta: SimDuration,
     /// Most transactions in a block.
     pub max_block_txs: usize,
+    /// Wait for transactions before a height, at most this long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_for_txs: Option<SimDuration>,
     /// The validators' network.
     pub backhaul: BackhaulFile,
     /// Misbehaving validators.
@@ -920,6 +924,7 @@ impl Default for LedgerFile {
             timeout_vote: ms(500),
             timeout_delta: ms(500),
             max_block_txs: 1000,
+            wait_for_txs: None,
             backhaul: BackhaulFile::default(),
             byzantine: Vec::new(),
             workload: LedgerWorkloadFile::default(),

@@ -587,6 +587,13 @@ fn check_ledger(l: &super::dto::LedgerFile) -> Result<(), Invalid> {
             return Err(bad(at(&root, &[k]), format!("`{k}` must be > 0"), None));
         }
     }
+    if l.wait_for_txs.is_some_and(|d| d.is_zero()) {
+        return Err(bad(
+            at(&root, &["wait_for_txs"]),
+            "`wait_for_txs` must be > 0 (leave it out for a block every interval)".into(),
+            None,
+        ));
+    }
     if l.max_block_txs == 0 {
         return Err(bad(
             at(&root, &["max_block_txs"]),

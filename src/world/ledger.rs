@@ -79,6 +79,7 @@ pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
                 delay,
                 faults,
                 gossip: true,
+                wait_for_txs: l.wait_for_txs,
             },
             max_block_txs: l.max_block_txs,
             workload: WorkloadSettings {
