@@ -399,3 +399,100 @@ fn with_every_frame_lost_the_fail_safe_still_bounds_the_fault() {
     let (live, _) = energised(&feeder, &o);
     assert!(!live.contains(&2));
 }
+
+/// The LMUs on the path to a fault make progress on every timer, whatever
+/// messages are lost: each `poll_at` after a timer lies later than it, and
+/// the round ends. Here LMUs 1 → 2 → 3 in a chain all see a fault below 3,
+/// and every frame LMU 1 sends is lost: 3 opens as the boundary, and 2,
+/// which saw the fault and judged that it is not the boundary, never gets
+/// its verdict from 1. It must still stop asking for timers. (A mismatch
+/// between `poll_at` and the timer's own conditions once made such an LMU
+/// ask for the same instant forever.)
+#[test]
+fn every_timer_makes_progress() {
+    let cfg = |id: u16, up: Option<u16>, down: &[u16]| {
+        let mut c = Config::new(id);
+        c.upstream = up;
+        for &d in down {
+            let _ = c.downstream.push(d);
+        }
+        c
+    };
+    let mut lmus = [
+        Lmu::new(cfg(1, None, &[2]), KEYS),
+        Lmu::new(cfg(2, Some(1), &[3]), KEYS),
+        Lmu::new(cfg(3, Some(2), &[]), KEYS),
+    ];
+    let ms = |x: u64| Instant::from_micros(x * 1000);
+    let mut out = Outputs::default();
+    type Flight = StdVec<(Instant, usize, StdVec<u8>)>;
+    // Frames in flight: (deliver at, to index, bytes); 5 ms a hop; LMU 1's
+    // are lost.
+    let mut feed =
+        |lmus: &mut [Lmu; 3], k: usize, t: Instant, input: Input<'_>, flight: &mut Flight| {
+            out.clear();
+            lmus[k].handle(t, input, &mut out);
+            for f in out.frames.iter().filter(|_| k != 0) {
+                if let Some(to) = [1u16, 2, 3].iter().position(|&id| id == f.dst) {
+                    flight.push((
+                        t + crate::time::Duration::from_millis(5),
+                        to,
+                        f.bytes.to_vec(),
+                    ));
+                }
+            }
+        };
+    let mut flight: Flight = StdVec::new();
+    for k in 0..3 {
+        feed(
+            &mut lmus,
+            k,
+            ms(0),
+            Input::Phasors(&phasors(1.0, 50.0)),
+            &mut flight,
+        );
+        feed(
+            &mut lmus,
+            k,
+            ms(1000),
+            Input::Phasors(&phasors(0.3, 2000.0)),
+            &mut flight,
+        );
+        feed(
+            &mut lmus,
+            k,
+            ms(1100),
+            Input::Phasors(&phasors(0.0, 0.0)),
+            &mut flight,
+        );
+    }
+    let mut steps = 0;
+    loop {
+        // The next thing to happen: a frame or a timer.
+        flight.sort_by_key(|f| f.0);
+        let timer = (0..3)
+            .filter_map(|k| lmus[k].poll_at().map(|t| (t, k)))
+            .min();
+        let frame = flight.first().map(|f| f.0);
+        match (timer, frame) {
+            (_, Some(tf)) if timer.is_none_or(|(t, _)| tf <= t) => {
+                let (t, k, bytes) = flight.remove(0);
+                feed(&mut lmus, k, t, Input::Frame(&bytes), &mut flight);
+            }
+            (Some((t, k)), _) if t <= ms(10_000) => {
+                feed(&mut lmus, k, t, Input::Timer, &mut flight);
+                let next = lmus[k].poll_at();
+                assert!(
+                    next.is_none_or(|n| n > t),
+                    "LMU {}: a timer at {t:?} asks for {next:?}",
+                    k + 1
+                );
+            }
+            _ => break,
+        }
+        steps += 1;
+        assert!(steps < 10_000, "no end");
+    }
+    // 3 bounds the fault; 2 stays closed.
+    assert!(!lmus[2].is_closed() && lmus[1].is_closed());
+}

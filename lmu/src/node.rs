@@ -503,16 +503,34 @@ impl Lmu {
         for p in &self.pending {
             earliest(p.next);
         }
-        if let Some(d) = self.dead_since {
-            let f = self.cfg.flisr;
-            if self.fault_seen.is_some() && !self.round.judged {
-                earliest(d + f.decide_timeout);
-            }
-            if self.round.verdict.is_none() && !self.round.opened {
-                earliest(d + f.verdict_timeout);
-            }
+        if let Some(x) = self.decide_due() {
+            earliest(x);
+        }
+        if let Some(x) = self.verdict_due() {
+            earliest(x);
         }
         t
+    }
+
+    /// When an LMU that saw the fault decides without a missing downstream
+    /// report: `decide_timeout` after voltage loss, if the fault is still
+    /// latched then and it has not judged.
+    fn decide_due(&self) -> Option<Instant> {
+        let d = self.dead_since?;
+        let at = d + self.cfg.flisr.decide_timeout;
+        (!self.round.judged && self.fault_latched(at)).then_some(at)
+    }
+
+    /// When an LMU that saw no fault opens without a verdict:
+    /// `verdict_timeout` after voltage loss, if no fault is latched then
+    /// and it has neither a verdict nor opened. (One that saw the fault
+    /// judges for itself instead.) The same instant for [`Lmu::poll_at`]
+    /// and the timer, so a due timer always makes progress.
+    fn verdict_due(&self) -> Option<Instant> {
+        let d = self.dead_since?;
+        let at = d + self.cfg.flisr.verdict_timeout;
+        (self.round.verdict.is_none() && !self.round.opened && !self.fault_latched(at))
+            .then_some(at)
     }
 
     /// Handles one input at `now`, appending to `out`.
@@ -859,19 +877,13 @@ impl Lmu {
             i += 1;
         }
         // FLISR timeouts.
-        if let Some(d) = self.dead_since {
-            if !self.round.judged && self.fault_latched(now) && now >= d + f.decide_timeout {
-                self.judge(now, true, out);
-            }
-            if self.round.verdict.is_none()
-                && !self.round.opened
-                && now >= d + f.verdict_timeout
-                && !self.fault_latched(now)
-            {
-                // No word from upstream: isolate conservatively.
-                self.round.verdict = Some(true);
-                self.isolate(now, true, true, out);
-            }
+        if self.decide_due().is_some_and(|t| now >= t) {
+            self.judge(now, true, out);
+        }
+        if self.verdict_due().is_some_and(|t| now >= t) {
+            // No word from upstream: isolate conservatively.
+            self.round.verdict = Some(true);
+            self.isolate(now, true, true, out);
         }
         // Telemetry.
         if self.next_report.is_some_and(|t| now >= t) {

@@ -27,6 +27,7 @@ pub mod mat3;
 pub mod model;
 pub mod network;
 pub mod powerflow;
+pub mod protection;
 pub mod quality;
 pub mod solar;
 

@@ -40,7 +40,8 @@ use super::dss::LoadShapeDef;
 use super::fault::{FAULT_VMIN_PU, FaultKind};
 use super::mat3::{self, M3};
 use super::network::{BranchKind, LoadModel, Network};
-use super::powerflow::{PowerFlowError, Settings, Solution, Solver};
+use super::powerflow::{PowerFlowError, Settings, Solution, Solver, branch_flow};
+use super::protection::{Breaker, BreakerAction, BreakerState, RecloserSettings};
 use super::quality;
 use super::solar::ClearSky;
 use crate::kernel::{SimDuration, SimTime};
@@ -64,6 +65,10 @@ pub enum GridEvent {
     FaultOff(usize),
     /// Solve the state if it changed.
     Resolve,
+    /// Breaker `n`'s definite time after pick-up has run.
+    BreakerTrip(usize),
+    /// Breaker `n`'s dead time has run: reclose.
+    BreakerReclose(usize),
 }
 
 impl GridEvent {
@@ -75,6 +80,8 @@ impl GridEvent {
             GridEvent::FaultOn(_) => "grid.fault_on",
             GridEvent::FaultOff(_) => "grid.fault_off",
             GridEvent::Resolve => "grid.resolve",
+            GridEvent::BreakerTrip(_) => "grid.breaker_trip",
+            GridEvent::BreakerReclose(_) => "grid.breaker_reclose",
         }
     }
 }
@@ -173,6 +180,11 @@ pub struct GridSetup {
     pub switching: Vec<(SimTime, usize, bool)>,
     /// Faults.
     pub faults: Vec<GridFault>,
+    /// Feeder-head breakers (branch indices) and their recloser settings;
+    /// none without protection.
+    pub breakers: Vec<usize>,
+    /// The recloser settings of every breaker.
+    pub protection: RecloserSettings,
 }
 
 /// Running totals and extremes.
@@ -190,14 +202,20 @@ struct Stats {
     energy_pv_wh: f64,
     faults_applied: u64,
     switch_operations: u64,
+    /// Load energy while its customer was interrupted [Wh].
+    energy_not_supplied_wh: f64,
 }
 
 /// Powers of one solved state [W].
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Powers {
     source: C,
     load: f64,
     pv: f64,
+    /// Drawn by each customer.
+    customer: Vec<f64>,
+    /// Scheduled demand of interrupted customers.
+    not_supplied: f64,
 }
 
 /// The grid model.
@@ -235,6 +253,15 @@ pub struct GridModel {
     interruptions: Vec<Interruption>,
     stats: Stats,
     series: TimeSeries,
+    breakers: Vec<Breaker>,
+    protection: RecloserSettings,
+    /// Each branch's switch (or contactor) state; a branch conducts when
+    /// its switch is closed and no breaker holds it open.
+    switch_closed: Vec<bool>,
+    /// Customer of each load element.
+    load_customer: Vec<usize>,
+    /// Energy each customer drew [Wh].
+    customer_wh: Vec<f64>,
 }
 
 /// Sets `values[i] = v` for every index given; whether any changed.
@@ -294,6 +321,15 @@ impl GridModel {
             }
         }
         let customers: Vec<Customer> = by_name.into_values().collect();
+        let load_customer = net
+            .loads
+            .iter()
+            .map(|l| {
+                customers
+                    .binary_search_by(|c| c.name.as_str().cmp(l.name.as_str()))
+                    .unwrap_or(0)
+            })
+            .collect();
         let n_faults = setup.faults.len();
         GridModel {
             nominal,
@@ -318,6 +354,7 @@ impl GridModel {
             last_solve: SimTime::ZERO,
             powers: Powers::default(),
             off_since: vec![None; customers.len()],
+            customer_wh: vec![0.0; customers.len()],
             customers,
             interruptions: Vec::new(),
             stats: Stats {
@@ -326,6 +363,10 @@ impl GridModel {
                 ..Stats::default()
             },
             series: TimeSeries::new("grid", SERIES_COLUMNS),
+            breakers: setup.breakers.iter().map(|&b| Breaker::new(b)).collect(),
+            protection: setup.protection,
+            switch_closed: net.branches.iter().map(|b| b.closed).collect(),
+            load_customer,
             net,
         }
     }
@@ -408,11 +449,34 @@ impl GridModel {
                 self.advance_to(now)?;
             }
             GridEvent::Switch { branch, close } => {
-                let br = &mut self.net.branches[branch];
-                if br.closed != close {
-                    br.closed = close;
+                if let Some(s) = self.switch_closed.get_mut(branch)
+                    && *s != close
+                {
+                    *s = close;
                     self.stats.switch_operations += 1;
-                    self.changed(true, now, &mut next);
+                    self.conduct(branch, now, &mut next);
+                }
+            }
+            GridEvent::BreakerTrip(i) => {
+                self.advance_to(now)?;
+                let current = self.breaker_current(i);
+                let s = &self.protection;
+                if let Some(b) = self.breakers.get_mut(i)
+                    && let BreakerAction::Open(reclose) = b.trip_due(s, now, current)
+                {
+                    let branch = b.branch;
+                    if let Some(t) = reclose {
+                        next.push((t, GridEvent::BreakerReclose(i)));
+                    }
+                    self.conduct(branch, now, &mut next);
+                }
+            }
+            GridEvent::BreakerReclose(i) => {
+                if let Some(b) = self.breakers.get_mut(i)
+                    && b.reclose_due(now) == BreakerAction::Close
+                {
+                    let branch = b.branch;
+                    self.conduct(branch, now, &mut next);
                 }
             }
             GridEvent::FaultOn(i) => {
@@ -431,7 +495,55 @@ impl GridModel {
                 }
             }
         }
+        self.check_breakers(now, &mut next);
         Ok(next)
+    }
+
+    /// Sets a branch's conduction from its switch and any breaker on it.
+    fn conduct(&mut self, branch: usize, now: SimTime, next: &mut Vec<(SimTime, GridEvent)>) {
+        let held = self
+            .breakers
+            .iter()
+            .any(|b| b.branch == branch && b.state != BreakerState::Closed);
+        let on = self.switch_closed.get(branch).copied().unwrap_or(false) && !held;
+        if let Some(br) = self.net.branches.get_mut(branch)
+            && br.closed != on
+        {
+            br.closed = on;
+            self.changed(true, now, next);
+        }
+    }
+
+    /// The largest phase current through breaker `i` [A] (zero unsolved).
+    fn breaker_current(&self, i: usize) -> f64 {
+        let (Some(sol), Some(b)) = (&self.solution, self.breakers.get(i)) else {
+            return 0.0;
+        };
+        let f = branch_flow(&self.net.branches[b.branch], &sol.v);
+        f.i_from.iter().map(|c| c.norm()).fold(0.0, f64::max)
+    }
+
+    /// After a solve: breakers whose current passed pick-up arm their trip.
+    fn check_breakers(&mut self, now: SimTime, next: &mut Vec<(SimTime, GridEvent)>) {
+        if self.dirty || self.solution.is_none() {
+            return;
+        }
+        for i in 0..self.breakers.len() {
+            let current = self.breaker_current(i);
+            if let BreakerAction::Arm(t) = self.breakers[i].solved(&self.protection, now, current) {
+                next.push((t, GridEvent::BreakerTrip(i)));
+            }
+        }
+    }
+
+    /// The feeder-head breakers.
+    pub fn breakers(&self) -> &[Breaker] {
+        &self.breakers
+    }
+
+    /// Energy each customer drew so far [Wh] (to the last solve).
+    pub fn customer_energy_wh(&self) -> &[f64] {
+        &self.customer_wh
     }
 
     fn changed(&mut self, topology: bool, now: SimTime, next: &mut Vec<(SimTime, GridEvent)>) {
@@ -568,6 +680,10 @@ impl GridModel {
         self.stats.energy_in_wh += self.powers.source.re * dt_h;
         self.stats.energy_load_wh += self.powers.load * dt_h;
         self.stats.energy_pv_wh += self.powers.pv * dt_h;
+        self.stats.energy_not_supplied_wh += self.powers.not_supplied * dt_h;
+        for (e, p) in self.customer_wh.iter_mut().zip(&self.powers.customer) {
+            *e += p * dt_h;
+        }
     }
 
     fn powers_of(&self, sol: &Solution) -> Powers {
@@ -577,11 +693,24 @@ impl GridModel {
         let i = mat3::mulv(&src.y, &dv);
         let source = (0..3).map(|k| v[src.bus][k] * i[k].conj()).sum();
         let mut load = 0.0;
-        for l in &self.net.loads {
+        let mut customer = vec![0.0; self.customers.len()];
+        let on: Vec<bool> = self
+            .customers
+            .iter()
+            .map(|c| (0..3).all(|k| !c.phases[k] || sol.live[c.bus][k]))
+            .collect();
+        let mut not_supplied = 0.0;
+        for (li, l) in self.net.loads.iter().enumerate() {
+            let c = self.load_customer[li];
             let live = sol.live[l.bus][l.phase] && l.to_phase.is_none_or(|j| sol.live[l.bus][j]);
             if live {
                 let u = v[l.bus][l.phase] - l.to_phase.map_or(C::new(0.0, 0.0), |j| v[l.bus][j]);
-                load += (u * l.current(u).conj()).re;
+                let p = (u * l.current(u).conj()).re;
+                load += p;
+                customer[c] += p;
+            }
+            if !on[c] {
+                not_supplied += l.p_w;
             }
         }
         let mut pv = 0.0;
@@ -590,7 +719,13 @@ impl GridModel {
                 pv += (v[g.bus][k] * g.injection(v[g.bus][k]).conj()).re;
             }
         }
-        Powers { source, load, pv }
+        Powers {
+            source,
+            load,
+            pv,
+            customer,
+            not_supplied,
+        }
     }
 
     /// Lowest and highest live-node voltage [pu] of a solution.
@@ -712,14 +847,20 @@ impl GridModel {
         &self.customers
     }
 
+    /// The scheduled faults.
+    pub fn faults(&self) -> &[GridFault] {
+        &self.faults
+    }
+
     /// Every interruption so far.
     pub fn interruptions(&self) -> &[Interruption] {
         &self.interruptions
     }
 
     /// Closes the books at `end`: integrates energy to `end`, writes the
-    /// headline metrics into `summary`, and hands over the time series.
-    pub fn finish(mut self, end: SimTime, summary: &mut Summary) -> TimeSeries {
+    /// headline metrics (grid and reliability) into `summary`, and hands
+    /// over the time series and `customers.csv`.
+    pub fn finish(mut self, end: SimTime, summary: &mut Summary) -> (TimeSeries, Vec<u8>) {
         let dt_h = end.saturating_since(self.last_solve).as_secs_f64() / 3600.0;
         self.accumulate(dt_h);
         let s = &self.stats;
@@ -755,7 +896,131 @@ impl GridModel {
             .map(|i| i.end.unwrap_or(end).saturating_since(i.start).as_secs_f64() / 60.0)
             .fold(0.0, |a, b| a + b);
         summary.set_f64("grid.customer_minutes_interrupted", minutes);
-        self.series
+        let trips: u64 = self.breakers.iter().map(|b| b.trips).sum();
+        let lockouts = self
+            .breakers
+            .iter()
+            .filter(|b| b.state == BreakerState::Lockout)
+            .count();
+        if !self.breakers.is_empty() {
+            summary.set_u64("grid.breaker_trips", trips);
+            summary.set_u64(
+                "grid.breaker_recloses",
+                self.breakers.iter().map(|b| b.recloses).sum(),
+            );
+            summary.set_u64("grid.breaker_lockouts", lockouts as u64);
+        }
+        let r = Reliability::of(&self.interruptions, self.customers.len(), end);
+        summary.set_u64("reliability.customers", self.customers.len() as u64);
+        summary.set_f64("reliability.saifi", r.saifi);
+        summary.set_f64("reliability.saidi_min", r.saidi_min);
+        if let Some(c) = r.caidi_min {
+            summary.set_f64("reliability.caidi_min", c);
+        }
+        summary.set_f64("reliability.maifi", r.maifi);
+        summary.set_u64("reliability.customers_interrupted", r.customers_interrupted);
+        summary.set_f64("reliability.cml", r.cml);
+        summary.set_f64(
+            "reliability.ens_kwh",
+            self.stats.energy_not_supplied_wh / 1e3,
+        );
+        let customers = self.customers_csv(end);
+        (self.series, customers)
+    }
+
+    /// `customers.csv`: one row per customer.
+    fn customers_csv(&self, end: SimTime) -> Vec<u8> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = "writing CSV to memory cannot fail";
+        w.write_record([
+            "customer",
+            "bus",
+            "interruptions",
+            "momentary_interruptions",
+            "minutes_off",
+            "energy_kwh",
+        ])
+        .expect(io);
+        for (i, c) in self.customers.iter().enumerate() {
+            let (mut sustained, mut momentary, mut minutes) = (0u64, 0u64, 0.0);
+            for x in self.interruptions.iter().filter(|x| x.customer == i) {
+                let d = x.end.unwrap_or(end).saturating_since(x.start);
+                minutes += d.as_secs_f64() / 60.0;
+                if d > SUSTAINED {
+                    sustained += 1;
+                } else {
+                    momentary += 1;
+                }
+            }
+            w.write_record([
+                c.name.clone(),
+                self.net.buses[c.bus].name.clone(),
+                sustained.to_string(),
+                momentary.to_string(),
+                minutes.to_string(),
+                (self.customer_wh[i] / 1e3).to_string(),
+            ])
+            .expect(io);
+        }
+        w.into_inner().expect(io)
+    }
+}
+
+/// Interruptions longer than this are sustained (IEEE 1366, EN 50160: more
+/// than 3 minutes); shorter ones are momentary.
+pub const SUSTAINED: SimDuration = SimDuration::from_nanos(180_000_000_000);
+
+/// Reliability indices of a run (IEEE 1366 definitions; sustained
+/// interruptions are those longer than [`SUSTAINED`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Reliability {
+    /// Sustained interruptions per customer served.
+    pub saifi: f64,
+    /// Sustained interruption minutes per customer served [min].
+    pub saidi_min: f64,
+    /// Minutes per sustained interruption, SAIDI / SAIFI [min]; none
+    /// without one.
+    pub caidi_min: Option<f64>,
+    /// Momentary interruptions per customer served.
+    pub maifi: f64,
+    /// Customers with at least one sustained interruption.
+    pub customers_interrupted: u64,
+    /// Customer minutes lost to sustained interruptions [min].
+    pub cml: f64,
+}
+
+impl Reliability {
+    /// The indices of `interruptions` among `customers`, open ones ending
+    /// at `end`.
+    pub fn of(interruptions: &[Interruption], customers: usize, end: SimTime) -> Reliability {
+        if customers == 0 {
+            return Reliability::default();
+        }
+        let n = customers as f64;
+        let (mut sustained, mut momentary, mut cml) = (0u64, 0u64, 0.0);
+        let mut hit = vec![false; customers];
+        for x in interruptions {
+            let d = x.end.unwrap_or(end).saturating_since(x.start);
+            if d > SUSTAINED {
+                sustained += 1;
+                cml += d.as_secs_f64() / 60.0;
+                if let Some(h) = hit.get_mut(x.customer) {
+                    *h = true;
+                }
+            } else {
+                momentary += 1;
+            }
+        }
+        let saifi = sustained as f64 / n;
+        let saidi_min = cml / n;
+        Reliability {
+            saifi,
+            saidi_min,
+            caidi_min: (sustained > 0).then(|| saidi_min / saifi),
+            maifi: momentary as f64 / n,
+            customers_interrupted: hit.iter().filter(|&&h| h).count() as u64,
+            cml,
+        }
     }
 }
 

@@ -41,7 +41,7 @@
 use num_complex::Complex64 as C;
 
 use super::mat3::{self, M3, V3, ZV};
-use super::network::{BranchKind, LoadModel, Network};
+use super::network::{Branch, BranchKind, LoadModel, Network};
 
 /// Solver settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -796,35 +796,35 @@ impl BranchFlow {
 
 /// The flows of every branch at voltages `v` (zero for open branches).
 pub fn branch_flows(net: &Network, v: &[V3]) -> Vec<BranchFlow> {
-    net.branches
-        .iter()
-        .map(|br| {
-            if !br.closed {
-                return BranchFlow {
-                    i_from: ZV,
-                    i_to: ZV,
-                    s_from: ZV,
-                    s_to: ZV,
-                };
-            }
-            let (ff, ft, tf, tt) = br.blocks();
-            let (vf, vt) = (v[br.from], v[br.to]);
-            let i_from = {
-                let (a, b) = (mat3::mulv(&ff, &vf), mat3::mulv(&ft, &vt));
-                [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
-            };
-            let i_to = {
-                let (a, b) = (mat3::mulv(&tf, &vf), mat3::mulv(&tt, &vt));
-                [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
-            };
-            BranchFlow {
-                i_from,
-                i_to,
-                s_from: [0, 1, 2].map(|k| vf[k] * i_from[k].conj()),
-                s_to: [0, 1, 2].map(|k| vt[k] * i_to[k].conj()),
-            }
-        })
-        .collect()
+    net.branches.iter().map(|br| branch_flow(br, v)).collect()
+}
+
+/// The flow of one branch at voltages `v` (zero when open).
+pub fn branch_flow(br: &Branch, v: &[V3]) -> BranchFlow {
+    if !br.closed {
+        return BranchFlow {
+            i_from: ZV,
+            i_to: ZV,
+            s_from: ZV,
+            s_to: ZV,
+        };
+    }
+    let (ff, ft, tf, tt) = br.blocks();
+    let (vf, vt) = (v[br.from], v[br.to]);
+    let i_from = {
+        let (a, b) = (mat3::mulv(&ff, &vf), mat3::mulv(&ft, &vt));
+        [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+    };
+    let i_to = {
+        let (a, b) = (mat3::mulv(&tf, &vf), mat3::mulv(&tt, &vt));
+        [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+    };
+    BranchFlow {
+        i_from,
+        i_to,
+        s_from: [0, 1, 2].map(|k| vf[k] * i_from[k].conj()),
+        s_to: [0, 1, 2].map(|k| vt[k] * i_to[k].conj()),
+    }
 }
 
 /// Each transformer's loading [%]: its largest LV phase current over the

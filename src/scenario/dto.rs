@@ -154,6 +154,43 @@ pub struct GridFile {
     /// Solver settings.
     #[serde(default)]
     pub solver: SolverFile,
+    /// Feeder-head breakers with auto-reclosers; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection: Option<ProtectionFile>,
+}
+
+/// Feeder-head protection: a breaker with a definite-time overcurrent
+/// element and an auto-recloser on every line leaving the LV board.
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `pickup_a` | pick-up current, per phase [A] | `400.0` |
+/// | `trip_delay` | definite time from pick-up to trip | `"100ms"` |
+/// | `reclose` | dead time before each reclose shot; a trip after the last locks out | `["3s", "15s"]` |
+/// | `reset` | reclaim time after which a sequence starts afresh | `"60s"` |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtectionFile {
+    /// Pick-up [A].
+    pub pickup_a: f64,
+    /// Definite time.
+    pub trip_delay: SimDuration,
+    /// Dead times of the shots.
+    pub reclose: Vec<SimDuration>,
+    /// Reclaim time.
+    pub reset: SimDuration,
+}
+
+impl Default for ProtectionFile {
+    fn default() -> Self {
+        let d = crate::grid::protection::RecloserSettings::default();
+        ProtectionFile {
+            pickup_a: d.pickup_a,
+            trip_delay: d.trip_delay,
+            reclose: d.reclose,
+            reset: d.reset,
+        }
+    }
 }
 
 fn one_minute() -> SimDuration {

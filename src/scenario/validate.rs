@@ -233,6 +233,30 @@ fn check_grid(g: &GridFile) -> Result<(), Invalid> {
             None,
         ));
     }
+    if let Some(p) = &g.protection {
+        let pr = at(&root, &["protection"]);
+        if !(p.pickup_a.is_finite() && p.pickup_a > 0.0) {
+            return Err(bad(
+                at(&pr, &["pickup_a"]),
+                format!("pick-up {} A: give a current > 0", p.pickup_a),
+                None,
+            ));
+        }
+        if p.trip_delay.is_zero() || p.reset.is_zero() {
+            return Err(bad(
+                pr,
+                "`trip_delay` and `reset` must be longer than zero".into(),
+                None,
+            ));
+        }
+        if p.reclose.len() > 4 || p.reclose.iter().any(|d| d.is_zero()) {
+            return Err(bad(
+                at(&pr, &["reclose"]),
+                "give at most 4 reclose shots, each after a dead time > 0".into(),
+                Some("e.g. [\"3s\", \"15s\"]; [] trips to lockout at once"),
+            ));
+        }
+    }
     if g.profile_step.is_zero() {
         return Err(bad(
             at(&root, &["profile_step"]),

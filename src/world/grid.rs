@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use crate::grid::dss::DssCircuit;
 use crate::grid::fault::FaultKind;
 use crate::grid::model::{FaultEffect, GridFault, GridSetup, Profile, short};
-use crate::grid::network::{LoadModel, Network, Pv, QControl};
+use crate::grid::network::{BranchKind, LoadModel, Network, Pv, QControl};
 use crate::grid::powerflow::Settings;
+use crate::grid::protection::RecloserSettings;
 use crate::grid::solar::ClearSky;
 use crate::kernel::{SimDuration, SimTime};
 use crate::scenario::dto::{
@@ -261,6 +262,10 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
         });
     }
 
+    let breakers = match &g.protection {
+        Some(_) => feeder_heads(&net),
+        None => Vec::new(),
+    };
     Ok(Some(GridSetup {
         net,
         load_profiles,
@@ -273,7 +278,49 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
         },
         switching,
         faults,
+        breakers,
+        protection: g
+            .protection
+            .as_ref()
+            .map(|p| RecloserSettings {
+                pickup_a: p.pickup_a,
+                trip_delay: p.trip_delay,
+                reclose: p.reclose.clone(),
+                reset: p.reset,
+            })
+            .unwrap_or_default(),
     }))
+}
+
+/// The feeders' head branches: the lines leaving the LV side of each
+/// transformer at the source bus (or, without one, the lines leaving the
+/// source bus).
+pub fn feeder_heads(net: &Network) -> Vec<usize> {
+    let src = net.source.bus;
+    let boards: Vec<usize> = net
+        .branches
+        .iter()
+        .filter(|b| matches!(b.kind, BranchKind::Transformer { .. }))
+        .filter_map(|b| {
+            if b.from == src {
+                Some(b.to)
+            } else if b.to == src {
+                Some(b.from)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let boards = if boards.is_empty() { vec![src] } else { boards };
+    net.branches
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| {
+            !matches!(b.kind, BranchKind::Transformer { .. })
+                && (boards.contains(&b.from) || boards.contains(&b.to))
+        })
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// Splits line `k` at `fraction` of its original length, reusing the bus

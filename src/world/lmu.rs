@@ -64,33 +64,51 @@ pub struct Place {
     pub downstream: Vec<u32>,
 }
 
+/// The radial tree of a network, breadth-first from the source over every
+/// branch (open or closed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RadialTree {
+    /// Each bus's parent bus and the branch to it (`None`: the source, or
+    /// unreachable).
+    pub parent: Vec<Option<(usize, usize)>>,
+    /// Buses in breadth-first order from the source.
+    pub order: Vec<usize>,
+}
+
+impl RadialTree {
+    /// The tree of `net`.
+    pub fn of(net: &Network) -> RadialTree {
+        let n = net.buses.len();
+        let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
+        for (k, br) in net.branches.iter().enumerate() {
+            adj[br.from].push((br.to, k));
+            adj[br.to].push((br.from, k));
+        }
+        let mut parent: Vec<Option<(usize, usize)>> = vec![None; n];
+        let mut seen = vec![false; n];
+        let mut order = Vec::with_capacity(n);
+        let mut q = VecDeque::from([net.source.bus]);
+        seen[net.source.bus] = true;
+        while let Some(b) = q.pop_front() {
+            order.push(b);
+            for &(c, k) in &adj[b] {
+                if !seen[c] {
+                    seen[c] = true;
+                    parent[c] = Some((b, k));
+                    q.push_back(c);
+                }
+            }
+        }
+        RadialTree { parent, order }
+    }
+}
+
 /// Places an LMU at each bus on a radial network (node *i* at `buses[i]`,
 /// node 0 the coordinator): its feeding branch, its section, and its FLISR
 /// neighbours. `None` buses get no place.
 pub fn place(net: &Network, buses: &[Option<usize>]) -> Vec<Option<Place>> {
     let n = net.buses.len();
-    // Breadth-first from the source over every branch: the parent branch
-    // of each bus, and the order to sum subtrees in.
-    let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
-    for (k, br) in net.branches.iter().enumerate() {
-        adj[br.from].push((br.to, k));
-        adj[br.to].push((br.from, k));
-    }
-    let mut parent: Vec<Option<(usize, usize)>> = vec![None; n];
-    let mut seen = vec![false; n];
-    let mut order = Vec::with_capacity(n);
-    let mut q = VecDeque::from([net.source.bus]);
-    seen[net.source.bus] = true;
-    while let Some(b) = q.pop_front() {
-        order.push(b);
-        for &(c, k) in &adj[b] {
-            if !seen[c] {
-                seen[c] = true;
-                parent[c] = Some((b, k));
-                q.push_back(c);
-            }
-        }
-    }
+    let RadialTree { parent, order } = RadialTree::of(net);
     let mut node_at = vec![None; n];
     for (i, b) in buses.iter().enumerate() {
         if let Some(b) = b {
@@ -178,6 +196,19 @@ pub struct HostStats {
     pub isolations_fail_safe: u64,
 }
 
+/// A FLISR step an LMU took, for the per-fault metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlisrMark {
+    /// It saw forward fault current.
+    Detected,
+    /// It located the fault in its section.
+    Located,
+    /// Its contactor opened.
+    Opened,
+    /// Its contactor closed.
+    Closed,
+}
+
 #[derive(Debug)]
 struct Node {
     lmu: Option<Lmu>,
@@ -194,6 +225,8 @@ pub struct LmuHost {
     interval: SimDuration,
     out: Outputs,
     stats: HostStats,
+    /// FLISR steps: (time, node, step).
+    marks: Vec<(SimTime, u32, FlisrMark)>,
 }
 
 /// The gateway's id in node-index space: frames to the gateway go to the
@@ -209,6 +242,7 @@ impl LmuHost {
             interval,
             out: Outputs::default(),
             stats: HostStats::default(),
+            marks: Vec::new(),
         };
         for place in places {
             host.nodes.push(Node {
@@ -238,6 +272,11 @@ impl LmuHost {
     /// Counters so far.
     pub fn stats(&self) -> HostStats {
         self.stats
+    }
+
+    /// The FLISR steps so far: (time, node, step), in time order.
+    pub fn marks(&self) -> &[(SimTime, u32, FlisrMark)] {
+        &self.marks
     }
 
     /// Node count, the coordinator included.
@@ -380,7 +419,14 @@ impl LmuHost {
             node.place.as_ref().and_then(|p| p.feeder),
         ) {
             self.stats.contactor_ops += 1;
-            e.switch = Some((k, c == gridtwin_lmu::node::Contactor::Close));
+            let close = c == gridtwin_lmu::node::Contactor::Close;
+            e.switch = Some((k, close));
+            let mark = if close {
+                FlisrMark::Closed
+            } else {
+                FlisrMark::Opened
+            };
+            self.marks.push((now, n, mark));
         }
         e.setpoint = self.out.setpoint;
         for ev in &self.out.events {
@@ -392,6 +438,8 @@ impl LmuHost {
                 LogEvent::Rejected(_) => self.stats.frames_rejected += 1,
                 LogEvent::Isolated { fail_safe: true } => self.stats.isolations_fail_safe += 1,
                 LogEvent::Isolated { fail_safe: false } => self.stats.isolations += 1,
+                LogEvent::FaultDetected { .. } => self.marks.push((now, n, FlisrMark::Detected)),
+                LogEvent::FaultLocated => self.marks.push((now, n, FlisrMark::Located)),
                 _ => {}
             }
         }

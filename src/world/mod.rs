@@ -29,6 +29,7 @@
 //! its set-points change the grid at once, with the re-solve scheduled at
 //! the same instant.
 
+pub mod flisr;
 pub mod gateway;
 pub mod grid;
 pub mod ledger;
@@ -787,8 +788,24 @@ pub fn run_driven<O: Observer<World>>(
     summary.set_text("kernel.stop_reason", stats.reason.as_str());
     let mut series = vec![world.sampler.series];
     let mut files = Vec::new();
+    if let (Some(g), Some(h)) = (&world.grid, &world.lmus) {
+        let o = flisr::outcomes(
+            g.network(),
+            g.faults(),
+            h,
+            g.customers(),
+            g.interruptions(),
+            stats.end,
+        );
+        files.push((
+            "flisr.csv".to_string(),
+            flisr::finish(&o, g.network(), &mut summary),
+        ));
+    }
     if let Some(g) = world.grid {
-        series.push(g.finish(stats.end, &mut summary));
+        let (s, customers) = g.finish(stats.end, &mut summary);
+        series.push(s);
+        files.push(("customers.csv".to_string(), customers));
     }
     if let Some(m) = world.mesh {
         m.finish(&mut summary);

@@ -1,0 +1,215 @@
+//! FLISR, fault by fault: how long the LMUs took to detect each short
+//! circuit, isolate its section and restore everyone else, and whether the
+//! isolation was minimal.
+//!
+//! Definitions (all times from the fault's inception, within
+//! [`WINDOW`] of it):
+//! - **Faulted section:** the LMU sections hold the buses from an LMU's bus
+//!   down to the next LMUs. The faulted section is the one holding the
+//!   fault bus; with no LMU above the fault, the part of the feeder between
+//!   the breaker and the first LMUs.
+//! - **Minimal set:** the contactors bounding it: its upstream LMU (if any)
+//!   and the LMUs at its downstream ends.
+//! - **Detect:** the first LMU that saw fault current or located the fault.
+//! - **Isolate:** the moment every contactor of the minimal set is open
+//!   (or, when some of them never open, the last contactor that opened).
+//! - **Restore:** the moment the last customer outside the faulted section
+//!   that lost supply after the inception has it back; none if one is
+//!   still off at the end of the window or the run.
+//! - **Minimal:** the contactors that opened are exactly the minimal set.
+
+use std::collections::BTreeSet;
+
+use super::lmu::{FlisrMark, LmuHost, RadialTree};
+use crate::grid::model::{Customer, FaultEffect, GridFault, Interruption};
+use crate::grid::network::Network;
+use crate::kernel::{SimDuration, SimTime};
+use crate::metrics::Summary;
+
+/// How long after a fault its FLISR steps are attributed to it.
+pub const WINDOW: SimDuration = SimDuration::from_nanos(60_000_000_000);
+
+/// One fault's FLISR outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultOutcome {
+    /// Inception.
+    pub at: SimTime,
+    /// The faulted bus.
+    pub bus: usize,
+    /// The contactors that bound its section (LMU nodes).
+    pub minimal: BTreeSet<u32>,
+    /// The contactors that opened.
+    pub opened: BTreeSet<u32>,
+    /// To detection [s].
+    pub detect_s: Option<f64>,
+    /// To isolation [s].
+    pub isolate_s: Option<f64>,
+    /// To restoration of the healthy customers [s].
+    pub restore_s: Option<f64>,
+}
+
+/// Every short circuit's outcome, in inception order.
+pub fn outcomes(
+    net: &Network,
+    faults: &[GridFault],
+    host: &LmuHost,
+    customers: &[Customer],
+    interruptions: &[Interruption],
+    end: SimTime,
+) -> Vec<FaultOutcome> {
+    let tree = RadialTree::of(net);
+    let n_buses = net.buses.len();
+    // The LMU at each bus.
+    let mut lmu_at: Vec<Option<u32>> = vec![None; n_buses];
+    for n in 1..host.len() as u32 {
+        if let Some(p) = host.place(n) {
+            lmu_at[p.bus] = Some(n);
+        }
+    }
+    let mut out: Vec<FaultOutcome> = Vec::new();
+    for f in faults {
+        let FaultEffect::Short { bus, .. } = f.effect else {
+            continue;
+        };
+        // The nearest LMU at or above the fault, and the section's top bus.
+        let mut top = bus;
+        let mut upstream = lmu_at[bus];
+        while upstream.is_none() {
+            match tree.parent[top] {
+                Some((p, _)) if tree.parent[p].is_some() => {
+                    top = p;
+                    upstream = lmu_at[p];
+                }
+                _ => break,
+            }
+        }
+        // The section: below `top`, stopping at other LMUs' buses.
+        let mut inside = vec![false; n_buses];
+        inside[top] = true;
+        let mut downstream = BTreeSet::new();
+        for &x in &tree.order {
+            if let Some((p, _)) = tree.parent[x]
+                && inside[p]
+                && x != top
+            {
+                match lmu_at[x] {
+                    Some(m) => {
+                        downstream.insert(m);
+                    }
+                    None => inside[x] = true,
+                }
+            }
+        }
+        let mut minimal = downstream;
+        if let Some(u) = upstream {
+            minimal.insert(u);
+        }
+        let until = f.at.saturating_add(WINDOW);
+        let in_window = |t: SimTime| t >= f.at && t <= until;
+        let marks: Vec<_> = host
+            .marks()
+            .iter()
+            .filter(|(t, _, _)| in_window(*t))
+            .collect();
+        let since = |t: SimTime| t.saturating_since(f.at).as_secs_f64();
+        let detect_s = marks
+            .iter()
+            .find(|(_, _, m)| matches!(m, FlisrMark::Detected | FlisrMark::Located))
+            .map(|(t, _, _)| since(*t));
+        let mut opened = BTreeSet::new();
+        let mut last_open = None;
+        let mut minimal_open_at = None;
+        for (t, n, m) in &marks {
+            if *m == FlisrMark::Opened && opened.insert(*n) {
+                last_open = Some(*t);
+                if minimal_open_at.is_none() && minimal.iter().all(|x| opened.contains(x)) {
+                    minimal_open_at = Some(*t);
+                }
+            }
+        }
+        let isolate_s = minimal_open_at.or(last_open).map(since);
+        // Healthy customers who lost supply after the inception.
+        let mut restore = Some(f.at);
+        for x in interruptions {
+            let healthy = !inside[customers[x.customer].bus];
+            if healthy && in_window(x.start) {
+                restore = match (restore, x.end) {
+                    (Some(r), Some(e)) if e <= until && e <= end => Some(r.max(e)),
+                    _ => None,
+                };
+            }
+        }
+        out.push(FaultOutcome {
+            at: f.at,
+            bus,
+            minimal,
+            opened,
+            detect_s,
+            isolate_s,
+            restore_s: restore.map(since),
+        });
+    }
+    out.sort_by_key(|o| o.at);
+    out
+}
+
+/// Writes the `flisr.*` metrics; returns `flisr.csv`.
+pub fn finish(outcomes: &[FaultOutcome], net: &Network, summary: &mut Summary) -> Vec<u8> {
+    summary.set_u64("flisr.faults", outcomes.len() as u64);
+    let max = |f: fn(&FaultOutcome) -> Option<f64>| {
+        outcomes
+            .iter()
+            .map(f)
+            .try_fold(0.0f64, |a, x| x.map(|x| a.max(x)))
+    };
+    if !outcomes.is_empty() {
+        // A fault never detected (isolated, restored) leaves its key null:
+        // the worst case is then unbounded.
+        for (k, f) in [
+            (
+                "flisr.detect_s_max",
+                (|o| o.detect_s) as fn(&FaultOutcome) -> Option<f64>,
+            ),
+            ("flisr.isolate_s_max", |o| o.isolate_s),
+            ("flisr.restore_s_max", |o| o.restore_s),
+        ] {
+            summary.set_f64(k, max(f).unwrap_or(f64::NAN));
+        }
+        let minimal = outcomes.iter().filter(|o| o.opened == o.minimal).count();
+        summary.set_f64(
+            "flisr.minimal_share",
+            minimal as f64 / outcomes.len() as f64,
+        );
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = "writing CSV to memory cannot fail";
+    w.write_record([
+        "fault",
+        "at_s",
+        "bus",
+        "detect_s",
+        "isolate_s",
+        "restore_s",
+        "minimal",
+        "minimal_set",
+        "opened",
+    ])
+    .expect(io);
+    let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
+    let set = |s: &BTreeSet<u32>| s.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+    for (i, o) in outcomes.iter().enumerate() {
+        w.write_record([
+            i.to_string(),
+            o.at.as_secs_f64().to_string(),
+            net.buses[o.bus].name.clone(),
+            opt(o.detect_s),
+            opt(o.isolate_s),
+            opt(o.restore_s),
+            (o.opened == o.minimal).to_string(),
+            set(&o.minimal),
+            set(&o.opened),
+        ])
+        .expect(io);
+    }
+    w.into_inner().expect(io)
+}
