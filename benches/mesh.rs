@@ -47,6 +47,7 @@ impl Handler for Net {
                     payload_octets: 20,
                     tag: 0,
                     attempts: 0,
+                    urgent: false,
                 },
             ),
         };

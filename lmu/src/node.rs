@@ -12,29 +12,34 @@
 //! are not breakers: the feeder-head breaker interrupts the fault, and the
 //! LMUs act in its dead time, while no current flows.
 //!
+//! Only the LMUs on the path from the source to the fault speak, so the
+//! traffic grows with the depth of the fault, not with the size of the
+//! feeder: a whole feeder's LMUs reporting at the instant the breaker
+//! trips would swamp a shared radio channel (see the mesh study in
+//! `gridtwin`'s runs).
+//!
 //! 1. **Detect.** Every LMU on the path from the source to the fault sees
 //!    forward fault current within a cycle and latches it.
 //! 2. **Report.** When the breaker has tripped (every phase below
-//!    `dead_pu`), each LMU reports to its upstream neighbour whether it saw
-//!    the fault (reliably: acknowledged, retried).
-//! 3. **Locate.** An LMU that saw the fault and hears that none of its
-//!    downstream neighbours did is the upstream boundary of the faulted
-//!    section: it opens, and tells each downstream neighbour
-//!    `Verdict { isolate: true }`; otherwise it tells them
-//!    `isolate: false`. An LMU with no upstream LMU decides its own verdict:
-//!    if it saw nothing, the fault lies between it and the breaker.
+//!    `dead_pu`), each LMU that saw the fault tells its upstream neighbour
+//!    (reliably: acknowledged, retried). LMUs that saw nothing stay silent.
+//! 3. **Locate.** An LMU that saw the fault and hears from a downstream
+//!    neighbour that it saw it too knows the fault lies further down. One
+//!    that hears nothing by `decide_timeout` (a leaf section: at once) is
+//!    the upstream boundary of the faulted section: it opens, and tells
+//!    each downstream neighbour `Verdict { isolate: true }`.
 //! 4. **Isolate.** A downstream LMU told to isolate opens.
 //! 5. **Restore.** Upstream: the breaker recloses (outside the LMUs).
 //!    Downstream: an LMU that opened as a downstream boundary asks its
 //!    designated normally-open tie (`restore_via`) to close; a tie closes
 //!    only if it was not itself told to isolate and saw no fault current.
 //!
-//! **Fail-safe.** Messages may be lost. An LMU that saw the fault and still
-//! lacks a downstream report at `decide_timeout` opens; an LMU that saw
-//! nothing and has no verdict at `verdict_timeout` opens too. Either way the
-//! faulted section is bounded; the cost is a larger outage, never an
-//! energised fault. An LMU that saw no fault current has no fault below it,
-//! so restoring its subtree through a tie is always safe.
+//! **Lost messages.** A lost report makes the LMU above it open too: a
+//! larger outage, never an energised fault. A lost verdict leaves a
+//! downstream boundary closed, so it never asks its tie to close and its
+//! subtree stays dead: again a larger outage, never a fault fed through a
+//! tie. A fault above every LMU (between the breaker and the first LMUs)
+//! is not isolated by them: the breaker recloses onto it and locks out.
 
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
@@ -59,16 +64,14 @@ pub const MAX_PENDING: usize = 12;
 /// FLISR timing.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FlisrSettings {
-    /// Between retransmissions of an unacknowledged message.
+    /// Base wait before retransmitting an unacknowledged message; it
+    /// doubles with each retransmission, with jitter (see `backoff`).
     pub retry_interval: Duration,
     /// Retransmissions after the first send.
     pub max_retries: u8,
-    /// From voltage loss until an LMU that saw the fault decides without a
-    /// missing downstream report.
+    /// From voltage loss until an LMU that saw the fault, and heard from
+    /// no downstream LMU that saw it too, opens as the boundary.
     pub decide_timeout: Duration,
-    /// From voltage loss until an LMU that saw nothing opens without a
-    /// verdict.
-    pub verdict_timeout: Duration,
     /// How long a latched fault indication stays valid.
     pub fault_memory: Duration,
     /// Below this voltage on every phase the feeder is dead [pu].
@@ -76,14 +79,15 @@ pub struct FlisrSettings {
 }
 
 impl Default for FlisrSettings {
-    /// Retries every 40 ms, 5 times; decisions within 0.6 s and 1.2 s of
-    /// voltage loss, well inside a recloser's usual 2–5 s dead time.
+    /// Retransmissions after 50, 100, 200 and 400 ms (each up to half
+    /// again, at random) and 800 ms; a decision 0.8 s after voltage loss,
+    /// well inside a recloser's usual 2–5 s dead time, by when a report has
+    /// had four tries.
     fn default() -> Self {
         FlisrSettings {
-            retry_interval: Duration::from_millis(40),
+            retry_interval: Duration::from_millis(50),
             max_retries: 5,
-            decide_timeout: Duration::from_millis(600),
-            verdict_timeout: Duration::from_millis(1200),
+            decide_timeout: Duration::from_millis(800),
             fault_memory: Duration::from_secs(10),
             dead_pu: 0.1,
         }
@@ -300,10 +304,11 @@ pub enum LogEvent {
     VoltageRestored,
     /// This LMU is the upstream boundary of the faulted section.
     FaultLocated,
-    /// Opened as a boundary; `fail_safe` when for lack of messages.
+    /// Opened as a boundary of the faulted section.
     Isolated {
-        /// Opened without confirmation.
-        fail_safe: bool,
+        /// As its upstream boundary (else as a downstream one, on a
+        /// verdict).
+        upstream: bool,
     },
     /// A tie closed to restore.
     Restored,
@@ -506,31 +511,17 @@ impl Lmu {
         if let Some(x) = self.decide_due() {
             earliest(x);
         }
-        if let Some(x) = self.verdict_due() {
-            earliest(x);
-        }
         t
     }
 
-    /// When an LMU that saw the fault decides without a missing downstream
-    /// report: `decide_timeout` after voltage loss, if the fault is still
-    /// latched then and it has not judged.
+    /// When an LMU that saw the fault decides that no LMU below saw it:
+    /// `decide_timeout` after voltage loss, if the fault is still latched
+    /// then and it has not judged. The same instant for [`Lmu::poll_at`]
+    /// and the timer, so a due timer always makes progress.
     fn decide_due(&self) -> Option<Instant> {
         let d = self.dead_since?;
         let at = d + self.cfg.flisr.decide_timeout;
         (!self.round.judged && self.fault_latched(at)).then_some(at)
-    }
-
-    /// When an LMU that saw no fault opens without a verdict:
-    /// `verdict_timeout` after voltage loss, if no fault is latched then
-    /// and it has neither a verdict nor opened. (One that saw the fault
-    /// judges for itself instead.) The same instant for [`Lmu::poll_at`]
-    /// and the timer, so a due timer always makes progress.
-    fn verdict_due(&self) -> Option<Instant> {
-        let d = self.dead_since?;
-        let at = d + self.cfg.flisr.verdict_timeout;
-        (self.round.verdict.is_none() && !self.round.opened && !self.fault_latched(at))
-            .then_some(at)
     }
 
     /// Handles one input at `now`, appending to `out`.
@@ -627,34 +618,26 @@ impl Lmu {
         }
     }
 
-    /// The feeder just went dead: report upstream, tell downstream LMUs
-    /// what this one knows, act on a verdict that came early, judge if
-    /// every report is already in.
+    /// The feeder just went dead: an LMU that saw the fault reports it
+    /// upstream and judges at once if it heads a leaf section; one that saw
+    /// nothing stays silent and acts only on a verdict (which may have come
+    /// early).
     fn on_dead(&mut self, now: Instant, out: &mut Outputs) {
         let saw = self.fault_latched(now);
-        match self.cfg.upstream {
-            Some(u) => self.send_reliable(now, u, Message::Report { saw }, out),
-            None => {
-                // No LMU upstream: if this one saw nothing, the fault lies
-                // between it and the breaker.
-                self.round.verdict = Some(!saw);
-            }
-        }
         if !saw {
-            // No fault below this LMU: its section is healthy, so none of
-            // its downstream LMUs bounds the faulted one.
+            // No fault below this LMU: nothing to judge.
             self.round.judged = true;
-            let downstream = self.cfg.downstream.clone();
-            for d in downstream {
-                self.send_reliable(now, d, Message::Verdict { isolate: false }, out);
+            if self.round.verdict == Some(true) {
+                self.isolate(now, true, out);
             }
+            return;
         }
-        if self.round.verdict == Some(true) {
-            self.isolate(now, false, true, out);
+        if let Some(u) = self.cfg.upstream {
+            self.send_reliable(now, u, Message::Report { saw: true }, out);
         }
-        if saw && self.cfg.downstream.is_empty() {
+        if self.cfg.downstream.is_empty() {
             // A leaf section: nothing downstream to hear from.
-            self.judge(now, false, out);
+            self.judge(now, out);
         } else {
             self.try_judge(now, out);
         }
@@ -717,7 +700,7 @@ impl Lmu {
                     // Contactors switch only while the feeder is dead; an
                     // early verdict waits for the breaker to trip.
                     if isolate && self.dead_since.is_some() {
-                        self.isolate(now, false, true, out);
+                        self.isolate(now, true, out);
                     }
                 }
             }
@@ -779,60 +762,36 @@ impl Lmu {
         out.log(LogEvent::Executed(c));
     }
 
-    /// Judges once every downstream report is in, or one says it saw.
+    /// Judges as soon as a downstream LMU says it saw the fault too.
     fn try_judge(&mut self, now: Instant, out: &mut Outputs) {
         if self.round.judged || self.dead_since.is_none() || !self.fault_latched(now) {
             return;
         }
-        let r = &self.round.reports;
-        let any_saw = r.iter().any(|(_, s)| *s);
-        let all_in = self
-            .cfg
-            .downstream
-            .iter()
-            .all(|d| r.iter().any(|(id, _)| id == d));
-        if any_saw || all_in {
-            self.judge(now, false, out);
+        if self.round.reports.iter().any(|(_, s)| *s) {
+            self.judge(now, out);
         }
     }
 
-    /// Decides whether this LMU bounds the faulted section from upstream
-    /// (it saw the fault; no downstream LMU reported seeing it).
-    fn judge(&mut self, now: Instant, timed_out: bool, out: &mut Outputs) {
+    /// Decides whether this LMU bounds the faulted section from upstream:
+    /// it saw the fault, and no downstream LMU reported seeing it. If so it
+    /// opens and tells its downstream LMUs to isolate; if not, the fault
+    /// lies below and it does nothing.
+    fn judge(&mut self, now: Instant, out: &mut Outputs) {
         self.round.judged = true;
-        let any_saw = self.round.reports.iter().any(|(_, s)| *s);
-        let faulted_here = !any_saw;
-        if faulted_here {
-            out.log(LogEvent::FaultLocated);
-            let missing = self
-                .cfg
-                .downstream
-                .iter()
-                .any(|d| !self.round.reports.iter().any(|(id, _)| id == d));
-            self.isolate(now, timed_out && missing, false, out);
+        if self.round.reports.iter().any(|(_, s)| *s) {
+            return;
         }
+        out.log(LogEvent::FaultLocated);
+        self.isolate(now, false, out);
         let downstream = self.cfg.downstream.clone();
         for d in downstream {
-            self.send_reliable(
-                now,
-                d,
-                Message::Verdict {
-                    isolate: faulted_here,
-                },
-                out,
-            );
+            self.send_reliable(now, d, Message::Verdict { isolate: true }, out);
         }
     }
 
     /// Opens as a boundary; a downstream boundary then asks its tie to
     /// restore its subtree.
-    fn isolate(
-        &mut self,
-        now: Instant,
-        fail_safe: bool,
-        downstream_boundary: bool,
-        out: &mut Outputs,
-    ) {
+    fn isolate(&mut self, now: Instant, downstream_boundary: bool, out: &mut Outputs) {
         self.round.isolate = true;
         if !self.round.opened {
             self.round.opened = true;
@@ -840,7 +799,9 @@ impl Lmu {
                 self.closed = false;
                 out.contactor = Some(Contactor::Open);
             }
-            out.log(LogEvent::Isolated { fail_safe });
+            out.log(LogEvent::Isolated {
+                upstream: !downstream_boundary,
+            });
             if downstream_boundary
                 && !self.fault_latched(now)
                 && let Some(t) = self.cfg.restore_via
@@ -872,18 +833,13 @@ impl Lmu {
             if let Some(q) = self.pending.get_mut(i) {
                 q.tries += 1;
                 q.counter = counter;
-                q.next = now + f.retry_interval;
+                q.next = now + backoff(f.retry_interval, self.cfg.id, counter, q.tries);
             }
             i += 1;
         }
         // FLISR timeouts.
         if self.decide_due().is_some_and(|t| now >= t) {
-            self.judge(now, true, out);
-        }
-        if self.verdict_due().is_some_and(|t| now >= t) {
-            // No word from upstream: isolate conservatively.
-            self.round.verdict = Some(true);
-            self.isolate(now, true, true, out);
+            self.judge(now, out);
         }
         // Telemetry.
         if self.next_report.is_some_and(|t| now >= t) {
@@ -964,12 +920,26 @@ impl Lmu {
             msg,
             counter,
             tries: 0,
-            next: now + self.cfg.flisr.retry_interval,
+            next: now + backoff(self.cfg.flisr.retry_interval, self.cfg.id, counter, 0),
         };
         if self.pending.push(p).is_err() {
             out.overflowed = out.overflowed.saturating_add(1);
         }
     }
+}
+
+/// The wait before retransmission `k` (0 for the first) of a reliable
+/// message: `base · 2^k`, stretched by a factor in [1, 1.5) drawn from the
+/// sender, its frame counter and `k` (CoAP's confirmable rule, RFC 7252
+/// §4.8), so that LMUs that sent at one instant do not retry in step.
+fn backoff(base: Duration, id: u16, counter: u64, k: u8) -> Duration {
+    let mut h = (u64::from(id) << 48) ^ (counter << 8) ^ u64::from(k);
+    // SplitMix64's finaliser: a fixed, well-mixed hash.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    let us = base.total_micros() << k.min(16);
+    Duration::from_micros(us + us * (h % 1024) / 2048)
 }
 
 #[cfg(test)]
@@ -1218,7 +1188,13 @@ mod tests {
         }
         let mut n = Lmu::new(cfg, KEYS);
         let mut out = Outputs::default();
-        // Fill the frame list so the dead round's verdicts cannot all fit.
+        // It sees the fault, the feeder dies, and no LMU below reports: at
+        // its decision it tells all eight downstream LMUs to isolate.
+        n.handle(at_ms(0), Input::Phasors(&frame(0.4, 3000.0)), &mut out);
+        n.handle(at_ms(100), Input::Phasors(&frame(0.0, 0.0)), &mut out);
+        let decide = n.poll_at().unwrap();
+        out.clear();
+        // Fill the frame list so the verdicts cannot all fit.
         for _ in 0..MAX_OUT_FRAMES - 2 {
             out.frames
                 .push(OutFrame {
@@ -1227,7 +1203,7 @@ mod tests {
                 })
                 .unwrap();
         }
-        n.handle(at_ms(0), Input::Phasors(&frame(0.0, 0.0)), &mut out);
+        n.handle(decide, Input::Timer, &mut out);
         assert!(out.overflowed > 0);
         assert_eq!(n.overflowed(), u32::from(out.overflowed));
     }

@@ -148,6 +148,9 @@ pub struct MacFrame {
     /// Transmissions it took; set by the MAC when it reports the frame
     /// acknowledged or failed (0 when handed in).
     pub attempts: u8,
+    /// Urgent (protection traffic): queued ahead of every non-urgent frame
+    /// not yet in service.
+    pub urgent: bool,
 }
 
 /// An event of the radio model.
@@ -185,8 +188,22 @@ pub enum RadioOutput {
     },
     /// A unicast frame was acknowledged.
     Acked(MacFrame),
-    /// A frame was given up: channel busy or no ACK after every retry.
-    Failed(MacFrame),
+    /// A frame was given up, and why.
+    Failed(MacFrame, TxFailure),
+}
+
+/// Why the MAC gave a frame up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxFailure {
+    /// No ACK after every retry: the link failed.
+    NoAck,
+    /// The channel stayed busy through every CSMA backoff (congestion, not
+    /// the link).
+    ChannelAccess,
+    /// The transmit queue was full.
+    QueueFull,
+    /// The node is down.
+    Down,
 }
 
 #[derive(Clone, Debug)]
@@ -492,15 +509,27 @@ impl Radio {
         let limit = self.cfg.mac.queue_limit;
         let node = &mut self.nodes[s];
         if !node.up {
-            out.push(RadioOutput::Failed(frame));
+            out.push(RadioOutput::Failed(frame, TxFailure::Down));
             return (ev, out);
         }
         if node.queue.len() >= limit {
             self.stats.queue_drops += 1;
-            out.push(RadioOutput::Failed(frame));
+            out.push(RadioOutput::Failed(frame, TxFailure::QueueFull));
             return (ev, out);
         }
-        node.queue.push_back((frame, 0));
+        if frame.urgent {
+            // Behind the frame in service (the front) and earlier urgent
+            // ones, ahead of the rest.
+            let at = node
+                .queue
+                .iter()
+                .skip(1)
+                .position(|(f, _)| !f.urgent)
+                .map_or(node.queue.len(), |p| p + 1);
+            node.queue.insert(at, (frame, 0));
+        } else {
+            node.queue.push_back((frame, 0));
+        }
         self.kick(now, s as u32, &mut ev);
         (ev, out)
     }
@@ -607,7 +636,7 @@ impl Radio {
                 f.attempts = tries;
                 s.seq = s.seq.wrapping_add(1);
                 self.stats.access_failures += 1;
-                out.push(RadioOutput::Failed(f));
+                out.push(RadioOutput::Failed(f, TxFailure::ChannelAccess));
             }
             self.kick(now, n, ev);
             return;
@@ -893,7 +922,7 @@ impl Radio {
             f.attempts = tries + 1;
             s.seq = s.seq.wrapping_add(1);
             self.stats.retry_failures += 1;
-            out.push(RadioOutput::Failed(f));
+            out.push(RadioOutput::Failed(f, TxFailure::NoAck));
         } else {
             *tries += 1;
         }
@@ -929,6 +958,7 @@ mod tests {
                 payload_octets: 20,
                 tag,
                 attempts: 0,
+                urgent: false,
             };
             let (ev, out) = match e {
                 Ev::Radio(r) => self.radio.handle(now, r),
@@ -1007,7 +1037,7 @@ mod tests {
         assert!(
             net.outputs
                 .iter()
-                .any(|(_, o)| matches!(o, RadioOutput::Failed(f) if f.tag == 9))
+                .any(|(_, o)| matches!(o, RadioOutput::Failed(f, _) if f.tag == 9))
         );
         let s = net.radio.stats();
         // The first attempt and macMaxFrameRetries = 3 retries.
@@ -1175,6 +1205,7 @@ mod fault_tests {
                 payload_octets: 20,
                 tag: 1,
                 attempts: 0,
+                urgent: false,
             },
         );
         for (t, e) in ev {
@@ -1186,7 +1217,7 @@ mod fault_tests {
             for o in out {
                 match o {
                     RadioOutput::Acked(_) => return true,
-                    RadioOutput::Failed(_) => return false,
+                    RadioOutput::Failed(..) => return false,
                     RadioOutput::Delivered { .. } => {}
                 }
             }

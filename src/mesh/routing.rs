@@ -39,7 +39,7 @@ use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::phy;
-use super::radio::{BROADCAST, MacFrame, Radio, RadioEvent, RadioOutput};
+use super::radio::{BROADCAST, MacFrame, Radio, RadioEvent, RadioOutput, TxFailure};
 use crate::kernel::rng::stream;
 use crate::kernel::{SimDuration, SimTime};
 
@@ -167,6 +167,7 @@ enum Packet {
         tag: u64,
         hops: u8,
         octets: usize,
+        urgent: bool,
     },
 }
 
@@ -366,6 +367,20 @@ impl Mesh {
 
     /// Sends application data from `src` to `dst`.
     pub fn send(&mut self, now: SimTime, src: u32, dst: u32, octets: usize, tag: u64) -> Out {
+        self.send_class(now, src, dst, octets, tag, false)
+    }
+
+    /// Sends application data, urgent (protection traffic, queued ahead of
+    /// the rest at every hop) or not.
+    pub fn send_class(
+        &mut self,
+        now: SimTime,
+        src: u32,
+        dst: u32,
+        octets: usize,
+        tag: u64,
+        urgent: bool,
+    ) -> Out {
         let mut ev = Vec::new();
         let mut del = Vec::new();
         let p = Packet::Data {
@@ -374,6 +389,7 @@ impl Mesh {
             tag,
             hops: 0,
             octets,
+            urgent,
         };
         self.forward(now, src, p, &mut ev, &mut del);
         (ev, del)
@@ -425,6 +441,7 @@ impl Mesh {
         octets: usize,
         ev: &mut Vec<(SimTime, MeshEvent)>,
     ) {
+        let urgent = matches!(p, Packet::Data { urgent: true, .. });
         let tag = self.new_packet(p);
         let (e, out) = self.radio.send(
             now,
@@ -434,13 +451,14 @@ impl Mesh {
                 payload_octets: octets,
                 tag,
                 attempts: 0,
+                urgent,
             },
         );
         ev.extend(e.into_iter().map(|(t, e)| (t, MeshEvent::Radio(e))));
         // A frame refused at once (node down, queue full) is a failure.
         for o in out {
-            if let RadioOutput::Failed(f) = o {
-                self.failed(now, f, ev);
+            if let RadioOutput::Failed(f, why) = o {
+                self.failed(now, f, why, ev);
             }
         }
     }
@@ -509,6 +527,7 @@ impl Mesh {
             payload_octets: self.cfg.control_octets,
             tag,
             attempts: 0,
+            urgent: false,
         };
         let (e, _) = self.radio.send(now, frame);
         ev.extend(e.into_iter().map(|(t, e)| (t, MeshEvent::Radio(e))));
@@ -593,6 +612,7 @@ impl Mesh {
                         tag,
                         hops,
                         octets,
+                        urgent,
                     } => {
                         let p = Packet::Data {
                             src,
@@ -600,6 +620,7 @@ impl Mesh {
                             tag,
                             hops: hops + 1,
                             octets,
+                            urgent,
                         };
                         self.forward(now, at, p, ev, del);
                     }
@@ -609,17 +630,30 @@ impl Mesh {
                 self.learn(f.src, f.dst, f64::from(f.attempts.max(1)));
                 self.packets.remove(&f.tag);
             }
-            RadioOutput::Failed(f) => self.failed(now, f, ev),
+            RadioOutput::Failed(f, why) => self.failed(now, f, why, ev),
         }
     }
 
-    fn failed(&mut self, now: SimTime, f: MacFrame, ev: &mut Vec<(SimTime, MeshEvent)>) {
+    /// A unicast was given up. Only a missing ACK says something about the
+    /// link: a busy channel, a full queue or a node that is down do not
+    /// touch its ETX nor the parent (as Contiki-NG's link statistics skip
+    /// collisions and transmission errors).
+    fn failed(
+        &mut self,
+        now: SimTime,
+        f: MacFrame,
+        why: TxFailure,
+        ev: &mut Vec<(SimTime, MeshEvent)>,
+    ) {
         if f.dst == BROADCAST {
             return;
         }
         let p = self.packets.remove(&f.tag);
         if matches!(p, Some(Packet::Data { .. })) {
             self.stats.data_dropped += 1;
+        }
+        if why != TxFailure::NoAck {
+            return;
         }
         self.learn(f.src, f.dst, FAIL_ETX);
         if self.nodes[f.src as usize].parent == Some(f.dst) {
@@ -752,6 +786,7 @@ impl Mesh {
             tag,
             hops,
             octets,
+            urgent,
         } = p
         else {
             return;
@@ -790,6 +825,7 @@ impl Mesh {
                 tag,
                 hops,
                 octets,
+                urgent,
             },
             octets,
             ev,

@@ -14,8 +14,11 @@
 //! - **Isolate:** the moment every contactor of the minimal set is open
 //!   (or, when some of them never open, the last contactor that opened).
 //! - **Restore:** the moment the last customer outside the faulted section
-//!   that lost supply after the inception has it back; none if one is
-//!   still off at the end of the window or the run.
+//!   that lost supply after the inception has it back; none if one that
+//!   can be restored is still off at the end of the window or the run.
+//!   Customers below the faulted section can come back only through a tie;
+//!   those still off then are stranded, and count in the reliability
+//!   indices but not here.
 //! - **Minimal:** the contactors that opened are exactly the minimal set.
 
 use std::collections::BTreeSet;
@@ -128,16 +131,29 @@ pub fn outcomes(
             }
         }
         let isolate_s = minimal_open_at.or(last_open).map(since);
+        // Below the section's top: the section and what hangs from it.
+        let mut below = vec![false; n_buses];
+        below[top] = true;
+        for &x in &tree.order {
+            if let Some((p, _)) = tree.parent[x]
+                && below[p]
+            {
+                below[x] = true;
+            }
+        }
         // Healthy customers who lost supply after the inception.
         let mut restore = Some(f.at);
         for x in interruptions {
-            let healthy = !inside[customers[x.customer].bus];
-            if healthy && in_window(x.start) {
-                restore = match (restore, x.end) {
-                    (Some(r), Some(e)) if e <= until && e <= end => Some(r.max(e)),
-                    _ => None,
-                };
+            let bus = customers[x.customer].bus;
+            if inside[bus] || !in_window(x.start) {
+                continue;
             }
+            restore = match (restore, x.end) {
+                (Some(r), Some(e)) if e <= until && e <= end => Some(r.max(e)),
+                // Stranded below the faulted section: not restorable.
+                (r, _) if below[bus] => r,
+                _ => None,
+            };
         }
         out.push(FaultOutcome {
             at: f.at,

@@ -189,11 +189,10 @@ pub struct HostStats {
     pub frames_rejected: u64,
     /// Reboots.
     pub reboots: u64,
-    /// Contactors opened as a boundary of a faulted section, confirmed by
-    /// the neighbours' messages.
+    /// Contactors opened as the upstream boundary of a faulted section.
     pub isolations: u64,
-    /// Contactors opened fail-safe, for lack of messages.
-    pub isolations_fail_safe: u64,
+    /// Contactors opened as a downstream boundary, on a verdict.
+    pub isolations_downstream: u64,
 }
 
 /// A FLISR step an LMU took, for the per-fault metrics.
@@ -436,8 +435,10 @@ impl LmuHost {
                     e.executed.push(*c);
                 }
                 LogEvent::Rejected(_) => self.stats.frames_rejected += 1,
-                LogEvent::Isolated { fail_safe: true } => self.stats.isolations_fail_safe += 1,
-                LogEvent::Isolated { fail_safe: false } => self.stats.isolations += 1,
+                LogEvent::Isolated { upstream: true } => self.stats.isolations += 1,
+                LogEvent::Isolated { upstream: false } => {
+                    self.stats.isolations_downstream += 1;
+                }
                 LogEvent::FaultDetected { .. } => self.marks.push((now, n, FlisrMark::Detected)),
                 LogEvent::FaultLocated => self.marks.push((now, n, FlisrMark::Located)),
                 _ => {}

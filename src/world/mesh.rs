@@ -2,6 +2,7 @@
 //! frames over it: each frame's bytes travel with it, and its arrival is
 //! handed back to the world.
 
+use gridtwin_lmu::frame::FrameKind;
 use std::collections::BTreeMap;
 
 use crate::grid::network::{BranchKind, Network};
@@ -338,8 +339,15 @@ impl MeshApp {
             self.sent += 1;
         }
         let octets = bytes.len();
+        // FLISR traffic (reports, acks, switching) goes ahead of telemetry.
+        let urgent = matches!(
+            gridtwin_lmu::frame::Packet::new_checked(&bytes[..]).map(|p| p.kind()),
+            Ok(Some(
+                FrameKind::FaultReport | FrameKind::Ack | FrameKind::Switch
+            ))
+        );
         self.in_transit.insert(tag, (now, dst, bytes));
-        let (ev, del) = self.mesh.send(now, src, dst, octets, tag);
+        let (ev, del) = self.mesh.send_class(now, src, dst, octets, tag, urgent);
         (ev, self.delivered(del))
     }
 

@@ -819,7 +819,7 @@ pub fn run_driven<O: Observer<World>>(
         summary.set_u64("lmu.frames_rejected", s.frames_rejected);
         summary.set_u64("lmu.reboots", s.reboots);
         summary.set_u64("lmu.isolations", s.isolations);
-        summary.set_u64("lmu.isolations_fail_safe", s.isolations_fail_safe);
+        summary.set_u64("lmu.isolations_downstream", s.isolations_downstream);
     }
     if let Some(g) = world.gateway {
         files.push(("commands.csv".to_string(), g.commands_csv()));

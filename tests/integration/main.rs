@@ -4,6 +4,7 @@
 //! `scenarios/tests/`, and the library on generated input.
 
 mod cli;
+mod flisr;
 mod gateway;
 mod golden;
 mod grid_dss;
