@@ -499,6 +499,11 @@ impl Lmu {
         self.overflowed
     }
 
+    /// Its EN 50160 counts so far.
+    pub fn pq_summary(&self) -> crate::pq::PqSummary {
+        self.pq.summary()
+    }
+
     /// When the node next wants [`Input::Timer`], if ever.
     pub fn poll_at(&self) -> Option<Instant> {
         let mut t = self.next_report;

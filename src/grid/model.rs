@@ -214,6 +214,8 @@ struct Powers {
     pv: f64,
     /// Drawn by each customer.
     customer: Vec<f64>,
+    /// Injected by each PV system.
+    pv_each: Vec<f64>,
     /// Scheduled demand of interrupted customers.
     not_supplied: f64,
 }
@@ -262,6 +264,8 @@ pub struct GridModel {
     load_customer: Vec<usize>,
     /// Energy each customer drew [Wh].
     customer_wh: Vec<f64>,
+    /// Energy each PV system injected [Wh].
+    pv_wh: Vec<f64>,
 }
 
 /// Sets `values[i] = v` for every index given; whether any changed.
@@ -355,6 +359,7 @@ impl GridModel {
             powers: Powers::default(),
             off_since: vec![None; customers.len()],
             customer_wh: vec![0.0; customers.len()],
+            pv_wh: vec![0.0; net.pv.len()],
             customers,
             interruptions: Vec::new(),
             stats: Stats {
@@ -541,9 +546,34 @@ impl GridModel {
         &self.breakers
     }
 
-    /// Energy each customer drew so far [Wh] (to the last solve).
-    pub fn customer_energy_wh(&self) -> &[f64] {
-        &self.customer_wh
+    /// What the meters read at `now` (after [`GridModel::advance_to`]):
+    /// the energy each customer drew and each PV system injected since the
+    /// start [Wh], the state since the last solve included.
+    pub fn meters_at(&self, now: SimTime) -> (Vec<f64>, Vec<f64>) {
+        let dt_h = now.saturating_since(self.last_solve).as_secs_f64() / 3600.0;
+        let on = self.solution.is_some();
+        let add = |e: &[f64], p: &[f64]| -> Vec<f64> {
+            e.iter()
+                .zip(p.iter().chain(std::iter::repeat(&0.0)))
+                .map(|(e, p)| if on { e + p * dt_h } else { *e })
+                .collect()
+        };
+        (
+            add(&self.customer_wh, &self.powers.customer),
+            add(&self.pv_wh, &self.powers.pv_each),
+        )
+    }
+
+    /// Power drawn from the source now [kW] (what loads the transformer).
+    pub fn source_kw(&self) -> f64 {
+        self.powers.source.re / 1e3
+    }
+
+    /// The load elements of customer `c`.
+    pub fn customer_loads(&self, c: usize) -> Vec<usize> {
+        (0..self.load_customer.len())
+            .filter(|&l| self.load_customer[l] == c)
+            .collect()
     }
 
     fn changed(&mut self, topology: bool, now: SimTime, next: &mut Vec<(SimTime, GridEvent)>) {
@@ -684,6 +714,9 @@ impl GridModel {
         for (e, p) in self.customer_wh.iter_mut().zip(&self.powers.customer) {
             *e += p * dt_h;
         }
+        for (e, p) in self.pv_wh.iter_mut().zip(&self.powers.pv_each) {
+            *e += p * dt_h;
+        }
     }
 
     fn powers_of(&self, sol: &Solution) -> Powers {
@@ -714,14 +747,18 @@ impl GridModel {
             }
         }
         let mut pv = 0.0;
-        for g in &self.net.pv {
+        let mut pv_each = vec![0.0; self.net.pv.len()];
+        for (gi, g) in self.net.pv.iter().enumerate() {
             for k in (0..3).filter(|&k| g.phases[k] && sol.live[g.bus][k]) {
-                pv += (v[g.bus][k] * g.injection(v[g.bus][k]).conj()).re;
+                let p = (v[g.bus][k] * g.injection(v[g.bus][k]).conj()).re;
+                pv += p;
+                pv_each[gi] += p;
             }
         }
         Powers {
             source,
             load,
+            pv_each,
             pv,
             customer,
             not_supplied,

@@ -37,7 +37,7 @@ use super::consensus::{BftNet, ConsensusSettings, NetEvent, SigCache, validator_
 use super::crypto::BATCH_VERIFY_NS;
 use super::state::State;
 use super::tx::{Hash, Tx};
-use super::workload::{Workload, WorkloadSettings};
+use super::workload::{Readings, Workload, WorkloadSettings};
 use crate::kernel::{SimDuration, SimTime};
 use crate::metrics::{Summary, percentile};
 
@@ -485,19 +485,46 @@ impl ChainModel {
             (LedgerEvent::Net(_) | LedgerEvent::Aura(_), _) => Vec::new(),
             (LedgerEvent::Meter(k), _) => {
                 let txs = self.workload.meter(k);
-                let mut ev = self.submit(now, txs);
-                ev.push((
-                    now.saturating_add(self.settle_after),
-                    LedgerEvent::Settle(k),
-                ));
-                ev.push((now.saturating_add(self.interval), LedgerEvent::Meter(k + 1)));
-                ev
+                self.metered(now, k, txs)
             }
             (LedgerEvent::Settle(k), _) => {
                 let txs = self.workload.settle(k);
                 self.submit(now, txs)
             }
         }
+    }
+
+    /// The end of metering interval `k` with the consumers' and prosumers'
+    /// readings given (by the grid's meters), instead of the synthetic
+    /// ones of [`LedgerEvent::Meter`].
+    pub fn meter_with(
+        &mut self,
+        now: SimTime,
+        k: u64,
+        readings: &Readings,
+    ) -> Vec<(SimTime, LedgerEvent)> {
+        let txs = self.workload.meter_with(k, readings);
+        self.metered(now, k, txs)
+    }
+
+    fn metered(&mut self, now: SimTime, k: u64, txs: Vec<Tx>) -> Vec<(SimTime, LedgerEvent)> {
+        let mut ev = self.submit(now, txs);
+        ev.push((
+            now.saturating_add(self.settle_after),
+            LedgerEvent::Settle(k),
+        ));
+        ev.push((now.saturating_add(self.interval), LedgerEvent::Meter(k + 1)));
+        ev
+    }
+
+    /// The metering interval.
+    pub fn interval(&self) -> SimDuration {
+        self.interval
+    }
+
+    /// The workload (its participants and DR enrolments).
+    pub fn workload(&self) -> &Workload {
+        &self.workload
     }
 
     /// Writes the `ledger.*` metrics; returns `wallets.csv` and the first

@@ -1,6 +1,8 @@
-//! A synthetic workload for a ledger studied alone: plants with meters,
-//! consumers and prosumers with meters, their market orders, and the
-//! operator's settlements and demand-response events. The contracts
+//! The ledger's participants: plants with meters, consumers and prosumers
+//! with meters, their market orders, and the operator's settlements and
+//! demand-response events. Readings are synthetic for a ledger studied
+//! alone ([`Workload::meter`]) or given, e.g. by the grid's meters
+//! ([`Workload::meter_with`]); the plants' output is synthetic either way. The contracts
 //! themselves run on-chain ([`super::state::contracts`]); this module only
 //! submits what the participants would.
 //!
@@ -49,6 +51,18 @@ use crate::kernel::rng::stream;
 pub const CONSUMER_FUNDS: u64 = 1_000_000_000;
 /// Genesis balance of the operator, who pays DR rewards [µ-currency].
 pub const OPERATOR_FUNDS: u64 = 1_000_000_000_000;
+
+/// One interval's readings of the consumers and prosumers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Readings {
+    /// Each consumer's consumption [Wh].
+    pub consumer_wh: Vec<u64>,
+    /// Each prosumer's generation and consumption [Wh].
+    pub prosumer_wh: Vec<(u64, u64)>,
+    /// The neighbourhood's net demand [kW] as the grid measures it at the
+    /// transformer, if known (else the readings' net, plants included).
+    pub net_kw: Option<f64>,
+}
 
 /// The operator's demand-response policy.
 #[derive(Clone, Debug, PartialEq)]
@@ -298,9 +312,14 @@ impl Workload {
         &self.events
     }
 
+    /// The DR reduction an enrolled consumer applies (0 without DR).
+    pub fn dr_reduction(&self) -> f64 {
+        self.s.dr.as_ref().map_or(0.0, |d| d.reduction)
+    }
+
     /// Whether consumer `j` sheds load in interval `k` (it enrolled in an
     /// event covering `k`).
-    fn shedding(&self, j: u32, k: u64) -> bool {
+    pub fn shedding(&self, j: u32, k: u64) -> bool {
         self.enrols[j as usize] && self.events.iter().any(|&(f, l)| (f..=l).contains(&k))
     }
 
@@ -312,18 +331,62 @@ impl Workload {
         t
     }
 
-    /// The participants' transactions at the end of interval `k`:
-    /// readings, issues, market orders, and DR offers and enrolments (at
-    /// `k = 0` first the consumers' preferences).
+    /// The participants' transactions at the end of interval `k`, with
+    /// synthetic readings (see the module): readings, issues, market
+    /// orders, and DR offers and enrolments (at `k = 0` first the
+    /// consumers' preferences).
     pub fn meter(&mut self, k: u64) -> Vec<Tx> {
-        let interval = k as u32;
+        let m = self.synthetic(k);
+        self.meter_with(k, &m)
+    }
+
+    fn sun(&self, k: u64) -> f64 {
         let hours = self.s.interval.as_secs_f64() / 3600.0;
         let mid_h = (self.s.start_h + (k as f64 + 0.5) * hours) % 24.0;
-        let sun = if (6.0..18.0).contains(&mid_h) {
+        if (6.0..18.0).contains(&mid_h) {
             (std::f64::consts::PI * (mid_h - 6.0) / 12.0).sin()
         } else {
             0.0
-        };
+        }
+    }
+
+    /// Synthetic readings of interval `k` for the consumers and prosumers.
+    fn synthetic(&mut self, k: u64) -> Readings {
+        let hours = self.s.interval.as_secs_f64() / 3600.0;
+        let sun = self.sun(k);
+        let reduction = self.s.dr.as_ref().map_or(0.0, |d| d.reduction);
+        let consumer_wh = (0..self.s.consumers)
+            .map(|j| {
+                let noise = 0.7 + 0.6 * self.consumer_rng[j as usize].random::<f64>();
+                let shed = if self.shedding(j, k) { reduction } else { 0.0 };
+                (self.s.consumer_mean_kw * noise * (1.0 - shed) * hours * 1000.0).round() as u64
+            })
+            .collect();
+        let prosumer_wh = (0..self.s.prosumers)
+            .map(|q| {
+                let rng = &mut self.prosumer_rng[q as usize];
+                let weather = 0.6 + 0.4 * rng.random::<f64>();
+                let noise = 0.7 + 0.6 * rng.random::<f64>();
+                let gen_wh =
+                    (self.s.prosumer_peak_kw * sun * weather * hours * 1000.0).round() as u64;
+                let use_wh = (self.s.prosumer_mean_kw * noise * hours * 1000.0).round() as u64;
+                (gen_wh, use_wh)
+            })
+            .collect();
+        Readings {
+            consumer_wh,
+            prosumer_wh,
+            net_kw: None,
+        }
+    }
+
+    /// The participants' transactions at the end of interval `k` with the
+    /// consumers' and prosumers' readings given (e.g. by the grid's
+    /// meters); the plants' output stays synthetic.
+    pub fn meter_with(&mut self, k: u64, m: &Readings) -> Vec<Tx> {
+        let interval = k as u32;
+        let hours = self.s.interval.as_secs_f64() / 3600.0;
+        let sun = self.sun(k);
         let mut out = Vec::new();
         if k == 0 {
             for j in 0..self.s.consumers {
@@ -337,13 +400,13 @@ impl Workload {
             let weather = 0.6 + 0.4 * self.plant_rng[i as usize].random::<f64>();
             let wh = (self.s.plant_peak_kw * sun * weather * hours * 1000.0).round() as u64;
             net_wh -= wh as i64;
-            let m = self.plant_meter(i);
-            out.push(self.tx(m, TxBody::Reading { interval, wh }));
+            let meter = self.plant_meter(i);
+            out.push(self.tx(meter, TxBody::Reading { interval, wh }));
             if wh >= 1000 {
                 let plant = PlantId(i);
                 let kwh = wh / 1000;
                 out.push(self.tx(
-                    m,
+                    meter,
                     TxBody::Issue {
                         plant,
                         interval,
@@ -352,16 +415,12 @@ impl Workload {
                 ));
             }
         }
-        let reduction = self.s.dr.as_ref().map_or(0.0, |d| d.reduction);
         for j in 0..self.s.consumers {
-            let noise = 0.7 + 0.6 * self.consumer_rng[j as usize].random::<f64>();
-            let shed = if self.shedding(j, k) { reduction } else { 0.0 };
-            let wh =
-                (self.s.consumer_mean_kw * noise * (1.0 - shed) * hours * 1000.0).round() as u64;
+            let wh = m.consumer_wh.get(j as usize).copied().unwrap_or(0);
             net_wh += wh as i64;
             self.consumed_kwh += wh / 1000;
-            let m = self.consumer_meter(j);
-            out.push(self.tx(m, TxBody::Reading { interval, wh }));
+            let meter = self.consumer_meter(j);
+            out.push(self.tx(meter, TxBody::Reading { interval, wh }));
             if wh >= 1000 {
                 let a = self.consumer(j);
                 let price = self.bid_price[j as usize];
@@ -375,13 +434,10 @@ impl Workload {
         }
         let t = self.s.tariffs;
         for q in 0..self.s.prosumers {
+            let (gen_wh, use_wh) = m.prosumer_wh.get(q as usize).copied().unwrap_or((0, 0));
             let rng = &mut self.prosumer_rng[q as usize];
-            let weather = 0.6 + 0.4 * rng.random::<f64>();
-            let noise = 0.7 + 0.6 * rng.random::<f64>();
             let price =
                 t.feed_in + (t.grid.saturating_sub(t.feed_in) as f64 * rng.random::<f64>()) as u64;
-            let gen_wh = (self.s.prosumer_peak_kw * sun * weather * hours * 1000.0).round() as u64;
-            let use_wh = (self.s.prosumer_mean_kw * noise * hours * 1000.0).round() as u64;
             net_wh += use_wh as i64 - gen_wh as i64;
             let (pm, cm) = self.prosumer_meters(q);
             let plant = PlantId(self.s.plants + q);
@@ -435,18 +491,18 @@ impl Workload {
                 ));
             }
         }
-        self.demand_response(k, net_wh, hours, &mut out);
+        let net_kw = m.net_kw.unwrap_or(net_wh as f64 / 1000.0 / hours);
+        self.demand_response(k, net_kw, &mut out);
         out
     }
 
     /// Posts a DR event over the next intervals when the net demand of
     /// interval `k` exceeds the threshold and no event is open, and enrols
     /// the participating consumers.
-    fn demand_response(&mut self, k: u64, net_wh: i64, hours: f64, out: &mut Vec<Tx>) {
+    fn demand_response(&mut self, k: u64, net_kw: f64, out: &mut Vec<Tx>) {
         let Some(d) = self.s.dr.clone() else {
             return;
         };
-        let net_kw = net_wh as f64 / 1000.0 / hours;
         let first = k + 2;
         let last = first + u64::from(d.duration.max(1)) - 1;
         if net_kw <= d.threshold_kw || !self.open_events.is_empty() || first < u64::from(d.baseline)

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::grid::model::{GridEvent, GridModel};
 use crate::kernel::SimTime;
 use crate::ledger::bft::{Behaviour, Timing};
 use crate::ledger::chain::MICRO;
@@ -10,12 +11,121 @@ use crate::ledger::chain::{ChainModel, ChainSettings, Protocol};
 use crate::ledger::consensus::ConsensusSettings;
 use crate::ledger::net::NetSettings;
 use crate::ledger::net::{BRIDGE, ValidatorFault};
+use crate::ledger::workload::Readings;
 use crate::ledger::workload::{DrSettings, WorkloadSettings};
 use crate::scenario::Scenario;
 use crate::scenario::dto::{ByzantineModeFile, ConsensusFile, FaultFile, LedgerFile};
 
-/// The ledger model of a scenario.
-pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
+/// The grid's meters feeding the ledger: every customer of the feeder is a
+/// ledger consumer, or a prosumer when a PV system sits at its bus (the
+/// first customer there owns it). Each metering interval, the energy each
+/// drew and each PV injected since the last reading become the readings;
+/// the interval's mean net demand of the feeder triggers demand response; and an enrolled consumer's loads shed the DR reduction for
+/// the event's intervals, which the grid (and so the meters) then sees.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GridMeters {
+    /// Consumer `j` is grid customer `consumers[j]`.
+    consumers: Vec<usize>,
+    /// Prosumer `q` is a grid customer and its PV systems.
+    prosumers: Vec<(usize, Vec<usize>)>,
+    last_customer_wh: Vec<f64>,
+    last_pv_wh: Vec<f64>,
+    /// Whether each consumer's loads are shed now.
+    shed: Vec<bool>,
+}
+
+impl GridMeters {
+    /// The meters of `grid`'s customers and PV systems.
+    pub fn of(grid: &GridModel) -> GridMeters {
+        let customers = grid.customers();
+        let mut owner: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (p, pv) in grid.network().pv.iter().enumerate() {
+            if let Some(c) = customers.iter().position(|c| c.bus == pv.bus) {
+                owner.entry(c).or_default().push(p);
+            }
+        }
+        let consumers: Vec<usize> = (0..customers.len())
+            .filter(|c| !owner.contains_key(c))
+            .collect();
+        GridMeters {
+            shed: vec![false; consumers.len()],
+            consumers,
+            prosumers: owner.into_iter().collect(),
+            last_customer_wh: vec![0.0; customers.len()],
+            last_pv_wh: vec![0.0; grid.network().pv.len()],
+        }
+    }
+
+    /// The readings of the interval of `hours` that ends at `now` (the grid
+    /// brought up to `now` first). The net demand is the interval's mean:
+    /// the customers' energy less the PV's, over its length (losses aside).
+    pub fn read(&mut self, grid: &GridModel, now: SimTime, hours: f64) -> Readings {
+        let (cust, pv) = grid.meters_at(now);
+        let wh = |now: f64, last: f64| (now - last).max(0.0).round() as u64;
+        let used: f64 = cust
+            .iter()
+            .zip(&self.last_customer_wh)
+            .map(|(a, b)| a - b)
+            .sum();
+        let made: f64 = pv.iter().zip(&self.last_pv_wh).map(|(a, b)| a - b).sum();
+        let r = Readings {
+            consumer_wh: self
+                .consumers
+                .iter()
+                .map(|&c| wh(cust[c], self.last_customer_wh[c]))
+                .collect(),
+            prosumer_wh: self
+                .prosumers
+                .iter()
+                .map(|(c, pvs)| {
+                    let made: u64 = pvs.iter().map(|&p| wh(pv[p], self.last_pv_wh[p])).sum();
+                    (made, wh(cust[*c], self.last_customer_wh[*c]))
+                })
+                .collect(),
+            net_kw: (hours > 0.0).then(|| (used - made) / 1000.0 / hours),
+        };
+        self.last_customer_wh = cust;
+        self.last_pv_wh = pv;
+        r
+    }
+
+    /// Sheds or restores each consumer's loads for interval `k + 1` (which
+    /// starts now) by its DR enrolment; returns the grid's events.
+    pub fn demand_response(
+        &mut self,
+        grid: &mut GridModel,
+        chain: &ChainModel,
+        now: SimTime,
+        k: u64,
+    ) -> Vec<(SimTime, GridEvent)> {
+        let w = chain.workload();
+        let factor = 1.0 - w.dr_reduction();
+        let mut ev = Vec::new();
+        for (j, &c) in self.consumers.iter().enumerate() {
+            let want = w.shedding(j as u32, k + 1);
+            if want != self.shed[j] {
+                self.shed[j] = want;
+                let loads = grid.customer_loads(c);
+                ev.extend(grid.set_load_scale(now, &loads, if want { factor } else { 1.0 }));
+            }
+        }
+        ev
+    }
+
+    /// Consumers and prosumers.
+    pub fn counts(&self) -> (u32, u32) {
+        (self.consumers.len() as u32, self.prosumers.len() as u32)
+    }
+}
+
+/// The ledger model of a scenario, fed by the grid's meters when there is
+/// a grid.
+pub fn build(
+    scenario: &Scenario,
+    l: &LedgerFile,
+    grid: Option<&GridModel>,
+) -> (ChainModel, Option<GridMeters>) {
+    let meters = grid.map(GridMeters::of);
     let t = |d| SimTime::ZERO.saturating_add(d);
     let mut behaviour = BTreeMap::new();
     let mut delay = BTreeMap::new();
@@ -58,7 +168,7 @@ pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
         }
     }
     let w = &l.workload;
-    ChainModel::new(
+    let chain = ChainModel::new(
         ChainSettings {
             consensus: ConsensusSettings {
                 n: l.validators,
@@ -84,13 +194,13 @@ pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
             max_block_txs: l.max_block_txs,
             workload: WorkloadSettings {
                 plants: w.plants,
-                consumers: w.consumers,
+                consumers: meters.as_ref().map_or(w.consumers, |m| m.counts().0),
                 interval: w.interval,
                 plant_peak_kw: w.plant_peak_kw,
                 consumer_mean_kw: w.consumer_mean_kw,
                 preferences: w.preferences,
                 start_h: w.start_h,
-                prosumers: w.prosumers,
+                prosumers: meters.as_ref().map_or(w.prosumers, |m| m.counts().1),
                 prosumer_peak_kw: w.prosumer_peak_kw,
                 prosumer_mean_kw: w.prosumer_mean_kw,
                 tariffs: crate::ledger::market::Tariffs {
@@ -113,7 +223,8 @@ pub fn build(scenario: &Scenario, l: &LedgerFile) -> ChainModel {
             },
         },
         scenario.seed,
-    )
+    );
+    (chain, meters)
 }
 
 /// A price [currency/kWh] in whole µ-units (validated finite and ≥ 0).

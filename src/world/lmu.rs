@@ -26,6 +26,7 @@ use crate::grid::network::Network;
 use crate::grid::powerflow::{Solution, branch_flows};
 use crate::kernel::rng::stream;
 use crate::kernel::{EventId, SimDuration, SimTime};
+use crate::metrics::Summary;
 
 /// The keys of the simulated system. They are fixed: they protect frames
 /// between models of one run, and the run is public anyway.
@@ -195,6 +196,13 @@ pub struct HostStats {
     pub isolations_downstream: u64,
 }
 
+/// Whether an LMU's record meets EN 50160: at least 95 % of its completed
+/// 10-minute intervals within every limit (the standard's criterion over a
+/// week, applied to the run); `None` before its first interval.
+pub fn en50160_compliant(intervals: u32, compliant: u32) -> Option<bool> {
+    (intervals > 0).then(|| u64::from(compliant) * 100 >= u64::from(intervals) * 95)
+}
+
 /// A FLISR step an LMU took, for the per-fault metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlisrMark {
@@ -271,6 +279,56 @@ impl LmuHost {
     /// Counters so far.
     pub fn stats(&self) -> HostStats {
         self.stats
+    }
+
+    /// Writes `pq.*` (EN 50160 compliance per LMU: at least 95 % of its
+    /// completed 10-minute intervals within every limit) and returns
+    /// `lmus.csv`, one row per LMU.
+    pub fn pq_finish(&self, net: &Network, summary: &mut Summary) -> Vec<u8> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = "writing CSV to memory cannot fail";
+        w.write_record([
+            "lmu",
+            "bus",
+            "intervals",
+            "compliant_intervals",
+            "en50160_compliant",
+            "dips",
+            "swells",
+            "interruptions",
+        ])
+        .expect(io);
+        let (mut judged, mut compliant) = (0u64, 0u64);
+        for (n, node) in self.nodes.iter().enumerate() {
+            let (Some(lmu), Some(place)) = (&node.lmu, &node.place) else {
+                continue;
+            };
+            let pq = lmu.pq_summary();
+            let ok = en50160_compliant(pq.intervals, pq.compliant_intervals);
+            if let Some(ok) = ok {
+                judged += 1;
+                compliant += u64::from(ok);
+            }
+            w.write_record([
+                n.to_string(),
+                net.buses[place.bus].name.clone(),
+                pq.intervals.to_string(),
+                pq.compliant_intervals.to_string(),
+                ok.map_or(String::new(), |b| b.to_string()),
+                pq.dips.to_string(),
+                pq.swells.to_string(),
+                pq.interruptions.to_string(),
+            ])
+            .expect(io);
+        }
+        if judged > 0 {
+            summary.set_f64(
+                "pq.en50160_compliant_share",
+                compliant as f64 / judged as f64,
+            );
+        }
+        summary.set_u64("pq.lmus_judged", judged);
+        w.into_inner().expect(io)
     }
 
     /// The FLISR steps so far: (time, node, step), in time order.

@@ -143,6 +143,8 @@ pub struct World {
     gateway: Option<gateway::GatewayApp>,
     /// The ledger, if the scenario has one.
     ledger: Option<crate::ledger::chain::ChainModel>,
+    /// The grid's meters feeding the ledger (with a grid and a ledger).
+    meters: Option<ledger::GridMeters>,
     /// Mesh frames that carry commands: tag → command id.
     command_tags: BTreeMap<u64, String>,
     /// The grid solves the LMUs have measured.
@@ -497,7 +499,31 @@ impl Handler for World {
             Event::Ledger(e) => {
                 let now = cx.now();
                 let mut r = Ok(());
-                if let Some(l) = &mut self.ledger {
+                if let (crate::ledger::chain::LedgerEvent::Meter(k), Some(l), Some(m), Some(g)) =
+                    (&e, &mut self.ledger, &mut self.meters, &mut self.grid)
+                {
+                    // The grid's meters read the interval, and DR enrolments
+                    // shed loads from now.
+                    let k = *k;
+                    let res = g.advance_to(now).map_err(|e| WorldError::grid(now, e));
+                    let readings = m.read(g, now, l.interval().as_secs_f64() / 3600.0);
+                    let mut ev: Vec<Event> = Vec::new();
+                    let mut at = Vec::new();
+                    for (t, e) in l.meter_with(now, k, &readings) {
+                        at.push(t);
+                        ev.push(Event::Ledger(e));
+                    }
+                    for (t, e) in m.demand_response(g, l, now, k) {
+                        at.push(t);
+                        ev.push(Event::Grid(e));
+                    }
+                    r = res.and_then(|()| {
+                        for (t, e) in at.into_iter().zip(ev) {
+                            cx.schedule_at(t, e)?;
+                        }
+                        Ok(())
+                    });
+                } else if let Some(l) = &mut self.ledger {
                     for (t, e) in l.handle(now, e) {
                         if let Err(err) = cx.schedule_at(t, Event::Ledger(e)) {
                             r = Err(WorldError::from(err));
@@ -623,7 +649,13 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
             sim.schedule_at(t, Event::Gateway(e))?;
         }
     }
-    let ledger = scenario.ledger.as_ref().map(|l| ledger::build(scenario, l));
+    let (ledger, meters) = match &scenario.ledger {
+        Some(l) => {
+            let (c, m) = ledger::build(scenario, l, grid.as_ref());
+            (Some(c), m)
+        }
+        None => (None, None),
+    };
     if let Some(l) = &ledger {
         for (t, e) in l.start() {
             if t <= end {
@@ -642,6 +674,7 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         lmus,
         gateway,
         ledger,
+        meters,
         command_tags: BTreeMap::new(),
         solves_seen: 0,
         dr_generation: BTreeMap::new(),
@@ -789,6 +822,10 @@ pub fn run_driven<O: Observer<World>>(
     let mut series = vec![world.sampler.series];
     let mut files = Vec::new();
     if let (Some(g), Some(h)) = (&world.grid, &world.lmus) {
+        files.push((
+            "lmus.csv".to_string(),
+            h.pq_finish(g.network(), &mut summary),
+        ));
         let o = flisr::outcomes(
             g.network(),
             g.faults(),

@@ -223,3 +223,55 @@ fn waiting_for_transactions_skips_empty_blocks() {
     assert!(num(e, "ledger.blocks_final") > 20.0 * blocks);
     assert!(num(l, "ledger.tx_latency_p50_s") < num(e, "ledger.tx_latency_p50_s"));
 }
+
+/// With a grid, the ledger is fed by the grid's meters: every customer of
+/// the EU LV feeder is a consumer (those with PV prosumers), metered
+/// hourly; demand-response incentives shed the enrolled customers' loads
+/// in the grid, which draws less energy, and the meters' reduction is paid
+/// on chain. Compared with the same day without DR (same seed).
+#[test]
+fn grid_metering_feeds_the_ledger_and_demand_response_sheds_grid_load() {
+    let Some(dir) = crate::refdata("ieee_eu_lv") else {
+        return;
+    };
+    let src = |dr: &str| {
+        format!(
+            "(duration: \"22h\", outputs: (sample_interval: \"1h\"),
+              grid: (feeder: Dss({:?}),
+                     pv: [(name: \"pv_34\", bus: \"34\", phases: \"a\", kw: 4.0, profile: ClearSky(latitude_deg: 52.0))]),
+              ledger: (validators: 4, wait_for_txs: \"5min\",
+                       workload: (plants: 4, preferences: 2, interval: \"1h\", settle_after: \"5min\"{dr})))",
+            dir.join("dss/Master.dss")
+        )
+    };
+    let with = world::run(
+        &scenario(&src(
+            ", dr: (threshold_kw: 25.0, duration: 2, baseline: 3, participation: 0.5, reduction: 0.3)",
+        )),
+        1,
+        &mut (),
+    )
+    .unwrap();
+    let without = world::run(&scenario(&src("")), 1, &mut ()).unwrap();
+    let (w, o) = (&with.summary, &without.summary);
+    for s in [w, o] {
+        assert_eq!(num(s, "ledger.invariant_violations"), 0.0);
+        assert!(num(s, "ledger.traced_kwh") > 0.0);
+    }
+    // 55 customers: 54 consumers and one prosumer (bus 34's PV) in the
+    // wallets (those that claimed anything).
+    let wallets = &with
+        .files
+        .iter()
+        .find(|(n, _)| n == "wallets.csv")
+        .unwrap()
+        .1;
+    assert!(String::from_utf8_lossy(wallets).lines().count() > 10);
+    assert!(num(w, "dr.events") >= 1.0);
+    let paid_kwh = num(w, "dr.reduced_kwh");
+    assert!(paid_kwh > 0.0, "{paid_kwh}");
+    // The grid saw the shedding: less energy drawn by the loads.
+    let shed = num(o, "grid.energy_load_kwh") - num(w, "grid.energy_load_kwh");
+    assert!(shed > 1.0, "{shed} kWh");
+    assert_eq!(num(o, "dr.events"), 0.0);
+}
