@@ -896,8 +896,8 @@ impl GridModel {
 
     /// Closes the books at `end`: integrates energy to `end`, writes the
     /// headline metrics (grid and reliability) into `summary`, and hands
-    /// over the time series and `customers.csv`.
-    pub fn finish(mut self, end: SimTime, summary: &mut Summary) -> (TimeSeries, Vec<u8>) {
+    /// over the time series.
+    pub fn finish(mut self, end: SimTime, summary: &mut Summary) -> TimeSeries {
         let dt_h = end.saturating_since(self.last_solve).as_secs_f64() / 3600.0;
         self.accumulate(dt_h);
         let s = &self.stats;
@@ -961,46 +961,62 @@ impl GridModel {
             "reliability.ens_kwh",
             self.stats.energy_not_supplied_wh / 1e3,
         );
-        let customers = self.customers_csv(end);
-        (self.series, customers)
+        self.series
     }
 
     /// `customers.csv`: one row per customer.
-    fn customers_csv(&self, end: SimTime) -> Vec<u8> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let io = "writing CSV to memory cannot fail";
-        w.write_record([
-            "customer",
-            "bus",
-            "interruptions",
-            "momentary_interruptions",
-            "minutes_off",
-            "energy_kwh",
-        ])
-        .expect(io);
-        for (i, c) in self.customers.iter().enumerate() {
-            let (mut sustained, mut momentary, mut minutes) = (0u64, 0u64, 0.0);
-            for x in self.interruptions.iter().filter(|x| x.customer == i) {
-                let d = x.end.unwrap_or(end).saturating_since(x.start);
-                minutes += d.as_secs_f64() / 60.0;
-                if d > SUSTAINED {
-                    sustained += 1;
-                } else {
-                    momentary += 1;
+    /// Each customer's record at `end`: interruptions and energy.
+    pub fn customer_records(&self, end: SimTime) -> Vec<CustomerRecord> {
+        let (energy, pv) = self.meters_at(end);
+        self.customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut r = CustomerRecord {
+                    name: c.name.clone(),
+                    bus: c.bus,
+                    energy_kwh: energy[i] / 1e3,
+                    pv_kwh: self
+                        .net
+                        .pv
+                        .iter()
+                        .zip(&pv)
+                        .filter(|(g, _)| g.bus == c.bus)
+                        .fold(0.0, |a, (_, e)| a + e / 1e3),
+                    ..CustomerRecord::default()
+                };
+                for x in self.interruptions.iter().filter(|x| x.customer == i) {
+                    let d = x.end.unwrap_or(end).saturating_since(x.start);
+                    r.minutes_off += d.as_secs_f64() / 60.0;
+                    if d > SUSTAINED {
+                        r.interruptions += 1;
+                    } else {
+                        r.momentary += 1;
+                    }
                 }
-            }
-            w.write_record([
-                c.name.clone(),
-                self.net.buses[c.bus].name.clone(),
-                sustained.to_string(),
-                momentary.to_string(),
-                minutes.to_string(),
-                (self.customer_wh[i] / 1e3).to_string(),
-            ])
-            .expect(io);
-        }
-        w.into_inner().expect(io)
+                r
+            })
+            .collect()
     }
+}
+
+/// One customer's record over a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CustomerRecord {
+    /// The load's name.
+    pub name: String,
+    /// Its bus.
+    pub bus: usize,
+    /// Sustained interruptions (longer than [`SUSTAINED`]).
+    pub interruptions: u64,
+    /// Momentary interruptions.
+    pub momentary: u64,
+    /// Minutes without supply [min].
+    pub minutes_off: f64,
+    /// Energy its loads drew [kWh].
+    pub energy_kwh: f64,
+    /// Energy PV at its bus injected [kWh].
+    pub pv_kwh: f64,
 }
 
 /// Interruptions longer than this are sustained (IEEE 1366, EN 50160: more

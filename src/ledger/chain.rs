@@ -517,6 +517,11 @@ impl ChainModel {
         ev
     }
 
+    /// The committed state.
+    pub fn state(&self) -> &super::state::State {
+        self.engine.app().ledger.state()
+    }
+
     /// The metering interval.
     pub fn interval(&self) -> SimDuration {
         self.interval

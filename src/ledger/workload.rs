@@ -274,12 +274,28 @@ impl Workload {
         AccountId(1 + self.s.plants + i)
     }
 
-    fn consumer(&self, j: u32) -> AccountId {
+    /// Consumer `j`'s account.
+    pub fn consumer(&self, j: u32) -> AccountId {
         AccountId(1 + 2 * self.s.plants + j)
     }
 
     fn consumer_meter(&self, j: u32) -> AccountId {
         AccountId(1 + 2 * self.s.plants + self.s.consumers + j)
+    }
+
+    /// The kind of plant `p`: a community plant outside the feeder, or a
+    /// prosumer's rooftop PV.
+    pub fn plant_kind(&self, p: PlantId) -> &'static str {
+        if p.0 < self.s.plants {
+            "community"
+        } else {
+            "rooftop"
+        }
+    }
+
+    /// The market's tariffs.
+    pub fn tariffs(&self) -> Tariffs {
+        self.s.tariffs
     }
 
     /// Consumer accounts, in order.
@@ -292,7 +308,8 @@ impl Workload {
         (0..self.s.prosumers).map(|k| self.prosumer(k)).collect()
     }
 
-    fn prosumer(&self, k: u32) -> AccountId {
+    /// Prosumer `k`'s account.
+    pub fn prosumer(&self, k: u32) -> AccountId {
         AccountId(1 + 2 * self.s.plants + 2 * self.s.consumers + k)
     }
 

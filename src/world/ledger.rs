@@ -11,6 +11,7 @@ use crate::ledger::chain::{ChainModel, ChainSettings, Protocol};
 use crate::ledger::consensus::ConsensusSettings;
 use crate::ledger::net::NetSettings;
 use crate::ledger::net::{BRIDGE, ValidatorFault};
+use crate::ledger::tx::AccountId;
 use crate::ledger::workload::Readings;
 use crate::ledger::workload::{DrSettings, WorkloadSettings};
 use crate::scenario::Scenario;
@@ -110,6 +111,18 @@ impl GridMeters {
             }
         }
         ev
+    }
+
+    /// The ledger account of grid customer `c`.
+    pub fn account_of(&self, chain: &ChainModel, c: usize) -> Option<AccountId> {
+        let w = chain.workload();
+        if let Some(j) = self.consumers.iter().position(|&x| x == c) {
+            return Some(w.consumer(j as u32));
+        }
+        self.prosumers
+            .iter()
+            .position(|(x, _)| *x == c)
+            .map(|q| w.prosumer(q as u32))
     }
 
     /// Consumers and prosumers.

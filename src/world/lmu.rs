@@ -281,6 +281,13 @@ impl LmuHost {
         self.stats
     }
 
+    /// Whether node `n`'s record meets EN 50160 (`None`: no LMU, or no
+    /// interval completed yet).
+    pub fn en50160(&self, n: u32) -> Option<bool> {
+        let pq = self.nodes.get(n as usize)?.lmu.as_ref()?.pq_summary();
+        en50160_compliant(pq.intervals, pq.compliant_intervals)
+    }
+
     /// Writes `pq.*` (EN 50160 compliance per LMU: at least 95 % of its
     /// completed 10-minute intervals within every limit) and returns
     /// `lmus.csv`, one row per LMU.

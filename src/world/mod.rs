@@ -29,6 +29,7 @@
 //! its set-points change the grid at once, with the re-solve scheduled at
 //! the same instant.
 
+pub mod customers;
 pub mod flisr;
 pub mod gateway;
 pub mod grid;
@@ -839,10 +840,19 @@ pub fn run_driven<O: Observer<World>>(
             flisr::finish(&o, g.network(), &mut summary),
         ));
     }
+    if let Some(g) = &world.grid {
+        let records = g.customer_records(stats.end);
+        let ledger = match (&world.ledger, &world.meters) {
+            (Some(l), Some(m)) => Some((l, m)),
+            _ => None,
+        };
+        files.push((
+            "customers.csv".to_string(),
+            customers::csv(g.network(), &records, world.lmus.as_ref(), ledger),
+        ));
+    }
     if let Some(g) = world.grid {
-        let (s, customers) = g.finish(stats.end, &mut summary);
-        series.push(s);
-        files.push(("customers.csv".to_string(), customers));
+        series.push(g.finish(stats.end, &mut summary));
     }
     if let Some(m) = world.mesh {
         m.finish(&mut summary);

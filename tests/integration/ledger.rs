@@ -274,4 +274,27 @@ fn grid_metering_feeds_the_ledger_and_demand_response_sheds_grid_load() {
     let shed = num(o, "grid.energy_load_kwh") - num(w, "grid.energy_load_kwh");
     assert!(shed > 1.0, "{shed} kWh");
     assert_eq!(num(o, "dr.events"), 0.0);
+
+    // The customer view: a row per customer; the traced kWh split by kind
+    // adds up, never exceeds the consumption, and the DR rewards of the
+    // rows add up to the chain's (to rounding in the last µ-unit).
+    let csv = &with.files.iter().find(|(n, _)| n == "customers.csv").unwrap().1;
+    let mut r = csv::Reader::from_reader(&csv[..]);
+    let head = r.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 55);
+    let f = |row: &csv::StringRecord, name: &str| row[col(name)].parse::<f64>().unwrap();
+    let mut rewards = 0.0;
+    for row in &rows {
+        let traced = f(row, "traced_kwh");
+        assert_eq!(
+            traced,
+            f(row, "origin_community_kwh") + f(row, "origin_rooftop_kwh")
+        );
+        assert!(traced <= f(row, "consumption_kwh") + 1e-9);
+        rewards += f(row, "dr_rewards");
+        assert!(f(row, "net_bill").is_finite());
+    }
+    assert!((rewards - num(w, "dr.rewards")).abs() < 1e-6);
 }
