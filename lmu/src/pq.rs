@@ -2,7 +2,11 @@
 //!
 //! Measurements are aggregated, as IEC 61000-4-30 class S prescribes, into
 //! 10-minute values aligned to the clock: the RMS of the RMS voltages per
-//! phase, and the RMS of THD and of unbalance. Each 10-minute interval is
+//! phase, and the RMS of THD and of unbalance. Each measurement holds until
+//! the next and weighs by that time, so the aggregate is the same whether
+//! measurements come every cycle (on a board) or only when the grid
+//! changes (in a simulation); an interval with no measurement of its own
+//! holds the last one. Each 10-minute interval is
 //! compliant when, against the declared voltage `Un` (230 V by default):
 //!
 //! | quantity | EN 50160 limit |
@@ -68,11 +72,14 @@ pub struct PqSummary {
 #[derive(Clone, Debug)]
 pub struct PqMonitor {
     un: f32,
-    window: u64,
+    /// The last measurement: (time [µs], v², THD², unbalance²).
+    held: Option<(u64, [f32; 3], [f32; 3], f32)>,
+    /// Time-weighted sums of the interval so far [·s].
     v2_sum: [f32; 3],
     thd2_sum: [f32; 3],
     unb2_sum: f32,
-    n: u32,
+    /// Time covered so far in the interval [s].
+    covered_s: f32,
     event: Option<PqEvent>,
     summary: PqSummary,
 }
@@ -82,11 +89,11 @@ impl PqMonitor {
     pub fn new(un: f32) -> PqMonitor {
         PqMonitor {
             un,
-            window: u64::MAX,
+            held: None,
             v2_sum: [0.0; 3],
             thd2_sum: [0.0; 3],
             unb2_sum: 0.0,
-            n: 0,
+            covered_s: 0.0,
             event: None,
             summary: PqSummary::default(),
         }
@@ -104,10 +111,10 @@ impl PqMonitor {
 
     /// Closes the current interval into the counts.
     fn close_interval(&mut self) {
-        if self.n == 0 {
+        if self.covered_s <= 0.0 {
             return;
         }
-        let n = self.n as f32;
+        let n = self.covered_s;
         let band = |v2: f32| {
             let pu = libm::sqrtf(v2 / n) / self.un;
             (1.0 - BAND_PU..=1.0 + BAND_PU).contains(&pu)
@@ -125,29 +132,40 @@ impl PqMonitor {
         self.v2_sum = [0.0; 3];
         self.thd2_sum = [0.0; 3];
         self.unb2_sum = 0.0;
-        self.n = 0;
+        self.covered_s = 0.0;
     }
 
     /// Takes one measurement at `now`; returns an event that began with it.
     pub fn update(&mut self, now: Instant, m: &Measurement) -> Option<PqEvent> {
-        let window = now.total_micros() / INTERVAL.total_micros();
-        if window != self.window {
-            if self.window != u64::MAX {
-                self.close_interval();
+        let t = now.total_micros();
+        let w = INTERVAL.total_micros();
+        // The last measurement held from its time until now, interval by
+        // interval.
+        if let Some((mut a, v2, thd2, unb2)) = self.held {
+            while a < t {
+                let boundary = (a / w + 1) * w;
+                let b = if boundary < t { boundary } else { t };
+                let dt = (b - a) as f32 / 1e6;
+                for (sum, x) in self.v2_sum.iter_mut().zip(v2) {
+                    *sum += x * dt;
+                }
+                for (sum, x) in self.thd2_sum.iter_mut().zip(thd2) {
+                    *sum += x * dt;
+                }
+                self.unb2_sum += unb2 * dt;
+                self.covered_s += dt;
+                if b == boundary {
+                    self.close_interval();
+                }
+                a = b;
             }
-            self.window = window;
         }
-        for ((p, v2), t2) in m
-            .phases
-            .iter()
-            .zip(self.v2_sum.iter_mut())
-            .zip(self.thd2_sum.iter_mut())
-        {
-            *v2 += p.v_rms * p.v_rms;
-            *t2 += p.thd_v_pct * p.thd_v_pct;
-        }
-        self.unb2_sum += m.v_unbalance_pct * m.v_unbalance_pct;
-        self.n = self.n.saturating_add(1);
+        self.held = Some((
+            t,
+            m.phases.map(|p| p.v_rms * p.v_rms),
+            m.phases.map(|p| p.thd_v_pct * p.thd_v_pct),
+            m.v_unbalance_pct * m.v_unbalance_pct,
+        ));
 
         let pu = m.phases.map(|p| p.v_rms / self.un);
         let lowest = pu.iter().copied().fold(f32::INFINITY, f32::min);
@@ -229,6 +247,23 @@ mod tests {
         pq.update(at_s(1800), &m([1.0; 3], 1.0));
         let s = pq.summary();
         assert_eq!((s.intervals, s.compliant_intervals), (3, 1));
+    }
+
+    /// Sparse measurements weigh by the time they hold: 590 s at nominal
+    /// and 10 s dead make an interval at √(590/600) ≈ 0.992 pu, compliant
+    /// (weighing the two samples alike would give 0.71 pu); intervals with
+    /// no measurement of their own hold the last one.
+    #[test]
+    fn measurements_weigh_by_the_time_they_hold() {
+        let mut pq = PqMonitor::new(230.0);
+        pq.update(at_s(0), &m([1.0; 3], 1.0));
+        pq.update(at_s(590), &m([0.0; 3], 0.0));
+        pq.update(at_s(600), &m([1.0; 3], 1.0));
+        assert_eq!(pq.summary().intervals, 1);
+        assert_eq!(pq.summary().compliant_intervals, 1);
+        pq.update(at_s(2400), &m([1.0; 3], 1.0));
+        let s = pq.summary();
+        assert_eq!((s.intervals, s.compliant_intervals), (4, 4));
     }
 
     #[test]

@@ -368,6 +368,8 @@ pub enum FaultFile {
     LinkDegradation(LinkDegradationFile),
     /// A mesh node crashes, and reboots if `reboot_after` is given.
     NodeCrash(NodeCrashFile),
+    /// An LMU's voltage or current sensor sticks or drifts.
+    SensorFault(SensorFaultFile),
     /// The gateway's 3G/4G link is down.
     CellularOutage(OutageFile),
     /// The cloud's MQTT broker is down.
@@ -471,6 +473,45 @@ pub struct NodeCrashFile {
     /// Reboot after this long; absent: stays down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reboot_after: Option<SimDuration>,
+}
+
+/// A faulty LMU sensor: `SensorFault((at: "2h", node: 12, sensor: Current,
+/// mode: Stuck))` or `mode: Drift(pct_per_h: 5.0)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorFaultFile {
+    /// When it starts.
+    pub at: SimDuration,
+    /// The LMU's mesh node index (not 0, the coordinator).
+    pub node: u32,
+    /// Which sensor.
+    pub sensor: SensorFile,
+    /// How it fails.
+    pub mode: SensorModeFile,
+    /// How long; absent: to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<SimDuration>,
+}
+
+/// An LMU's sensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SensorFile {
+    /// The phase voltages.
+    Voltage,
+    /// The phase currents.
+    Current,
+}
+
+/// How a sensor fails.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SensorModeFile {
+    /// Its reading freezes at its value when the fault starts.
+    Stuck,
+    /// Its gain drifts linearly from the fault's start [% per hour].
+    Drift {
+        /// Drift rate [%/h], either sign.
+        pct_per_h: f64,
+    },
 }
 
 /// A short-circuit fault.

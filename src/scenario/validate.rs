@@ -760,6 +760,7 @@ fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Inv
         FaultFile::Jammer(j) => j.at,
         FaultFile::LinkDegradation(l) => l.at,
         FaultFile::NodeCrash(c) => c.at,
+        FaultFile::SensorFault(sf) => sf.at,
         FaultFile::CellularOutage(o) | FaultFile::BrokerOutage(o) => o.at,
         FaultFile::ValidatorCrash(c) => c.at,
         FaultFile::ValidatorPartition(pf) => pf.at,
@@ -848,6 +849,24 @@ fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Inv
             }
         }
         FaultFile::NodeCrash(_) => {}
+        FaultFile::SensorFault(sf) => {
+            if sf.node == 0 {
+                return Err(bad(
+                    at(&p, &["node"]),
+                    "node 0 is the coordinator, which has no LMU sensors".into(),
+                    None,
+                ));
+            }
+            if let super::dto::SensorModeFile::Drift { pct_per_h } = sf.mode
+                && !(pct_per_h.is_finite() && pct_per_h.abs() <= 1000.0)
+            {
+                return Err(bad(
+                    at(&p, &["mode"]),
+                    format!("drift {pct_per_h} %/h: give a finite rate within ±1000 %/h"),
+                    None,
+                ));
+            }
+        }
         FaultFile::ValidatorCrash(_) | FaultFile::ValidatorPartition(_) => {}
         FaultFile::CellularOutage(o) | FaultFile::BrokerOutage(o) => {
             if o.duration.is_some_and(|d| d.is_zero()) {

@@ -216,6 +216,58 @@ pub enum FlisrMark {
     Closed,
 }
 
+/// A faulty sensor of one LMU, from the scenario's fault timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SensorFault {
+    /// The LMU's node.
+    pub node: u32,
+    /// The current sensor (else the voltage sensor).
+    pub current: bool,
+    /// Drift rate [per hour, as a fraction]; `None`: stuck.
+    pub drift_per_h: Option<f64>,
+    /// Start.
+    pub at: SimTime,
+    /// End, if it ends.
+    pub until: Option<SimTime>,
+    /// A stuck sensor's frozen reading.
+    frozen: Option<[Complex32; 3]>,
+}
+
+impl SensorFault {
+    /// A sensor fault; `drift_per_h` `None` for a stuck sensor.
+    pub fn new(
+        node: u32,
+        current: bool,
+        drift_per_h: Option<f64>,
+        at: SimTime,
+        until: Option<SimTime>,
+    ) -> SensorFault {
+        SensorFault {
+            node,
+            current,
+            drift_per_h,
+            at,
+            until,
+            frozen: None,
+        }
+    }
+
+    /// What the faulty sensor reads at `now` when the truth is `x`.
+    fn read(&mut self, now: SimTime, x: [Complex32; 3]) -> [Complex32; 3] {
+        if now < self.at || self.until.is_some_and(|u| now >= u) {
+            return x;
+        }
+        match self.drift_per_h {
+            None => *self.frozen.get_or_insert(x),
+            Some(r) => {
+                let h = now.saturating_since(self.at).as_secs_f64() / 3600.0;
+                let g = (1.0 + r * h).max(0.0) as f32;
+                x.map(|z| z * g)
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Node {
     lmu: Option<Lmu>,
@@ -234,6 +286,8 @@ pub struct LmuHost {
     stats: HostStats,
     /// FLISR steps: (time, node, step).
     marks: Vec<(SimTime, u32, FlisrMark)>,
+    /// Faulty sensors.
+    sensor_faults: Vec<SensorFault>,
 }
 
 /// The gateway's id in node-index space: frames to the gateway go to the
@@ -250,6 +304,7 @@ impl LmuHost {
             out: Outputs::default(),
             stats: HostStats::default(),
             marks: Vec::new(),
+            sensor_faults: Vec::new(),
         };
         for place in places {
             host.nodes.push(Node {
@@ -274,6 +329,11 @@ impl LmuHost {
         cfg.report_interval = gridtwin_lmu::Duration::from_micros(self.interval.as_nanos() / 1_000);
         cfg.boot_epoch = epoch;
         Lmu::new(cfg, KEYS)
+    }
+
+    /// Gives LMUs faulty sensors.
+    pub fn set_sensor_faults(&mut self, faults: Vec<SensorFault>) {
+        self.sensor_faults = faults;
     }
 
     /// Counters so far.
@@ -446,6 +506,14 @@ impl LmuHost {
                 }
                 None => [Complex32::new(0.0, 0.0); 3],
             };
+            let (mut v, mut i) = (v, i);
+            for f in self.sensor_faults.iter_mut().filter(|f| f.node == n) {
+                if f.current {
+                    i = f.read(now, i);
+                } else {
+                    v = f.read(now, v);
+                }
+            }
             let frame = PhasorFrame {
                 v,
                 i,

@@ -208,6 +208,10 @@ impl MeshApp {
                     c.reboot_after.map(|d| t(c.at).saturating_add(d)),
                     MeshFault::Crash(check(c.node, "node")?),
                 )),
+                // The LMUs carry them out; the node must exist.
+                FaultFile::SensorFault(sf) => {
+                    check(sf.node, "node")?;
+                }
                 // Faults of other models.
                 _ => {}
             }

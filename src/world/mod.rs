@@ -50,6 +50,7 @@ use crate::kernel::{
 };
 use crate::mesh::routing::MeshEvent;
 use crate::metrics::{EventTrace, Summary, TimeSeries, Timing, TraceRow};
+use crate::scenario::dto::{FaultFile, SensorFile, SensorModeFile};
 use crate::scenario::{Scenario, Trace};
 
 /// Every event of the world, routed to the model that handles it.
@@ -68,6 +69,9 @@ pub enum Event {
     LmuBoot(u32),
     /// An LMU's timer is due.
     LmuTimer(u32),
+    /// Every LMU measures the grid as it stands (between grid changes, so
+    /// that their 10-minute aggregates and faulty sensors see time pass).
+    LmuMeasure,
     /// A demand-response reduction of an LMU's section ends (the number
     /// tells the reductions apart).
     LoadRestore(u32, u64),
@@ -96,6 +100,7 @@ impl Event {
             Event::MeshFault(..) => "mesh.fault",
             Event::LmuBoot(_) => "lmu.boot",
             Event::LmuTimer(_) => "lmu.timer",
+            Event::LmuMeasure => "lmu.measure",
             Event::LoadRestore(..) => "lmu.load_restore",
             Event::Gateway(g) => g.label(),
             Event::CommandFrame { .. } => "gateway.command_frame",
@@ -208,6 +213,27 @@ impl World {
             cx.schedule_at(t, Event::Grid(e))?;
         }
         self.after_grid(cx)
+    }
+
+    /// The periodic measurement: the grid brought up to now, every LMU
+    /// measures it; the next in [`MEASURE_INTERVAL`].
+    fn lmu_measure(&mut self, cx: &mut Context<'_, Event>) -> Result<(), WorldError> {
+        let now = cx.now();
+        let (Some(g), Some(host)) = (&mut self.grid, &mut self.lmus) else {
+            return Ok(());
+        };
+        g.advance_to(now).map_err(|e| WorldError::grid(now, e))?;
+        self.solves_seen = g.solves();
+        if let Some(t) = now.checked_add(MEASURE_INTERVAL) {
+            cx.schedule_at(t, Event::LmuMeasure)?;
+        }
+        let Some(sol) = g.solution() else {
+            return Ok(());
+        };
+        for (n, e) in host.measure(now, g.network(), sol) {
+            self.lmu_effects(n, e, None, cx)?;
+        }
+        Ok(())
     }
 
     /// After the grid may have solved: a new solution reaches every LMU at
@@ -495,6 +521,7 @@ impl Handler for World {
             Event::MeshFault(i, on) => self.mesh_fault(i, on, cx),
             Event::LmuBoot(n) => self.lmu_input(n, true, cx),
             Event::LmuTimer(n) => self.lmu_input(n, false, cx),
+            Event::LmuMeasure => self.lmu_measure(cx),
             Event::LoadRestore(n, g) => self.load_restore(n, g, cx),
             Event::Gateway(e) => self.gateway_event(e, cx),
             Event::Ledger(e) => {
@@ -606,7 +633,28 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
             Some(s) => lmu::place(&s.net, &buses),
             None => vec![None; buses.len()],
         };
-        lmu::LmuHost::new(places, m.report_interval())
+        let mut host = lmu::LmuHost::new(places, m.report_interval());
+        let t = |d: SimDuration| SimTime::ZERO.saturating_add(d);
+        host.set_sensor_faults(
+            scenario
+                .faults
+                .iter()
+                .filter_map(|f| match f {
+                    FaultFile::SensorFault(s) => Some(lmu::SensorFault::new(
+                        s.node,
+                        s.sensor == SensorFile::Current,
+                        match s.mode {
+                            SensorModeFile::Stuck => None,
+                            SensorModeFile::Drift { pct_per_h } => Some(pct_per_h / 100.0),
+                        },
+                        t(s.at),
+                        s.duration.map(|d| t(s.at).saturating_add(d)),
+                    )),
+                    _ => None,
+                })
+                .collect(),
+        );
+        host
     });
     let mut gateway = match (&scenario.gateway, &mesh) {
         (Some(g), Some(m)) => Some(gateway::GatewayApp::build(
@@ -637,6 +685,12 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
                 sim.schedule_at(t, Event::MeshFault(i, on))?;
             }
         }
+    }
+    if lmus.is_some() && grid.is_some() {
+        sim.schedule_at(
+            SimTime::ZERO.saturating_add(MEASURE_INTERVAL),
+            Event::LmuMeasure,
+        )?;
     }
     if let Some(host) = &lmus {
         for (t, n) in host.start(scenario.seed) {
@@ -684,6 +738,10 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
     };
     Ok((world, sim))
 }
+
+/// Between the LMUs' periodic measurements of the grid (they also measure
+/// every new grid solution at once).
+pub const MEASURE_INTERVAL: SimDuration = SimDuration::from_nanos(60_000_000_000);
 
 /// What a run produced.
 #[derive(Debug)]

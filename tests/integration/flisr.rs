@@ -120,3 +120,90 @@ fn fault_runs_are_deterministic() {
     assert_eq!(a.summary, b.summary);
     assert_eq!(a.files, b.files);
 }
+
+/// A 30-minute run with these faults.
+fn run_faults(faults: &str) -> Option<RunOutput> {
+    let dir = refdata("ieee_eu_lv")?;
+    let src = format!(
+        "(duration: \"30min\", seed: 3,
+          grid: (feeder: Dss({:?}), profiles: Flat, protection: (pickup_a: 400.0)),
+          mesh: (nodes: GridJunctions, propagation: Calibrated, shadowing_sigma_db: 4.0,
+                 report_interval: \"5min\", dao_interval: \"60s\"),
+          faults: [{faults}],
+          outputs: (sample_interval: \"5min\"))",
+        dir.join("dss/Master.dss")
+    );
+    let s = Scenario::from_source("t.ron", &src, &at("scenarios"), "t").unwrap();
+    Some(world::run(&s, 1, &mut ()).unwrap())
+}
+
+/// A bolted SLG fault at `bus` at 15 min, and `extra` faults.
+fn run_with(bus: &str, extra: &str) -> Option<RunOutput> {
+    run_faults(&format!(
+        "Short((at: \"15min\", bus: {bus:?}, kind: \"slg-a\", r_ohm: 0.01)), {extra}"
+    ))
+}
+
+/// A current sensor stuck before the fault at the LMU that bounds the
+/// faulted section (node 41, for bus 600): it never sees the fault current,
+/// so its upstream LMU hears no report, takes itself for the boundary and
+/// opens. The fault is still bounded, by a larger set than the minimal one.
+#[test]
+fn a_stuck_current_sensor_at_the_boundary_enlarges_the_isolation() {
+    let Some(o) = run_with(
+        "600",
+        "SensorFault((at: \"10min\", node: 41, sensor: Current, mode: Stuck))",
+    ) else {
+        return;
+    };
+    let s = &o.summary;
+    assert_eq!(num(s, "flisr.minimal_share"), 0.0);
+    let csv = file(&o, "flisr.csv");
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let minimal: Vec<&str> = row[7].split(' ').collect();
+    let opened: Vec<&str> = row[8].split(' ').collect();
+    assert_eq!(minimal, ["41", "42"]);
+    // 41's upstream LMU opened instead, and 41, told to isolate: the
+    // faulted section is bounded from upstream one section higher.
+    assert!(opened != minimal && opened.contains(&"41"), "{csv}");
+    // Still bounded: the breaker recloses once and holds.
+    assert_eq!(num(s, "grid.breaker_trips"), 1.0);
+    assert_eq!(num(s, "grid.breaker_lockouts"), 0.0);
+}
+
+/// A voltage sensor drifting up by 60 %/h from the start reads above the
+/// EN 50160 band (230 V + 10 %) within the first 10 minutes (the feeder
+/// runs near 245 V): that LMU alone is judged non-compliant.
+#[test]
+fn a_drifting_voltage_sensor_fails_en50160_at_its_lmu_only() {
+    let (Some(clean), Some(drift)) = (
+        run_faults(""),
+        run_faults(
+            "SensorFault((at: \"0s\", node: 10, sensor: Voltage, mode: Drift(pct_per_h: 60.0)))",
+        ),
+    ) else {
+        return;
+    };
+    let row = |o: &RunOutput, n: &str| -> String {
+        file(o, "lmus.csv")
+            .lines()
+            .find(|l| l.split(',').next() == Some(n))
+            .unwrap()
+            .to_string()
+    };
+    let field = |r: &str, i: usize| r.split(',').nth(i).unwrap().to_string();
+    // Column 4: en50160_compliant.
+    assert_eq!(
+        field(&row(&clean, "10"), 4),
+        "true",
+        "{}",
+        row(&clean, "10")
+    );
+    assert_eq!(
+        field(&row(&drift, "10"), 4),
+        "false",
+        "{}",
+        row(&drift, "10")
+    );
+    assert_eq!(field(&row(&drift, "11"), 4), field(&row(&clean, "11"), 4));
+}

@@ -278,7 +278,12 @@ fn grid_metering_feeds_the_ledger_and_demand_response_sheds_grid_load() {
     // The customer view: a row per customer; the traced kWh split by kind
     // adds up, never exceeds the consumption, and the DR rewards of the
     // rows add up to the chain's (to rounding in the last µ-unit).
-    let csv = &with.files.iter().find(|(n, _)| n == "customers.csv").unwrap().1;
+    let csv = &with
+        .files
+        .iter()
+        .find(|(n, _)| n == "customers.csv")
+        .unwrap()
+        .1;
     let mut r = csv::Reader::from_reader(&csv[..]);
     let head = r.headers().unwrap().clone();
     let col = |name: &str| head.iter().position(|h| h == name).unwrap();
