@@ -58,3 +58,23 @@ fn default_matches_its_golden_summary() {
     assert_eq!(n("ledger.invariant_violations"), 0.0);
     assert_eq!(n("ledger.conflicting_finals"), 0.0);
 }
+
+/// The scenario library's studies (the slow ones in their short variants
+/// from `scenarios/tests/`): any change in behaviour is a visible diff.
+#[test]
+fn the_scenario_library_matches_its_golden_summaries() {
+    let _ = check_golden("scenarios/ledger_byzantine.ron", "ledger_byzantine");
+    if refdata("ieee_eu_lv").is_none() {
+        return;
+    }
+    let d = check_golden("scenarios/demand_response.ron", "demand_response");
+    assert!(d["dr.reduced_kwh"].as_f64().unwrap() > 0.0);
+    let e = check_golden("scenarios/tests/ieee_eu_lv_short.ron", "ieee_eu_lv_short");
+    assert_eq!(e["flisr.faults"].as_f64(), Some(2.0));
+    assert_eq!(e["flisr.minimal_share"].as_f64(), Some(1.0));
+    let m = check_golden(
+        "scenarios/tests/mesh_degradation_short.ron",
+        "mesh_degradation_short",
+    );
+    assert_eq!(m["gateway.records_dropped"].as_f64(), Some(0.0));
+}
