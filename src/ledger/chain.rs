@@ -517,6 +517,36 @@ impl ChainModel {
         ev
     }
 
+    /// `market.csv`: each settled interval's supplier matching and P2P
+    /// market (`interval,start_s,cleared_kwh,price_per_kwh,matched_kwh`;
+    /// the price is empty when nothing traded).
+    pub fn market_csv(&self) -> Vec<u8> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = "writing CSV to memory cannot fail";
+        w.write_record([
+            "interval",
+            "start_s",
+            "cleared_kwh",
+            "price_per_kwh",
+            "matched_kwh",
+        ])
+        .expect(io);
+        let len = self.interval.as_secs_f64();
+        for (k, st) in self.state().settlements() {
+            w.write_record([
+                k.to_string(),
+                (f64::from(*k) * len).to_string(),
+                st.market.kwh.to_string(),
+                st.market
+                    .price
+                    .map_or(String::new(), |p| (p as f64 / MICRO).to_string()),
+                st.matched_kwh.to_string(),
+            ])
+            .expect(io);
+        }
+        w.into_inner().expect(io)
+    }
+
     /// The committed state.
     pub fn state(&self) -> &super::state::State {
         self.engine.app().ledger.state()

@@ -11,6 +11,8 @@ use std::path::Path;
 
 use crate::metrics::{EventTrace, Summary, TimeSeries, Timing};
 
+pub mod html;
+
 /// Writes `bytes` to `path` atomically (temp file + rename), creating the
 /// parent directory if needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -100,6 +102,14 @@ pub fn write_run(dir: &Path, files: &RunFiles<'_>) -> std::io::Result<()> {
     for (name, bytes) in files.files {
         write_atomic(&dir.join(name), bytes)?;
     }
+    let (page, plots) = html::report(files);
+    for (name, svg) in &plots {
+        write_atomic(
+            &dir.join("plots").join(format!("{name}.svg")),
+            svg.as_bytes(),
+        )?;
+    }
+    write_atomic(&dir.join("report.html"), page.as_bytes())?;
     Ok(())
 }
 

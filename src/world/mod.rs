@@ -932,6 +932,7 @@ pub fn run_driven<O: Observer<World>>(
     }
     let mut violation = None;
     if let Some(l) = world.ledger {
+        files.push(("market.csv".to_string(), l.market_csv()));
         let (wallets, first) = l.finish(stats.end, &mut summary);
         files.push(("wallets.csv".to_string(), wallets));
         violation = first;

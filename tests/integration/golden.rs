@@ -12,6 +12,7 @@ fn check_golden(scenario: &str, name: &str) -> serde_json::Value {
     let o = gridtwin(&["run", scenario, "--out", out.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let fresh = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    check_report(&out);
     let golden_path = at(&format!("results/golden/{name}.summary.json"));
     if std::env::var_os("GRIDTWIN_BLESS").is_some() {
         std::fs::write(&golden_path, &fresh).unwrap();
@@ -27,6 +28,25 @@ fn check_golden(scenario: &str, name: &str) -> serde_json::Value {
         "{name}: summary.json differs from its golden file"
     );
     serde_json::from_str(&fresh).unwrap()
+}
+
+/// `report.html` is one self-contained page: a complete document that
+/// references no external resource (no `src` or `href` attribute at all),
+/// with every plot of `plots/` inlined.
+fn check_report(out: &std::path::Path) {
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
+    assert!(!page.contains(" src=") && !page.contains(" href="));
+    let plots = std::fs::read_dir(out.join("plots")).map_or(0, |d| d.count());
+    assert_eq!(page.matches("<svg ").count(), plots);
+    // Balanced table and figure tags.
+    for tag in ["table", "figure", "tr"] {
+        assert_eq!(
+            page.matches(&format!("<{tag}>")).count(),
+            page.matches(&format!("</{tag}>")).count(),
+            "<{tag}>"
+        );
+    }
 }
 
 #[test]
@@ -57,6 +77,7 @@ fn default_matches_its_golden_summary() {
     assert_eq!(n("gateway.records_stored"), n("gateway.records_published"));
     assert_eq!(n("ledger.invariant_violations"), 0.0);
     assert_eq!(n("ledger.conflicting_finals"), 0.0);
+    assert_eq!(n("pq.lmus_judged"), 97.0);
 }
 
 /// The scenario library's studies (the slow ones in their short variants
