@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::RunFiles;
@@ -179,6 +180,44 @@ fn range(v: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 const SIZE: (u32, u32) = (800, 360);
 
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One SVG chart: a titled frame with labelled axes, what `draw` adds, and
+/// the legend.
+fn plot(
+    title: &str,
+    x: (f64, f64),
+    y: (f64, f64),
+    desc: (&str, &str),
+    draw: impl FnOnce(&mut Chart<'_, '_>) -> Option<()>,
+) -> Option<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut c = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x.0..x.1, y.0..y.1)
+            .ok()?;
+        c.configure_mesh()
+            .x_desc(desc.0)
+            .y_desc(desc.1)
+            .draw()
+            .ok()?;
+        draw(&mut c)?;
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .ok()?;
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
 /// Faults as red vertical lines on a chart.
 macro_rules! fault_lines {
     ($chart:expr, $faults:expr, $lo:expr, $hi:expr) => {
@@ -199,74 +238,44 @@ fn voltage_envelope(g: &TimeSeries, faults: &[f64]) -> Option<String> {
     let hi = column(g, "v_max_pu")?;
     let t_end = lo.last()?.0.max(1e-6);
     let (y0, y1) = range(lo.iter().chain(&hi).map(|p| p.1))?;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut c = ChartBuilder::on(&root)
-            .caption("Feeder voltage envelope", ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..t_end, y0..y1)
-            .ok()?;
-        c.configure_mesh()
-            .x_desc("time [h]")
-            .y_desc("voltage [pu]")
-            .draw()
-            .ok()?;
-        c.draw_series(LineSeries::new(hi.iter().copied(), BLUE))
-            .ok()?
-            .label("highest bus voltage")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
-        c.draw_series(LineSeries::new(lo.iter().copied(), GREEN))
-            .ok()?
-            .label("lowest bus voltage")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GREEN));
-        fault_lines!(c, faults, y0, y1);
-        c.configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .ok()?;
-        root.present().ok()?;
-    }
-    Some(svg)
+    plot(
+        "Feeder voltage envelope",
+        (0.0, t_end),
+        (y0, y1),
+        ("time [h]", "voltage [pu]"),
+        |c| {
+            c.draw_series(LineSeries::new(hi.iter().copied(), BLUE))
+                .ok()?
+                .label("highest bus voltage")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+            c.draw_series(LineSeries::new(lo.iter().copied(), GREEN))
+                .ok()?
+                .label("lowest bus voltage")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GREEN));
+            fault_lines!(c, faults, y0, y1);
+            Some(())
+        },
+    )
 }
 
 fn customers_off(g: &TimeSeries, faults: &[f64]) -> Option<String> {
     let off = column(g, "customers_off")?;
     let t_end = off.last()?.0.max(1e-6);
     let top = off.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut c = ChartBuilder::on(&root)
-            .caption("Customers without supply (sampled)", ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..t_end, 0.0..top)
-            .ok()?;
-        c.configure_mesh()
-            .x_desc("time [h]")
-            .y_desc("customers off")
-            .draw()
-            .ok()?;
-        c.draw_series(LineSeries::new(off.iter().copied(), BLACK))
-            .ok()?
-            .label("customers off")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
-        fault_lines!(c, faults, 0.0, top);
-        c.configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .ok()?;
-        root.present().ok()?;
-    }
-    Some(svg)
+    plot(
+        "Customers without supply (sampled)",
+        (0.0, t_end),
+        (0.0, top),
+        ("time [h]", "customers off"),
+        |c| {
+            c.draw_series(LineSeries::new(off.iter().copied(), BLACK))
+                .ok()?
+                .label("customers off")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+            fault_lines!(c, faults, 0.0, top);
+            Some(())
+        },
+    )
 }
 
 fn market_prices(bytes: &[u8]) -> Option<String> {
@@ -283,36 +292,21 @@ fn market_prices(bytes: &[u8]) -> Option<String> {
     if pts.is_empty() {
         return None;
     }
-    let (x0, x1) = range(pts.iter().map(|p| p.0))?;
-    let (y0, y1) = range(pts.iter().map(|p| p.1))?;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut c = ChartBuilder::on(&root)
-            .caption("P2P market clearing prices", ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .ok()?;
-        c.configure_mesh()
-            .x_desc("interval start [h]")
-            .y_desc("price [currency/kWh]")
-            .draw()
-            .ok()?;
-        c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
-            .ok()?
-            .label("uniform clearing price")
-            .legend(|(x, y)| Circle::new((x + 10, y), 4, BLUE.filled()));
-        c.configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .ok()?;
-        root.present().ok()?;
-    }
-    Some(svg)
+    let x = range(pts.iter().map(|p| p.0))?;
+    let y = range(pts.iter().map(|p| p.1))?;
+    plot(
+        "P2P market clearing prices",
+        x,
+        y,
+        ("interval start [h]", "price [currency/kWh]"),
+        |c| {
+            c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
+                .ok()?
+                .label("uniform clearing price")
+                .legend(|(x, y)| Circle::new((x + 10, y), 4, BLUE.filled()));
+            Some(())
+        },
+    )
 }
 
 /// Each customer's consumption by traced origin: community plants,
@@ -339,52 +333,36 @@ fn origin_shares(bytes: &[u8]) -> Option<String> {
     if rows.is_empty() {
         return None;
     }
-    let n = rows.len();
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut c = ChartBuilder::on(&root)
-            .caption(
-                "Traced origin of each customer's consumption",
-                ("sans-serif", 20),
-            )
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..n as f64, 0.0..100.0)
-            .ok()?;
-        c.configure_mesh()
-            .x_desc("customer (in customers.csv order)")
-            .y_desc("share of consumption [%]")
-            .disable_x_mesh()
-            .draw()
-            .ok()?;
-        let colours = [GREEN, BLUE, RGBColor(200, 200, 200)];
-        let names = ["community plants", "rooftop PV", "untraced"];
-        for (k, (colour, name)) in colours.iter().zip(names).enumerate() {
-            let bars = rows.iter().enumerate().map(|(i, &(a, b, u))| {
-                let parts = [a, b, u];
-                let base: f64 = parts[..k].iter().sum::<f64>() * 100.0;
-                let top = base + parts[k] * 100.0;
-                Rectangle::new(
-                    [(i as f64 + 0.1, base), (i as f64 + 0.9, top)],
-                    colour.filled(),
-                )
-            });
-            let colour = *colour;
-            c.draw_series(bars).ok()?.label(name).legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 15, y + 5)], colour.filled())
-            });
-        }
-        c.configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .ok()?;
-        root.present().ok()?;
-    }
-    Some(svg)
+    let n = rows.len() as f64;
+    plot(
+        "Traced origin of each customer's consumption",
+        (0.0, n),
+        (0.0, 100.0),
+        (
+            "customer (in customers.csv order)",
+            "share of consumption [%]",
+        ),
+        |c| {
+            let colours = [GREEN, BLUE, RGBColor(200, 200, 200)];
+            let names = ["community plants", "rooftop PV", "untraced"];
+            for (k, (colour, name)) in colours.iter().zip(names).enumerate() {
+                let bars = rows.iter().enumerate().map(|(i, &(a, b, u))| {
+                    let parts = [a, b, u];
+                    let base: f64 = parts[..k].iter().sum::<f64>() * 100.0;
+                    let top = base + parts[k] * 100.0;
+                    Rectangle::new(
+                        [(i as f64 + 0.1, base), (i as f64 + 0.9, top)],
+                        colour.filled(),
+                    )
+                });
+                let colour = *colour;
+                c.draw_series(bars).ok()?.label(name).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 15, y + 5)], colour.filled())
+                });
+            }
+            Some(())
+        },
+    )
 }
 
 #[cfg(test)]
