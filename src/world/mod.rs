@@ -28,6 +28,21 @@
 //! is scheduled at the same instant (after what is already pending), and
 //! its set-points change the grid at once, with the re-solve scheduled at
 //! the same instant.
+//!
+//! A fault's effect reaches the LMUs at the fault instant: `FaultOn`
+//! schedules a `Resolve` at the same instant, whose solve every LMU
+//! measures at once (fault current, direction). The breaker's pick-up is
+//! checked after that solve and arms its trip `trip_delay` later; the trip
+//! opens the breaker and re-solves at that instant, so the LMUs see the
+//! feeder die at the trip instant; a reclose does the same at its instant.
+//! LMUs also measure every [`MEASURE_INTERVAL`] between grid changes.
+//!
+//! With a grid and a ledger, the end of a metering interval reads the
+//! grid's meters at that instant (the grid brought up to it first), hands
+//! the readings to the ledger, and then applies the DR enrolments of the
+//! next interval to the grid's loads at the same instant (their re-solve
+//! scheduled there too), so the interval's energy is metered before the
+//! shedding starts.
 
 pub mod customers;
 pub mod flisr;
