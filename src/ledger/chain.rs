@@ -517,6 +517,24 @@ impl ChainModel {
         ev
     }
 
+    /// `blocks.csv`: each committed block's height, transactions and
+    /// finality (from its proposal to its commit) [s].
+    pub fn blocks_csv(&self) -> Vec<u8> {
+        let app = self.engine.app();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = "writing CSV to memory cannot fail";
+        w.write_record(["height", "txs", "finality_s"]).expect(io);
+        for (b, f) in app.ledger.blocks().iter().zip(&app.finality_s) {
+            w.write_record([
+                b.header.height.to_string(),
+                b.txs.len().to_string(),
+                f.to_string(),
+            ])
+            .expect(io);
+        }
+        w.into_inner().expect(io)
+    }
+
     /// `market.csv`: each settled interval's supplier matching and P2P
     /// market (`interval,start_s,cleared_kwh,price_per_kwh,matched_kwh`;
     /// the price is empty when nothing traded).

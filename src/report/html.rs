@@ -3,7 +3,8 @@
 //! and the scenario with its seed. The plots are also written as
 //! `plots/<name>.svg`. Everything is drawn from the run's own outputs
 //! (`summary.json`, `grid.csv`, `flisr.csv`, `customers.csv`,
-//! `market.csv`), so the page shows exactly what the files hold.
+//! `market.csv`, `blocks.csv`), so the page shows exactly what the files
+//! hold.
 
 use std::fmt::Write as _;
 
@@ -27,6 +28,9 @@ pub fn report(f: &RunFiles<'_>) -> (String, Vec<(String, String)>) {
     }
     if let Some(svg) = file(f, "market.csv").and_then(market_prices) {
         plots.push(("market_prices".to_string(), svg));
+    }
+    if let Some(svg) = file(f, "blocks.csv").and_then(finality_histogram) {
+        plots.push(("finality_histogram".to_string(), svg));
     }
     if let Some(svg) = file(f, "customers.csv").and_then(origin_shares) {
         plots.push(("origin_shares".to_string(), svg));
@@ -304,6 +308,43 @@ fn market_prices(bytes: &[u8]) -> Option<String> {
                 .ok()?
                 .label("uniform clearing price")
                 .legend(|(x, y)| Circle::new((x + 10, y), 4, BLUE.filled()));
+            Some(())
+        },
+    )
+}
+
+/// How long blocks took to become final, as a histogram of 30 bins.
+fn finality_histogram(bytes: &[u8]) -> Option<String> {
+    let mut r = csv::Reader::from_reader(bytes);
+    let v: Vec<f64> = r
+        .records()
+        .flatten()
+        .filter_map(|rec| rec.get(2)?.parse().ok())
+        .filter(|x: &f64| x.is_finite())
+        .collect();
+    let (lo, hi) = range(v.iter().copied())?;
+    let lo = lo.max(0.0);
+    const BINS: usize = 30;
+    let width = (hi - lo) / BINS as f64;
+    let mut count = [0u32; BINS];
+    for x in &v {
+        let k = (((x - lo) / width) as usize).min(BINS - 1);
+        count[k] += 1;
+    }
+    let top = f64::from(count.iter().copied().max()?) * 1.1;
+    plot(
+        "Block finality",
+        (lo, hi),
+        (0.0, top.max(1.0)),
+        ("from proposal to commit [s]", "blocks"),
+        |c| {
+            c.draw_series(count.iter().enumerate().map(|(k, &n)| {
+                let x0 = lo + k as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, f64::from(n))], BLUE.filled())
+            }))
+            .ok()?
+            .label(format!("{} blocks", v.len()))
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], BLUE.filled()));
             Some(())
         },
     )

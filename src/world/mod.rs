@@ -948,6 +948,7 @@ pub fn run_driven<O: Observer<World>>(
     let mut violation = None;
     if let Some(l) = world.ledger {
         files.push(("market.csv".to_string(), l.market_csv()));
+        files.push(("blocks.csv".to_string(), l.blocks_csv()));
         let (wallets, first) = l.finish(stats.end, &mut summary);
         files.push(("wallets.csv".to_string(), wallets));
         violation = first;
