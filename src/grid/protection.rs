@@ -20,8 +20,18 @@
 
 use crate::kernel::{SimDuration, SimTime};
 
-/// The protection settings of every feeder-head breaker.
-#[derive(Clone, Debug, PartialEq)]
+/// The protection settings of every feeder-head breaker (the scenario's
+/// `grid.protection`): a breaker with a definite-time overcurrent element
+/// and an auto-recloser on every line leaving the LV board.
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `pickup_a` | pick-up current, per phase [A] | `400.0` |
+/// | `trip_delay` | definite time from pick-up to trip | `"100ms"` |
+/// | `reclose` | dead time before each reclose shot; a trip after the last locks out | `["3s", "15s"]` |
+/// | `reset` | reclaim time after which a sequence starts afresh | `"60s"` |
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RecloserSettings {
     /// Pick-up current [A], per phase.
     pub pickup_a: f64,

@@ -54,8 +54,6 @@ pub struct ChainSettings {
     pub max_block_txs: usize,
     /// The synthetic workload.
     pub workload: WorkloadSettings,
-    /// From an interval's end to its matching.
-    pub settle_after: SimDuration,
     /// The consensus protocol.
     pub protocol: Protocol,
 }
@@ -422,7 +420,7 @@ impl ChainModel {
             engine,
             workload,
             interval: s.workload.interval,
-            settle_after: s.settle_after,
+            settle_after: s.workload.settle_after,
             correct,
             n,
         }

@@ -44,6 +44,9 @@ use super::crypto::key_for;
 use super::market::Tariffs;
 use super::state::{Account, Destination, Metered, Plant, Role, State};
 use super::tx::{AccountId, PlantId, Tx, TxBody};
+use serde::{Deserialize, Serialize};
+
+use super::chain::MICRO;
 use crate::kernel::SimDuration;
 use crate::kernel::rng::stream;
 
@@ -64,8 +67,21 @@ pub struct Readings {
     pub net_kw: Option<f64>,
 }
 
-/// The operator's demand-response policy.
-#[derive(Clone, Debug, PartialEq)]
+/// The operator's demand-response policy: when the net demand of an
+/// interval exceeds `threshold_kw`, an incentive is posted over the next
+/// `duration` intervals, starting two intervals later. (The scenario's
+/// `ledger.workload.dr`.)
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `threshold_kw` | net demand of the neighbourhood [kW] | `100.0` |
+/// | `duration` | event length [intervals], 1 to 96 | `4` |
+/// | `baseline` | baseline window before the event [intervals], 1 to 96 | `4` |
+/// | `rate` | reward per kWh reduced [currency/kWh] | `0.20` |
+/// | `participation` | probability a consumer enrols, 0 to 1 | `0.5` |
+/// | `reduction` | fraction of demand an enrolled consumer sheds, 0 to 1 | `0.3` |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DrSettings {
     /// Net demand above which an event is posted [kW].
     pub threshold_kw: f64,
@@ -73,16 +89,47 @@ pub struct DrSettings {
     pub duration: u32,
     /// Baseline window before an event [intervals].
     pub baseline: u32,
-    /// Reward [µ-currency/kWh].
-    pub rate: u64,
+    /// Reward [currency/kWh].
+    pub rate: f64,
     /// Probability that a consumer enrols.
     pub participation: f64,
     /// Fraction of its demand an enrolled consumer sheds.
     pub reduction: f64,
 }
 
-/// Workload settings.
-#[derive(Clone, Debug, PartialEq)]
+impl Default for DrSettings {
+    fn default() -> Self {
+        DrSettings {
+            threshold_kw: 100.0,
+            duration: 4,
+            baseline: 4,
+            rate: 0.20,
+            participation: 0.5,
+            reduction: 0.3,
+        }
+    }
+}
+
+/// The ledger's participants and how they behave (the scenario's
+/// `ledger.workload`). With a grid, its meters stand for the consumers and
+/// prosumers, whose counts and mean powers here are then not used.
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `plants` | count (one producer each) | `8` |
+/// | `consumers` | count | `24` |
+/// | `interval` | metering interval | `"15min"` |
+/// | `plant_peak_kw` | a plant's peak output [kW] | `50.0` |
+/// | `consumer_mean_kw` | a consumer's mean demand [kW] | `6.0` |
+/// | `preferences` | plants each consumer ranks | `3` |
+/// | `settle_after` | from an interval's end to its matching | `"5min"` |
+/// | `start_h` | local time of day at the start of the run [h] | `0.0` |
+/// | `prosumers` | count: a rooftop plant and a demand each; they consume their own output first and sell the surplus on the P2P market | `6` |
+/// | `prosumer_peak_kw`, `prosumer_mean_kw` | a prosumer's peak output and mean demand [kW] | `12.0`, `3.0` |
+/// | `feed_in_tariff`, `grid_tariff` | the market's price bounds [currency/kWh] | `0.08`, `0.30` |
+/// | `dr` | the operator's demand-response policy, see [`DrSettings`] | none |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct WorkloadSettings {
     /// Plants (one producer each).
     pub plants: u32,
@@ -96,6 +143,8 @@ pub struct WorkloadSettings {
     pub consumer_mean_kw: f64,
     /// Plants each consumer ranks.
     pub preferences: u32,
+    /// From an interval's end to its settlement.
+    pub settle_after: SimDuration,
     /// Local time of day at the start of the run [h].
     pub start_h: f64,
     /// Prosumers (a rooftop plant and a demand each).
@@ -104,10 +153,54 @@ pub struct WorkloadSettings {
     pub prosumer_peak_kw: f64,
     /// Mean demand of a prosumer [kW].
     pub prosumer_mean_kw: f64,
-    /// The tariffs that bound the P2P market.
-    pub tariffs: Tariffs,
+    /// What the grid pays for export [currency/kWh].
+    pub feed_in_tariff: f64,
+    /// What the grid charges for import [currency/kWh].
+    pub grid_tariff: f64,
     /// The operator's demand-response policy, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dr: Option<DrSettings>,
+}
+
+impl Default for WorkloadSettings {
+    fn default() -> Self {
+        WorkloadSettings {
+            plants: 8,
+            consumers: 24,
+            interval: SimDuration::from_mins(15).expect("fits"),
+            plant_peak_kw: 50.0,
+            consumer_mean_kw: 6.0,
+            preferences: 3,
+            settle_after: SimDuration::from_mins(5).expect("fits"),
+            start_h: 0.0,
+            prosumers: 6,
+            prosumer_peak_kw: 12.0,
+            prosumer_mean_kw: 3.0,
+            feed_in_tariff: 0.08,
+            grid_tariff: 0.30,
+            dr: None,
+        }
+    }
+}
+
+/// An amount [currency] in whole µ-units (validated finite and ≥ 0).
+pub fn micro(x: f64) -> u64 {
+    (x * MICRO).round() as u64
+}
+
+impl WorkloadSettings {
+    /// The market's tariffs [µ-currency/kWh].
+    pub fn tariffs(&self) -> Tariffs {
+        Tariffs {
+            feed_in: micro(self.feed_in_tariff),
+            grid: micro(self.grid_tariff),
+        }
+    }
+}
+
+/// A price drawn uniformly between the tariffs [µ-currency/kWh].
+fn price_between(t: Tariffs, rng: &mut Xoshiro256PlusPlus) -> u64 {
+    t.feed_in + (t.grid.saturating_sub(t.feed_in) as f64 * rng.random::<f64>()) as u64
 }
 
 /// Who is who: account ids are laid out as operator 0, then producers,
@@ -232,10 +325,7 @@ impl Workload {
                 order.into_iter().map(PlantId).collect()
             })
             .collect();
-        let t = s.tariffs;
-        let between = |rng: &mut Xoshiro256PlusPlus| {
-            t.feed_in + (t.grid.saturating_sub(t.feed_in) as f64 * rng.random::<f64>()) as u64
-        };
+        let t = s.tariffs();
         let participation = s.dr.as_ref().map_or(0.0, |d| d.participation);
         let mut funds = vec![(AccountId(0), OPERATOR_FUNDS)];
         funds.extend((0..c).map(|j| (consumer_id(j), CONSUMER_FUNDS)));
@@ -252,7 +342,7 @@ impl Workload {
                 .collect(),
             ranking,
             bid_price: (0..c)
-                .map(|j| between(&mut stream(seed, "consumer", u64::from(j), "bid")))
+                .map(|j| price_between(t, &mut stream(seed, "consumer", u64::from(j), "bid")))
                 .collect(),
             enrols: (0..c)
                 .map(|j| {
@@ -295,7 +385,7 @@ impl Workload {
 
     /// The market's tariffs.
     pub fn tariffs(&self) -> Tariffs {
-        self.s.tariffs
+        self.s.tariffs()
     }
 
     /// Consumer accounts, in order.
@@ -418,19 +508,7 @@ impl Workload {
             let wh = (self.s.plant_peak_kw * sun * weather * hours * 1000.0).round() as u64;
             net_wh -= wh as i64;
             let meter = self.plant_meter(i);
-            out.push(self.tx(meter, TxBody::Reading { interval, wh }));
-            if wh >= 1000 {
-                let plant = PlantId(i);
-                let kwh = wh / 1000;
-                out.push(self.tx(
-                    meter,
-                    TxBody::Issue {
-                        plant,
-                        interval,
-                        kwh,
-                    },
-                ));
-            }
+            self.generation(meter, PlantId(i), interval, wh, &mut out);
         }
         for j in 0..self.s.consumers {
             let wh = m.consumer_wh.get(j as usize).copied().unwrap_or(0);
@@ -449,33 +527,14 @@ impl Workload {
                 out.push(self.tx(a, bid));
             }
         }
-        let t = self.s.tariffs;
+        let t = self.s.tariffs();
         for q in 0..self.s.prosumers {
             let (gen_wh, use_wh) = m.prosumer_wh.get(q as usize).copied().unwrap_or((0, 0));
-            let rng = &mut self.prosumer_rng[q as usize];
-            let price =
-                t.feed_in + (t.grid.saturating_sub(t.feed_in) as f64 * rng.random::<f64>()) as u64;
+            let price = price_between(t, &mut self.prosumer_rng[q as usize]);
             net_wh += use_wh as i64 - gen_wh as i64;
             let (pm, cm) = self.prosumer_meters(q);
             let plant = PlantId(self.s.plants + q);
-            out.push(self.tx(
-                pm,
-                TxBody::Reading {
-                    interval,
-                    wh: gen_wh,
-                },
-            ));
-            if gen_wh >= 1000 {
-                let kwh = gen_wh / 1000;
-                out.push(self.tx(
-                    pm,
-                    TxBody::Issue {
-                        plant,
-                        interval,
-                        kwh,
-                    },
-                ));
-            }
+            self.generation(pm, plant, interval, gen_wh, &mut out);
             out.push(self.tx(
                 cm,
                 TxBody::Reading {
@@ -513,6 +572,30 @@ impl Workload {
         out
     }
 
+    /// A plant meter's reading of `wh` and its issue of one certificate per
+    /// whole kWh.
+    fn generation(
+        &mut self,
+        meter: AccountId,
+        plant: PlantId,
+        interval: u32,
+        wh: u64,
+        out: &mut Vec<Tx>,
+    ) {
+        out.push(self.tx(meter, TxBody::Reading { interval, wh }));
+        if wh >= 1000 {
+            let kwh = wh / 1000;
+            out.push(self.tx(
+                meter,
+                TxBody::Issue {
+                    plant,
+                    interval,
+                    kwh,
+                },
+            ));
+        }
+    }
+
     /// Posts a DR event over the next intervals when the net demand of
     /// interval `k` exceeds the threshold and no event is open, and enrols
     /// the participating consumers.
@@ -532,7 +615,7 @@ impl Workload {
             TxBody::DrOffer {
                 first: first as u32,
                 last: last as u32,
-                rate: d.rate,
+                rate: micro(d.rate),
                 baseline: d.baseline,
             },
         ));
@@ -573,18 +656,17 @@ mod tests {
             prosumers: 4,
             prosumer_peak_kw: 12.0,
             prosumer_mean_kw: 3.0,
-            tariffs: Tariffs {
-                feed_in: 80_000,
-                grid: 300_000,
-            },
+            feed_in_tariff: 0.08,
+            grid_tariff: 0.30,
             dr: Some(DrSettings {
                 threshold_kw: 70.0,
                 duration: 4,
                 baseline: 4,
-                rate: 200_000,
+                rate: 0.20,
                 participation: 0.5,
                 reduction: 0.3,
             }),
+            ..WorkloadSettings::default()
         }
     }
 

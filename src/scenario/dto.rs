@@ -22,6 +22,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::grid::protection::RecloserSettings;
+pub use crate::ledger::workload::{DrSettings, WorkloadSettings};
+
 use crate::kernel::SimDuration;
 
 /// The top level of a scenario file.
@@ -154,43 +157,10 @@ pub struct GridFile {
     /// Solver settings.
     #[serde(default)]
     pub solver: SolverFile,
-    /// Feeder-head breakers with auto-reclosers; absent: none.
+    /// Feeder-head breakers with auto-reclosers (see
+    /// [`RecloserSettings`]); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protection: Option<ProtectionFile>,
-}
-
-/// Feeder-head protection: a breaker with a definite-time overcurrent
-/// element and an auto-recloser on every line leaving the LV board.
-///
-/// | field | unit / form | default |
-/// |---|---|---|
-/// | `pickup_a` | pick-up current, per phase [A] | `400.0` |
-/// | `trip_delay` | definite time from pick-up to trip | `"100ms"` |
-/// | `reclose` | dead time before each reclose shot; a trip after the last locks out | `["3s", "15s"]` |
-/// | `reset` | reclaim time after which a sequence starts afresh | `"60s"` |
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProtectionFile {
-    /// Pick-up [A].
-    pub pickup_a: f64,
-    /// Definite time.
-    pub trip_delay: SimDuration,
-    /// Dead times of the shots.
-    pub reclose: Vec<SimDuration>,
-    /// Reclaim time.
-    pub reset: SimDuration,
-}
-
-impl Default for ProtectionFile {
-    fn default() -> Self {
-        let d = crate::grid::protection::RecloserSettings::default();
-        ProtectionFile {
-            pickup_a: d.pickup_a,
-            trip_delay: d.trip_delay,
-            reclose: d.reclose,
-            reset: d.reset,
-        }
-    }
+    pub protection: Option<RecloserSettings>,
 }
 
 fn one_minute() -> SimDuration {
@@ -961,7 +931,7 @@ pub enum ConditionFile {
 /// | `wait_for_txs` | BFT only: a validator starts a height only once transactions are pending, or this long after the block interval (CometBFT's `create_empty_blocks = false`) | absent: a block every interval, empty or not |
 /// | `backhaul` | `(latency: "20ms", jitter: "5ms", loss: 0.0)` | those |
 /// | `byzantine` | `[(validator: i, mode: Equivocate \| Silent \| Delay("1500ms"))]` | `[]` |
-/// | `workload` | the synthetic participants, see [`LedgerWorkloadFile`] | defaults |
+/// | `workload` | the participants, see [`WorkloadSettings`] | defaults |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerFile {
@@ -987,8 +957,8 @@ pub struct LedgerFile {
     /// Misbehaving validators.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub byzantine: Vec<ByzantineFile>,
-    /// The synthetic workload.
-    pub workload: LedgerWorkloadFile,
+    /// The participants (see [`WorkloadSettings`]).
+    pub workload: WorkloadSettings,
 }
 
 impl Default for LedgerFile {
@@ -1005,7 +975,7 @@ impl Default for LedgerFile {
             wait_for_txs: None,
             backhaul: BackhaulFile::default(),
             byzantine: Vec::new(),
-            workload: LedgerWorkloadFile::default(),
+            workload: WorkloadSettings::default(),
         }
     }
 }
@@ -1062,117 +1032,4 @@ pub enum ByzantineModeFile {
     Silent,
     /// Delays every message it sends.
     Delay(SimDuration),
-}
-
-/// The synthetic workload of a ledger studied alone.
-///
-/// | field | unit / form | default |
-/// |---|---|---|
-/// | `plants` | count (one producer each) | `8` |
-/// | `consumers` | count | `24` |
-/// | `interval` | metering interval | `"15min"` |
-/// | `plant_peak_kw` | a plant's peak output [kW] | `50.0` |
-/// | `consumer_mean_kw` | a consumer's mean demand [kW] | `6.0` |
-/// | `preferences` | plants each consumer ranks | `3` |
-/// | `settle_after` | from an interval's end to its matching | `"5min"` |
-/// | `start_h` | local time of day at the start of the run [h] | `0.0` |
-/// | `prosumers` | count: a rooftop plant and a demand each; they consume their own output first and sell the surplus on the P2P market | `6` |
-/// | `prosumer_peak_kw`, `prosumer_mean_kw` | a prosumer's peak output and mean demand [kW] | `12.0`, `3.0` |
-/// | `feed_in_tariff`, `grid_tariff` | the market's price bounds [currency/kWh] | `0.08`, `0.30` |
-/// | `dr` | the operator's demand-response policy, see [`DrFile`] | none |
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LedgerWorkloadFile {
-    /// Plants.
-    pub plants: u32,
-    /// Consumers.
-    pub consumers: u32,
-    /// Metering interval.
-    pub interval: SimDuration,
-    /// Peak output per plant [kW].
-    pub plant_peak_kw: f64,
-    /// Mean demand per consumer [kW].
-    pub consumer_mean_kw: f64,
-    /// Ranked plants per consumer.
-    pub preferences: u32,
-    /// Matching delay after the interval.
-    pub settle_after: SimDuration,
-    /// Time of day at the start [h].
-    pub start_h: f64,
-    /// Prosumers.
-    pub prosumers: u32,
-    /// A prosumer's peak output [kW].
-    pub prosumer_peak_kw: f64,
-    /// A prosumer's mean demand [kW].
-    pub prosumer_mean_kw: f64,
-    /// What the grid pays for export [currency/kWh].
-    pub feed_in_tariff: f64,
-    /// What the grid charges for import [currency/kWh].
-    pub grid_tariff: f64,
-    /// The demand-response policy.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dr: Option<DrFile>,
-}
-
-/// The operator's demand-response policy: when net demand exceeds
-/// `threshold_kw`, an incentive is posted over the next `duration`
-/// intervals, starting two intervals later.
-///
-/// | field | unit / form | default |
-/// |---|---|---|
-/// | `threshold_kw` | net demand of the neighbourhood [kW] | `100.0` |
-/// | `duration` | event length [intervals], 1 to 96 | `4` |
-/// | `baseline` | baseline window before the event [intervals], 1 to 96 | `4` |
-/// | `rate` | reward per kWh reduced [currency/kWh] | `0.20` |
-/// | `participation` | probability a consumer enrols, 0 to 1 | `0.5` |
-/// | `reduction` | fraction of demand an enrolled consumer sheds, 0 to 1 | `0.3` |
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DrFile {
-    /// Trigger [kW].
-    pub threshold_kw: f64,
-    /// Event length [intervals].
-    pub duration: u32,
-    /// Baseline window [intervals].
-    pub baseline: u32,
-    /// Reward [currency/kWh].
-    pub rate: f64,
-    /// Enrolment probability.
-    pub participation: f64,
-    /// Shed fraction.
-    pub reduction: f64,
-}
-
-impl Default for DrFile {
-    fn default() -> Self {
-        DrFile {
-            threshold_kw: 100.0,
-            duration: 4,
-            baseline: 4,
-            rate: 0.20,
-            participation: 0.5,
-            reduction: 0.3,
-        }
-    }
-}
-
-impl Default for LedgerWorkloadFile {
-    fn default() -> Self {
-        LedgerWorkloadFile {
-            plants: 8,
-            consumers: 24,
-            interval: SimDuration::from_mins(15).expect("fits"),
-            plant_peak_kw: 50.0,
-            consumer_mean_kw: 6.0,
-            preferences: 3,
-            settle_after: SimDuration::from_mins(5).expect("fits"),
-            start_h: 0.0,
-            prosumers: 6,
-            prosumer_peak_kw: 12.0,
-            prosumer_mean_kw: 3.0,
-            feed_in_tariff: 0.08,
-            grid_tariff: 0.30,
-            dr: None,
-        }
-    }
 }

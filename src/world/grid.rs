@@ -11,7 +11,6 @@ use crate::grid::fault::FaultKind;
 use crate::grid::model::{FaultEffect, GridFault, GridSetup, Profile, short};
 use crate::grid::network::{BranchKind, LoadModel, Network, Pv, QControl};
 use crate::grid::powerflow::Settings;
-use crate::grid::protection::RecloserSettings;
 use crate::grid::solar::ClearSky;
 use crate::kernel::{SimDuration, SimTime};
 use crate::scenario::dto::{
@@ -279,16 +278,7 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
         switching,
         faults,
         breakers,
-        protection: g
-            .protection
-            .as_ref()
-            .map(|p| RecloserSettings {
-                pickup_a: p.pickup_a,
-                trip_delay: p.trip_delay,
-                reclose: p.reclose.clone(),
-                reset: p.reset,
-            })
-            .unwrap_or_default(),
+        protection: g.protection.clone().unwrap_or_default(),
     }))
 }
 

@@ -6,14 +6,13 @@ use std::collections::BTreeMap;
 use crate::grid::model::{GridEvent, GridModel};
 use crate::kernel::SimTime;
 use crate::ledger::bft::{Behaviour, Timing};
-use crate::ledger::chain::MICRO;
 use crate::ledger::chain::{ChainModel, ChainSettings, Protocol};
 use crate::ledger::consensus::ConsensusSettings;
 use crate::ledger::net::NetSettings;
 use crate::ledger::net::{BRIDGE, ValidatorFault};
 use crate::ledger::tx::AccountId;
 use crate::ledger::workload::Readings;
-use crate::ledger::workload::{DrSettings, WorkloadSettings};
+use crate::ledger::workload::WorkloadSettings;
 use crate::scenario::Scenario;
 use crate::scenario::dto::{ByzantineModeFile, ConsensusFile, FaultFile, LedgerFile};
 
@@ -206,30 +205,10 @@ pub fn build(
             },
             max_block_txs: l.max_block_txs,
             workload: WorkloadSettings {
-                plants: w.plants,
                 consumers: meters.as_ref().map_or(w.consumers, |m| m.counts().0),
-                interval: w.interval,
-                plant_peak_kw: w.plant_peak_kw,
-                consumer_mean_kw: w.consumer_mean_kw,
-                preferences: w.preferences,
-                start_h: w.start_h,
                 prosumers: meters.as_ref().map_or(w.prosumers, |m| m.counts().1),
-                prosumer_peak_kw: w.prosumer_peak_kw,
-                prosumer_mean_kw: w.prosumer_mean_kw,
-                tariffs: crate::ledger::market::Tariffs {
-                    feed_in: micro(w.feed_in_tariff),
-                    grid: micro(w.grid_tariff),
-                },
-                dr: w.dr.as_ref().map(|d| DrSettings {
-                    threshold_kw: d.threshold_kw,
-                    duration: d.duration,
-                    baseline: d.baseline,
-                    rate: micro(d.rate),
-                    participation: d.participation,
-                    reduction: d.reduction,
-                }),
+                ..w.clone()
             },
-            settle_after: w.settle_after,
             protocol: match l.consensus {
                 ConsensusFile::Bft => Protocol::Bft,
                 ConsensusFile::Aura => Protocol::Aura,
@@ -238,9 +217,4 @@ pub fn build(
         scenario.seed,
     );
     (chain, meters)
-}
-
-/// A price [currency/kWh] in whole µ-units (validated finite and ≥ 0).
-fn micro(x: f64) -> u64 {
-    (x * MICRO).round() as u64
 }
