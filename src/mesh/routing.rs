@@ -21,11 +21,16 @@
 //!   joining, on every parent change, and every `dao_interval`; every
 //!   ancestor stores the child through which the target lies, for three
 //!   intervals.
-//! - **Forwarding:** towards a destination the node has a downward route
-//!   for, down; otherwise up. So upward traffic reaches the root, commands
-//!   reach any node, and peer-to-peer traffic climbs to the first common
-//!   ancestor and descends (RPL storing-mode P2P). A hop limit of 64 stops
-//!   transient loops.
+//! - **Forwarding:** to a destination that is itself a neighbour over a
+//!   good link (ETX ≤ [`P2P_DIRECT_ETX`]), directly, in one hop (the
+//!   on-link shortcut that RFC 6550 leaves to the implementation: a
+//!   neighbour-table hit); else towards a destination the node has a
+//!   downward route for, down; otherwise up. So upward traffic reaches the
+//!   root, commands reach any node, and peer-to-peer traffic between
+//!   neighbours takes one hop, or climbs to the first common ancestor and
+//!   descends (RPL storing-mode P2P). A hop limit of 64 stops transient
+//!   loops. A shortcut that fails raises the link's ETX like any unicast,
+//!   so traffic falls back to the tree.
 //! - **Repair:** a unicast to the parent that the MAC gives up on raises
 //!   that link's ETX by a [`FAIL_ETX`] sample, and the node reselects its
 //!   parent at once, or detaches if no neighbour qualifies. A detached node
@@ -42,6 +47,10 @@ use super::phy;
 use super::radio::{BROADCAST, MacFrame, Radio, RadioEvent, RadioOutput, TxFailure};
 use crate::kernel::rng::stream;
 use crate::kernel::{SimDuration, SimTime};
+
+/// Largest ETX of a link over which data goes straight to a destination
+/// that is a neighbour, bypassing the tree.
+pub const P2P_DIRECT_ETX: f64 = 1.5;
 
 /// ETX sample of a unicast the MAC gave up on: twice its 4 attempts.
 pub const FAIL_ETX: f64 = 8.0;
@@ -806,7 +815,12 @@ impl Mesh {
             return;
         }
         let node = &self.nodes[at as usize];
+        let direct = node
+            .neighbours
+            .get(&dst)
+            .is_some_and(|nb| nb.etx <= P2P_DIRECT_ETX);
         let next = match node.down.get(&dst) {
+            _ if direct => Some(dst),
             Some(&(child, expiry)) if expiry >= now => Some(child),
             _ => node.parent,
         };
@@ -986,5 +1000,37 @@ mod tests {
             d.mesh.stats()
         );
         assert!(healed <= 60, "{healed} s");
+    }
+
+    /// Two LMUs 60 m apart, both children of the coordinator 400 m away:
+    /// a frame between them takes the one-hop shortcut, not the two hops
+    /// through their common parent.
+    #[test]
+    fn neighbours_talk_directly_and_others_through_the_tree() {
+        let pos = vec![
+            Position::new(0.0, 0.0, 8.0),
+            Position::new(400.0, 0.0, 8.0),
+            Position::new(400.0, 60.0, 8.0),
+        ];
+        let radio = Radio::new(RadioConfig::default(), pos, 5);
+        let mut d = Driver {
+            mesh: Mesh::new(radio, 0, RoutingSettings::default(), 5),
+            delivered: Vec::new(),
+        };
+        let mut sim = Simulation::new();
+        for (t, e) in d.mesh.start(SimTime::ZERO) {
+            sim.schedule_at(t, Ev::Mesh(e)).unwrap();
+        }
+        run_until(&mut sim, &mut d, 60);
+        assert!(d.mesh.has_route(1) && d.mesh.has_route(2));
+        sim.schedule_at(SimTime::from_nanos(61_000_000_000), Ev::Send(1, 2, 7))
+            .unwrap();
+        sim.schedule_at(SimTime::from_nanos(62_000_000_000), Ev::Send(2, 0, 8))
+            .unwrap();
+        run_until(&mut sim, &mut d, 63);
+        let p2p = d.delivered.iter().find(|x| x.tag == 7).expect("delivered");
+        assert_eq!((p2p.src, p2p.dst, p2p.hops), (1, 2, 1));
+        let up = d.delivered.iter().find(|x| x.tag == 8).expect("delivered");
+        assert_eq!(up.dst, 0);
     }
 }
