@@ -126,6 +126,7 @@ pub enum TraceFile {
 /// | `profiles` | `Feeder` (each load's yearly, else daily shape) or `Flat` (nominal power) | `Feeder` |
 /// | `profile_step` | duration between profile evaluations | `"1min"` |
 /// | `pv` | PV systems, see [`PvFile`] | `[]` |
+/// | `rooftop_pv` | rooftop PV on a share of the customers, see [`RooftopPvFile`] | none |
 /// | `switches` | lines that act as switches, see [`SwitchFile`] | `[]` |
 /// | `switching` | scheduled switching actions, see [`SwitchingFile`] | `[]` |
 /// | `solver.tol_pu` | convergence tolerance [pu] | `1e-10` |
@@ -148,6 +149,9 @@ pub struct GridFile {
     /// PV systems.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pv: Vec<PvFile>,
+    /// Rooftop PV on a share of the customers, besides `pv`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rooftop_pv: Option<RooftopPvFile>,
     /// Lines that are switches (or contactors) and their normal state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub switches: Vec<SwitchFile>,
@@ -235,6 +239,32 @@ pub struct PvFile {
     /// Peak active power, when the profile is 1 [kW].
     pub kw: f64,
     /// Inverter rating [kVA]; defaults to 1.1 × `kw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kva: Option<f64>,
+    /// Output over time, as a share of `kw`.
+    #[serde(default)]
+    pub profile: PvProfileFile,
+    /// Reactive power control.
+    #[serde(default)]
+    pub control: QControlFile,
+}
+
+/// Rooftop PV on a share of the feeder's customers (loads), spread evenly
+/// over them in the feeder's load order: load `i` (from 0) has a system when
+/// `⌊(i + 1)·share⌋ > ⌊i·share⌋`, on the load's own phase (its bus and
+/// phases), named `pv_<load>`.
+///
+/// ```ron
+/// rooftop_pv: (share: 0.333, kw: 4.0, profile: ClearSky(latitude_deg: 52.0), control: Ieee1547),
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RooftopPvFile {
+    /// Share of the customers with a system, in [0, 1].
+    pub share: f64,
+    /// Peak active power of each, when the profile is 1 [kW].
+    pub kw: f64,
+    /// Inverter rating of each [kVA]; defaults to 1.1 × `kw`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kva: Option<f64>,
     /// Output over time, as a share of `kw`.

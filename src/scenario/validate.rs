@@ -295,53 +295,18 @@ fn check_grid(g: &GridFile) -> Result<(), Invalid> {
                 Some("e.g. \"abc\" or \"b\""),
             ));
         }
-        if !(pv.kw.is_finite() && pv.kw >= 0.0) {
+        check_pv_output(&p, pv.kw, pv.kva, &pv.profile, &pv.control)?;
+    }
+    if let Some(r) = &g.rooftop_pv {
+        let p = at(&root, &["rooftop_pv"]);
+        if !(0.0..=1.0).contains(&r.share) {
             return Err(bad(
-                at(&p, &["kw"]),
-                format!("kw {} must be ≥ 0", pv.kw),
-                None,
+                at(&p, &["share"]),
+                format!("share {} must lie in [0, 1]", r.share),
+                Some("e.g. 0.333 for a third of the customers"),
             ));
         }
-        if let Some(kva) = pv.kva
-            && !(kva.is_finite() && kva > 0.0 && kva >= pv.kw)
-        {
-            return Err(bad(
-                at(&p, &["kva"]),
-                format!("kva {kva} must be positive and at least kw ({})", pv.kw),
-                None,
-            ));
-        }
-        if let PvProfileFile::ClearSky {
-            latitude_deg,
-            day_of_year,
-            ..
-        } = pv.profile
-        {
-            if !(-90.0..=90.0).contains(&latitude_deg) {
-                return Err(bad(
-                    at(&p, &["profile", "latitude_deg"]),
-                    format!("latitude {latitude_deg}° is not in [−90, 90]"),
-                    None,
-                ));
-            }
-            if !(1..=366).contains(&day_of_year) {
-                return Err(bad(
-                    at(&p, &["profile", "day_of_year"]),
-                    format!("day {day_of_year} is not in 1–366"),
-                    None,
-                ));
-            }
-        }
-        if let QControlFile::VoltVar(curve) = &pv.control {
-            let increasing = curve.windows(2).all(|w| w[0].0 < w[1].0);
-            if curve.len() < 2 || !increasing || curve.iter().any(|(_, q)| q.abs() > 1.0) {
-                return Err(bad(
-                    at(&p, &["control"]),
-                    "a volt-var curve needs at least two points in increasing voltage, with |Q| ≤ 1 pu".into(),
-                    Some("e.g. VoltVar([(0.92, 0.44), (0.98, 0.0), (1.02, 0.0), (1.08, -0.44)])"),
-                ));
-            }
-        }
+        check_pv_output(&p, r.kw, r.kva, &r.profile, &r.control)?;
     }
     for (i, s) in g.switching.iter().enumerate() {
         if !g.switches.iter().any(|w| w.line == s.line) {
@@ -351,6 +316,62 @@ fn check_grid(g: &GridFile) -> Result<(), Invalid> {
                 at(&p, &["line"]),
                 format!("`{}` is not listed in grid.switches", s.line),
                 Some("add it to `switches` first"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The output settings shared by `grid.pv` entries and `grid.rooftop_pv`,
+/// at `p`.
+fn check_pv_output(
+    p: &[Seg],
+    kw: f64,
+    kva: Option<f64>,
+    profile: &PvProfileFile,
+    control: &QControlFile,
+) -> Result<(), Invalid> {
+    if !(kw.is_finite() && kw >= 0.0) {
+        return Err(bad(at(p, &["kw"]), format!("kw {} must be ≥ 0", kw), None));
+    }
+    if let Some(kva) = kva
+        && !(kva.is_finite() && kva > 0.0 && kva >= kw)
+    {
+        return Err(bad(
+            at(p, &["kva"]),
+            format!("kva {kva} must be positive and at least kw ({})", kw),
+            None,
+        ));
+    }
+    if let PvProfileFile::ClearSky {
+        latitude_deg,
+        day_of_year,
+        ..
+    } = *profile
+    {
+        if !(-90.0..=90.0).contains(&latitude_deg) {
+            return Err(bad(
+                at(p, &["profile", "latitude_deg"]),
+                format!("latitude {latitude_deg}° is not in [−90, 90]"),
+                None,
+            ));
+        }
+        if !(1..=366).contains(&day_of_year) {
+            return Err(bad(
+                at(p, &["profile", "day_of_year"]),
+                format!("day {day_of_year} is not in 1–366"),
+                None,
+            ));
+        }
+    }
+    if let QControlFile::VoltVar(curve) = control {
+        let increasing = curve.windows(2).all(|w| w[0].0 < w[1].0);
+        if curve.len() < 2 || !increasing || curve.iter().any(|(_, q)| q.abs() > 1.0) {
+            return Err(bad(
+                at(p, &["control"]),
+                "a volt-var curve needs at least two points in increasing voltage, with |Q| ≤ 1 pu"
+                    .into(),
+                Some("e.g. VoltVar([(0.92, 0.44), (0.98, 0.0), (1.02, 0.0), (1.08, -0.44)])"),
             ));
         }
     }

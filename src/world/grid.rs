@@ -87,6 +87,73 @@ impl Ctx<'_> {
     }
 }
 
+/// The output settings of a PV system, shared by `grid.pv` entries and
+/// `grid.rooftop_pv`.
+struct PvOutput<'a> {
+    kw: f64,
+    kva: Option<f64>,
+    profile: &'a PvProfileFile,
+    control: &'a QControlFile,
+}
+
+impl PvOutput<'_> {
+    /// The system at `bus` on `phases`.
+    fn pv(&self, net: &Network, name: String, bus: usize, phases: [bool; 3]) -> Pv {
+        let control = match self.control {
+            QControlFile::UnityPf => QControl::Fixed { q_var: 0.0 },
+            QControlFile::FixedKvar(q) => QControl::Fixed { q_var: q * 1e3 },
+            QControlFile::Ieee1547 => QControl::ieee1547_default(),
+            QControlFile::VoltVar(curve) => QControl::VoltVar {
+                curve: curve.clone(),
+            },
+        };
+        Pv {
+            name,
+            bus,
+            phases,
+            p_w: self.kw * 1e3,
+            s_rated_va: self.kva.unwrap_or(1.1 * self.kw) * 1e3,
+            v_nom: net.buses[bus].v_base_ln,
+            control,
+        }
+    }
+
+    /// Its output profile; a load shape is looked up in `shapes` (an error
+    /// at `at` if absent).
+    fn profile(
+        &self,
+        cx: &Ctx<'_>,
+        shapes: Option<&BTreeMap<String, crate::grid::dss::LoadShapeDef>>,
+        at: Vec<Seg>,
+    ) -> Result<Profile, GridBuildError> {
+        Ok(match self.profile {
+            PvProfileFile::Constant => Profile::Flat,
+            PvProfileFile::Shape(name) => {
+                let lower = name.to_ascii_lowercase();
+                let s = shapes.and_then(|s| s.get(&lower)).ok_or_else(|| {
+                    cx.err(
+                        at,
+                        format!("the feeder has no loadshape `{name}`"),
+                        shapes.and_then(|s| suggest(s.keys().map(String::as_str), &lower)),
+                    )
+                })?;
+                Profile::Shape(s.clone())
+            }
+            PvProfileFile::ClearSky {
+                latitude_deg,
+                longitude_deg,
+                utc_offset_h,
+                day_of_year,
+            } => Profile::ClearSky(ClearSky {
+                latitude_deg: *latitude_deg,
+                longitude_deg: *longitude_deg,
+                utc_offset_h: *utc_offset_h,
+                day_of_year: *day_of_year,
+            }),
+        })
+    }
+}
+
 fn time(d: SimDuration) -> SimTime {
     SimTime::ZERO.saturating_add(d)
 }
@@ -163,56 +230,51 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
         load_profiles.push(profile);
     }
 
-    // PV systems.
+    // PV systems: those listed, then the rooftop ones.
     let mut pv_profiles = Vec::new();
     let mut pv_peak_w = Vec::new();
     for (i, p) in g.pv.iter().enumerate() {
         let bus = cx.bus(&net, &p.bus, indexed(&["grid", "pv"], i, &["bus"]))?;
         let phases = crate::scenario::parse_phases(&p.phases).unwrap_or([true; 3]);
-        let control = match &p.control {
-            QControlFile::UnityPf => QControl::Fixed { q_var: 0.0 },
-            QControlFile::FixedKvar(q) => QControl::Fixed { q_var: q * 1e3 },
-            QControlFile::Ieee1547 => QControl::ieee1547_default(),
-            QControlFile::VoltVar(curve) => QControl::VoltVar {
-                curve: curve.clone(),
-            },
+        let out = PvOutput {
+            kw: p.kw,
+            kva: p.kva,
+            profile: &p.profile,
+            control: &p.control,
         };
-        let profile = match &p.profile {
-            PvProfileFile::Constant => Profile::Flat,
-            PvProfileFile::Shape(name) => {
-                let lower = name.to_ascii_lowercase();
-                let s = shapes.and_then(|s| s.get(&lower)).ok_or_else(|| {
-                    cx.err(
-                        indexed(&["grid", "pv"], i, &["profile"]),
-                        format!("the feeder has no loadshape `{name}`"),
-                        shapes.and_then(|s| suggest(s.keys().map(String::as_str), &lower)),
-                    )
-                })?;
-                Profile::Shape(s.clone())
-            }
-            PvProfileFile::ClearSky {
-                latitude_deg,
-                longitude_deg,
-                utc_offset_h,
-                day_of_year,
-            } => Profile::ClearSky(ClearSky {
-                latitude_deg: *latitude_deg,
-                longitude_deg: *longitude_deg,
-                utc_offset_h: *utc_offset_h,
-                day_of_year: *day_of_year,
-            }),
-        };
-        net.pv.push(Pv {
-            name: p.name.clone(),
-            bus,
-            phases,
-            p_w: p.kw * 1e3,
-            s_rated_va: p.kva.unwrap_or(1.1 * p.kw) * 1e3,
-            v_nom: net.buses[bus].v_base_ln,
-            control,
-        });
+        let profile = out.profile(&cx, shapes, indexed(&["grid", "pv"], i, &["profile"]))?;
+        net.pv.push(out.pv(&net, p.name.clone(), bus, phases));
         pv_profiles.push(profile);
         pv_peak_w.push(p.kw * 1e3);
+    }
+    if let Some(r) = &g.rooftop_pv {
+        let out = PvOutput {
+            kw: r.kw,
+            kva: r.kva,
+            profile: &r.profile,
+            control: &r.control,
+        };
+        let profile = out.profile(&cx, shapes, path(&["grid", "rooftop_pv", "profile"]))?;
+        let share = r.share;
+        let chosen: Vec<(String, usize, [bool; 3])> = net
+            .loads
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| ((i + 1) as f64 * share).floor() > (i as f64 * share).floor())
+            .map(|(_, l)| {
+                let mut phases = [false; 3];
+                phases[l.phase] = true;
+                if let Some(b) = l.to_phase {
+                    phases[b] = true;
+                }
+                (format!("pv_{}", l.name), l.bus, phases)
+            })
+            .collect();
+        for (name, bus, phases) in chosen {
+            net.pv.push(out.pv(&net, name, bus, phases));
+            pv_profiles.push(profile.clone());
+            pv_peak_w.push(r.kw * 1e3);
+        }
     }
 
     // Switches and their normal state.
@@ -352,4 +414,57 @@ fn split_at(
     let bus = net.split_line(section, (fraction - lo) / (hi - lo))?;
     splits.insert((k, fraction.to_bits()), bus);
     Ok(bus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(rooftop: &str) -> Scenario {
+        let src =
+            format!("(duration: \"1h\", grid: (feeder: Synthetic(buses: 60, seed: 3), {rooftop}))");
+        Scenario::from_source("t.ron", &src, std::path::Path::new("."), "t").unwrap()
+    }
+
+    /// Rooftop PV goes on the given share of the customers, spread evenly in
+    /// load order, on each load's own bus and phase, besides listed PV.
+    #[test]
+    fn rooftop_pv_covers_its_share_of_customers_evenly() {
+        let none = setup(&scenario("")).unwrap().unwrap();
+        assert!(none.net.pv.is_empty());
+        let loads = none.net.loads.len();
+        assert_eq!(loads, 20);
+        for (share, want) in [(0.0, 0), (0.25, 5), (1.0 / 3.0, 6), (0.5, 10), (1.0, 20)] {
+            let s = setup(&scenario(&format!(
+                "rooftop_pv: (share: {share}, kw: 3.5, control: Ieee1547)"
+            )))
+            .unwrap()
+            .unwrap();
+            assert_eq!(s.net.pv.len(), want, "share {share}");
+            assert_eq!(s.pv_profiles.len(), want);
+            assert!(s.pv_peak_w.iter().all(|&w| w == 3500.0));
+            for pv in &s.net.pv {
+                let load = s
+                    .net
+                    .loads
+                    .iter()
+                    .find(|l| format!("pv_{}", l.name) == pv.name)
+                    .expect("named after its load");
+                assert_eq!(pv.bus, load.bus);
+                let mut phases = [false; 3];
+                phases[load.phase] = true;
+                assert_eq!(pv.phases, phases);
+                assert!((pv.s_rated_va - 1.1 * 3500.0).abs() < 1e-9);
+            }
+        }
+        // A quarter: every fourth load, from the fourth.
+        let s = setup(&scenario("rooftop_pv: (share: 0.25, kw: 1.0)"))
+            .unwrap()
+            .unwrap();
+        let names: Vec<&str> = s.net.pv.iter().map(|p| p.name.as_str()).collect();
+        let want: Vec<String> = (0..5)
+            .map(|k| format!("pv_{}", none.net.loads[4 * k + 3].name))
+            .collect();
+        assert_eq!(names, want);
+    }
 }
