@@ -34,9 +34,22 @@
 //! - **Repair:** a unicast to the parent that the MAC gives up on raises
 //!   that link's ETX by a [`FAIL_ETX`] sample, and the node reselects its
 //!   parent at once, or detaches if no neighbour qualifies. A detached node
-//!   poisons once and then broadcasts a DIS every [`DIS_INTERVAL`]; an
-//!   attached node that hears one restarts its Trickle timer, so the tree
-//!   regrows in seconds even when every timer had reached Imax.
+//!   poisons once and then broadcasts a DIS after [`DIS_INTERVAL`], the
+//!   interval doubling up to [`DIS_INTERVAL_MAX`]; an attached node that
+//!   hears one restarts its Trickle timer, so the tree regrows in seconds
+//!   even when every timer had reached Imax.
+//! - **Loops:** a node's rank may not exceed the lowest it has had by more
+//!   than [`MAX_RANK_INCREASE`] (RFC 6550's DAGMaxRankIncrease): past it,
+//!   it detaches instead, which bounds counting to infinity when the root
+//!   is gone (a detached node forgets the bound after [`RANK_HOLD_DOWN`],
+//!   as a new DODAG version would let it). A DAO that arrives from the
+//!   node's own parent, or after 64 hops, is in a loop and is dropped; so
+//!   is a data packet going up that arrives from the node's own parent
+//!   (RFC 6550 §11.2).
+//! - **Versions:** a root that (re)boots starts a new DODAG version; a node
+//!   that hears it forgets every rank of the old one and joins afresh, and
+//!   a DIO of an old version is no parent candidate (RFC 6550 global
+//!   repair), so no ghost of the old tree survives the root's return.
 
 use std::collections::BTreeMap;
 
@@ -133,42 +146,69 @@ pub enum MeshEvent {
 /// A MAC tag marking a DIS (DODAG information solicitation).
 const DIS_TAG: u64 = 1 << 62;
 
-/// Interval between DIS broadcasts of a detached node.
+/// First interval between DIS broadcasts of a detached node; it doubles
+/// after each, up to [`DIS_INTERVAL_MAX`].
 pub const DIS_INTERVAL: SimDuration = SimDuration::from_nanos(5_000_000_000);
+
+/// Longest interval between DIS broadcasts of a detached node.
+pub const DIS_INTERVAL_MAX: SimDuration = SimDuration::from_nanos(60_000_000_000);
+
+/// How far a node's rank may grow above the lowest it has had before it
+/// must detach instead [ETX] (RFC 6550's DAGMaxRankIncrease): this bounds
+/// counting to infinity when the root or a whole region is gone.
+pub const MAX_RANK_INCREASE: f64 = 8.0;
+
+/// How long a detached node keeps its lowest rank as the bound before it
+/// forgets it and may join at any rank (standing in for the new DODAG
+/// version of a global repair).
+pub const RANK_HOLD_DOWN: SimDuration = SimDuration::from_nanos(60_000_000_000);
 
 /// Marks a MAC tag that carries a DIO's rank itself (broadcasts have no
 /// acknowledgement to clear a table entry).
 const DIO_TAG: u64 = 1 << 63;
 
-/// A rank as carried in a DIO tag: milli-ETX, `u32::MAX` for infinite.
-fn dio_tag(rank: f64) -> u64 {
+/// A DIO's content as carried in its tag: the DODAG version in bits
+/// 32–47, the rank in milli-ETX in bits 0–31 (`u32::MAX` for infinite).
+fn dio_tag(rank: f64, version: u16) -> u64 {
     let r = if rank.is_finite() {
         (rank * 1000.0).round().min(f64::from(u32::MAX - 1)) as u64
     } else {
         u64::from(u32::MAX)
     };
-    DIO_TAG | r
+    DIO_TAG | (u64::from(version) << 32) | r
 }
 
-fn dio_rank(tag: u64) -> Option<f64> {
+/// The rank and version of a DIO tag.
+fn dio_content(tag: u64) -> Option<(f64, u16)> {
     if tag & DIO_TAG == 0 {
         return None;
     }
     let r = (tag & u64::from(u32::MAX)) as u32;
-    Some(if r == u32::MAX {
+    let version = ((tag >> 32) & 0xffff) as u16;
+    let rank = if r == u32::MAX {
         f64::INFINITY
     } else {
         f64::from(r) / 1000.0
-    })
+    };
+    Some((rank, version))
+}
+
+/// Whether DODAG version `a` is newer than `b` (RFC 6550 §7.2 lollipop
+/// counters, here a plain circular comparison).
+fn newer(a: u16, b: u16) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000
 }
 
 #[derive(Clone, Debug, PartialEq)]
 enum Packet {
     Dio {
         rank: f64,
+        version: u16,
     },
     Dao {
         target: u32,
+        /// Hops travelled so far.
+        hops: u8,
     },
     Data {
         src: u32,
@@ -197,6 +237,15 @@ struct Node {
     trickle_c: u32,
     generation: u64,
     dao_soon: bool,
+    /// The lowest rank this node has had since it booted (RFC 6550's L,
+    /// which bounds its rank to `L + MAX_RANK_INCREASE`).
+    min_rank: f64,
+    /// When it last detached, while detached.
+    detached_at: Option<SimTime>,
+    /// Its current DIS interval, while detached (doubling).
+    dis_i: SimDuration,
+    /// The DODAG version it belongs to (the root's, as last heard).
+    version: u16,
 }
 
 impl Node {
@@ -211,6 +260,10 @@ impl Node {
             trickle_c: 0,
             generation: 0,
             dao_soon: false,
+            min_rank: f64::INFINITY,
+            detached_at: None,
+            dis_i: DIS_INTERVAL,
+            version: 0,
         }
     }
 }
@@ -245,6 +298,10 @@ pub struct RoutingStats {
     pub parent_changes: u64,
     /// DIS solicitations sent.
     pub dis: u64,
+    /// DAOs dropped as travelling in a loop.
+    pub dao_loops: u64,
+    /// Data packets dropped as travelling in a loop.
+    pub data_loops: u64,
 }
 
 /// The radio plus routing of a whole mesh.
@@ -341,9 +398,17 @@ impl Mesh {
     pub fn set_up(&mut self, now: SimTime, n: u32, up: bool) -> Vec<(SimTime, MeshEvent)> {
         self.radio.set_up(n, up);
         let generation = self.nodes[n as usize].generation + 1;
+        // The DODAG version survives a reboot (non-volatile); a root that
+        // comes up starts a new one, so that no node keeps a rank from the
+        // old tree (RFC 6550 global repair).
+        let mut version = self.nodes[n as usize].version;
+        if up && n == self.root {
+            version = version.wrapping_add(1);
+        }
         self.nodes[n as usize] = Node::fresh();
         self.nodes[n as usize].generation = generation;
         self.nodes[n as usize].up = up;
+        self.nodes[n as usize].version = version;
         let mut ev = Vec::new();
         if up {
             if n == self.root {
@@ -400,7 +465,7 @@ impl Mesh {
             octets,
             urgent,
         };
-        self.forward(now, src, p, &mut ev, &mut del);
+        self.forward(now, src, None, p, &mut ev, &mut del);
         (ev, del)
     }
 
@@ -490,9 +555,9 @@ impl Mesh {
                 // A detached node does not advertise (it poisoned once when
                 // it detached).
                 if s.up && s.generation == generation && s.trickle_c < k && s.rank.is_finite() {
-                    let rank = s.rank;
+                    let (rank, version) = (s.rank, s.version);
                     self.stats.dio += 1;
-                    self.broadcast(now, node, dio_tag(rank), &mut ev);
+                    self.broadcast(now, node, dio_tag(rank, version), &mut ev);
                 }
             }
             MeshEvent::TrickleEnd { node, generation } => {
@@ -512,12 +577,12 @@ impl Mesh {
             MeshEvent::DaoSoon(n) => {
                 self.nodes[n as usize].dao_soon = false;
                 if self.nodes[n as usize].up {
-                    self.send_dao(now, n, n, &mut ev);
+                    self.send_dao(now, n, n, 0, &mut ev);
                 }
             }
             MeshEvent::DaoTimer(n) => {
                 if self.nodes[n as usize].up {
-                    self.send_dao(now, n, n, &mut ev);
+                    self.send_dao(now, n, n, 0, &mut ev);
                     ev.push((
                         now.saturating_add(self.cfg.dao_interval),
                         MeshEvent::DaoTimer(n),
@@ -546,9 +611,13 @@ impl Mesh {
     fn send_dis(&mut self, now: SimTime, n: u32, ev: &mut Vec<(SimTime, MeshEvent)>) {
         self.stats.dis += 1;
         self.broadcast(now, n, DIS_TAG, ev);
-        let generation = self.nodes[n as usize].generation;
+        let node = &mut self.nodes[n as usize];
+        let generation = node.generation;
+        let wait = node.dis_i;
+        node.dis_i =
+            SimDuration::from_nanos((wait.as_nanos() * 2).min(DIS_INTERVAL_MAX.as_nanos()));
         ev.push((
-            now.saturating_add(DIS_INTERVAL),
+            now.saturating_add(wait),
             MeshEvent::Dis {
                 node: n,
                 generation,
@@ -561,12 +630,13 @@ impl Mesh {
         now: SimTime,
         from: u32,
         target: u32,
+        hops: u8,
         ev: &mut Vec<(SimTime, MeshEvent)>,
     ) {
         if let Some(p) = self.nodes[from as usize].parent {
             self.stats.dao += 1;
             let octets = self.cfg.control_octets;
-            self.mac_send(now, from, p, Packet::Dao { target }, octets, ev);
+            self.mac_send(now, from, p, Packet::Dao { target, hops }, octets, ev);
         }
     }
 
@@ -591,8 +661,8 @@ impl Mesh {
                     }
                     return;
                 }
-                let p = match dio_rank(frame.tag) {
-                    Some(rank) => Packet::Dio { rank },
+                let p = match dio_content(frame.tag) {
+                    Some((rank, version)) => Packet::Dio { rank, version },
                     None => match self.packets.get(&frame.tag) {
                         Some(p) => p.clone(),
                         None => return,
@@ -604,7 +674,15 @@ impl Mesh {
                 self.heard(now, at, frame.src, rssi_dbm, &p, ev);
                 match p {
                     Packet::Dio { .. } => {}
-                    Packet::Dao { target } => {
+                    Packet::Dao { target, hops } => {
+                        // A DAO from this node's own parent, or one that
+                        // has gone round too long, travels in a loop: drop
+                        // it (RFC 6550 §11.2 loop detection).
+                        let node = &self.nodes[at as usize];
+                        if node.parent == Some(frame.src) || hops >= HOP_LIMIT {
+                            self.stats.dao_loops += 1;
+                            return;
+                        }
                         let expiry = now.saturating_add(SimDuration::from_nanos(
                             3 * self.cfg.dao_interval.as_nanos(),
                         ));
@@ -612,7 +690,7 @@ impl Mesh {
                             .down
                             .insert(target, (frame.src, expiry));
                         if at != self.root {
-                            self.send_dao(now, at, target, ev);
+                            self.send_dao(now, at, target, hops + 1, ev);
                         }
                     }
                     Packet::Data {
@@ -631,7 +709,7 @@ impl Mesh {
                             octets,
                             urgent,
                         };
-                        self.forward(now, at, p, ev, del);
+                        self.forward(now, at, Some(frame.src), p, ev, del);
                     }
                 }
             }
@@ -692,11 +770,35 @@ impl Mesh {
         // capped at FAIL_ETX.
         let psr = phy::psr(phy::lin(rssi_dbm - profile_noise), 160.0);
         let etx0 = (1.0 / psr.max(1.0 / FAIL_ETX)).min(FAIL_ETX);
+        if let &Packet::Dio { version, .. } = p {
+            if newer(version, node.version) {
+                // A new DODAG version (the root rebooted): every rank heard
+                // so far belongs to the old one, and so does this node's.
+                node.version = version;
+                node.parent = None;
+                node.rank = f64::INFINITY;
+                node.min_rank = f64::INFINITY;
+                node.detached_at = None;
+                for other in node.neighbours.values_mut() {
+                    other.rank = f64::INFINITY;
+                }
+            } else if newer(node.version, version) {
+                // An old version: not a parent candidate; tell it at once.
+                node.neighbours
+                    .entry(from)
+                    .and_modify(|nb| nb.rank = f64::INFINITY);
+                if node.rank.is_finite() {
+                    self.trickle_reset(now, at, ev);
+                }
+                return;
+            }
+        }
+        let node = &mut self.nodes[at as usize];
         let nb = node.neighbours.entry(from).or_insert(Neighbour {
             rank: f64::INFINITY,
             etx: etx0,
         });
-        if let Packet::Dio { rank } = p {
+        if let Packet::Dio { rank, .. } = p {
             nb.etx = (1.0 - DIO_ETX_WEIGHT) * nb.etx + DIO_ETX_WEIGHT * etx0;
             // Only an unchanged finite rank is consistent (Trickle's c).
             let consistent = rank.is_finite() && nb.rank == *rank;
@@ -735,6 +837,12 @@ impl Mesh {
             (Some(cur), _) => Some(cur),
             (None, b) => b,
         };
+        // The rank bound, forgotten after a hold-down while detached.
+        let bound = match node.detached_at {
+            Some(t) if now.saturating_since(t) >= RANK_HOLD_DOWN => f64::INFINITY,
+            _ => node.min_rank + MAX_RANK_INCREASE,
+        };
+        let choice = choice.filter(|&(_, c)| c <= bound);
         let old_rank = node.rank;
         let old_parent = node.parent;
         let node = &mut self.nodes[n as usize];
@@ -742,10 +850,20 @@ impl Mesh {
             Some((p, c)) => {
                 node.parent = Some(p);
                 node.rank = c;
+                node.min_rank = if node.detached_at.is_some() && bound.is_infinite() {
+                    c
+                } else {
+                    node.min_rank.min(c)
+                };
+                node.detached_at = None;
+                node.dis_i = DIS_INTERVAL;
             }
             None => {
                 node.parent = None;
                 node.rank = f64::INFINITY;
+                if old_rank.is_finite() {
+                    node.detached_at = Some(now);
+                }
             }
         }
         let (new_parent, new_rank) = (node.parent, node.rank);
@@ -754,7 +872,8 @@ impl Mesh {
             // solicit DIOs until a parent is found.
             self.send_dis(now, n, ev);
             self.stats.dio += 1;
-            self.broadcast(now, n, dio_tag(f64::INFINITY), ev);
+            let version = self.nodes[n as usize].version;
+            self.broadcast(now, n, dio_tag(f64::INFINITY, version), ev);
         }
         if new_parent != old_parent {
             self.stats.parent_changes += 1;
@@ -781,10 +900,13 @@ impl Mesh {
         ));
     }
 
+    /// Forwards a data packet at `at`, which it reached from `from` (`None`
+    /// at its source).
     fn forward(
         &mut self,
         now: SimTime,
         at: u32,
+        from: Option<u32>,
         p: Packet,
         ev: &mut Vec<(SimTime, MeshEvent)>,
         del: &mut Vec<Delivery>,
@@ -819,11 +941,21 @@ impl Mesh {
             .neighbours
             .get(&dst)
             .is_some_and(|nb| nb.etx <= P2P_DIRECT_ETX);
-        let next = match node.down.get(&dst) {
-            _ if direct => Some(dst),
-            Some(&(child, expiry)) if expiry >= now => Some(child),
-            _ => node.parent,
+        let (next, upward) = match node.down.get(&dst) {
+            _ if direct => (Some(dst), false),
+            Some(&(child, expiry)) if expiry >= now => (Some(child), false),
+            _ => (node.parent, true),
         };
+        // Going up, a packet must come from below: from this node's own
+        // parent, it travels in a loop (RFC 6550 §11.2 data-path
+        // validation, with the previous hop standing in for the sender's
+        // rank, which ranks heard in older DIOs would misjudge). Drop it.
+        let looped = upward && from.is_some() && node.parent == from;
+        if looped {
+            self.stats.data_dropped += 1;
+            self.stats.data_loops += 1;
+            return;
+        }
         let Some(next) = next else {
             self.stats.data_dropped += 1;
             return;

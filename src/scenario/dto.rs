@@ -370,6 +370,17 @@ pub enum FaultFile {
     NodeCrash(NodeCrashFile),
     /// An LMU's voltage or current sensor sticks or drifts.
     SensorFault(SensorFaultFile),
+    /// The coordinator (mesh node 0: the radio at the transformer that
+    /// bridges the mesh to the gateway over UART) is down: the mesh loses
+    /// its root, and frames to and from the gateway are lost. LMU-to-LMU
+    /// traffic (FLISR) goes on where the links allow.
+    CoordinatorOutage(OutageFile),
+    /// The gateway itself is down (power or software): frames from the
+    /// coordinator are lost (counted), its MQTT session drops, and its
+    /// round deadlines wait until it is back. Its store-and-forward buffer
+    /// and the reports it had already accepted survive (non-volatile), so
+    /// nothing accepted is lost.
+    GatewayOutage(OutageFile),
     /// The gateway's 3G/4G link is down.
     CellularOutage(OutageFile),
     /// The cloud's MQTT broker is down.

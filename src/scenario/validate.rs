@@ -169,9 +169,9 @@ fn check(dto: &ScenarioFile, default_name: &str) -> Result<(), Invalid> {
         let p = vec![Seg::Field("faults".into()), Seg::Index(i)];
         let (needs, present) = match f {
             FaultFile::Short(_) | FaultFile::OpenConductor(_) => ("grid", dto.grid.is_some()),
-            FaultFile::CellularOutage(_) | FaultFile::BrokerOutage(_) => {
-                ("gateway", dto.gateway.is_some())
-            }
+            FaultFile::CellularOutage(_)
+            | FaultFile::BrokerOutage(_)
+            | FaultFile::GatewayOutage(_) => ("gateway", dto.gateway.is_some()),
             FaultFile::ValidatorCrash(_) | FaultFile::ValidatorPartition(_) => {
                 ("ledger", dto.ledger.is_some())
             }
@@ -782,7 +782,10 @@ fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Inv
         FaultFile::LinkDegradation(l) => l.at,
         FaultFile::NodeCrash(c) => c.at,
         FaultFile::SensorFault(sf) => sf.at,
-        FaultFile::CellularOutage(o) | FaultFile::BrokerOutage(o) => o.at,
+        FaultFile::CellularOutage(o)
+        | FaultFile::BrokerOutage(o)
+        | FaultFile::GatewayOutage(o)
+        | FaultFile::CoordinatorOutage(o) => o.at,
         FaultFile::ValidatorCrash(c) => c.at,
         FaultFile::ValidatorPartition(pf) => pf.at,
     };
@@ -889,7 +892,10 @@ fn check_fault(f: &FaultFile, i: usize, duration: SimDuration) -> Result<(), Inv
             }
         }
         FaultFile::ValidatorCrash(_) | FaultFile::ValidatorPartition(_) => {}
-        FaultFile::CellularOutage(o) | FaultFile::BrokerOutage(o) => {
+        FaultFile::CellularOutage(o)
+        | FaultFile::BrokerOutage(o)
+        | FaultFile::GatewayOutage(o)
+        | FaultFile::CoordinatorOutage(o) => {
             if o.duration.is_some_and(|d| d.is_zero()) {
                 return Err(bad(
                     at(&p, &["duration"]),

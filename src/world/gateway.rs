@@ -134,6 +134,8 @@ pub struct Step {
 enum OutageKind {
     Cellular,
     Broker,
+    /// The gateway itself.
+    Gateway,
 }
 
 /// One direction of the cellular link with its TCP ordering.
@@ -187,6 +189,10 @@ pub struct GatewayStats {
     pub commands_forwarded: u64,
     /// Frames dropped at a full UART queue.
     pub uart_dropped: u64,
+    /// Frames from the coordinator lost while the gateway was down.
+    pub frames_lost_down: u64,
+    /// Gateway outages begun.
+    pub outages: u64,
 }
 
 /// The gateway and the cloud.
@@ -211,6 +217,13 @@ pub struct GatewayApp {
     conn: u64,
     /// The connection the broker serves, if any.
     broker_conn: Option<u64>,
+    /// Whether the gateway itself is down.
+    halted: bool,
+    /// Whether the cellular link is down.
+    cellular_down: bool,
+    /// Rounds whose deadline passed while it was down, to publish when it
+    /// is back.
+    overdue: Vec<u64>,
     client_timer: Option<SimTime>,
     broker_timer: Option<SimTime>,
     outages: Vec<(SimTime, Option<SimTime>, OutageKind)>,
@@ -347,6 +360,7 @@ impl GatewayApp {
             let (o, kind) = match f {
                 FaultFile::CellularOutage(o) => (o, OutageKind::Cellular),
                 FaultFile::BrokerOutage(o) => (o, OutageKind::Broker),
+                FaultFile::GatewayOutage(o) => (o, OutageKind::Gateway),
                 _ => continue,
             };
             let at = SimTime::ZERO.saturating_add(o.at);
@@ -380,6 +394,9 @@ impl GatewayApp {
             cloud,
             conn: 0,
             broker_conn: None,
+            halted: false,
+            cellular_down: false,
+            overdue: Vec::new(),
             client_timer: None,
             broker_timer: None,
             outages,
@@ -436,6 +453,10 @@ impl GatewayApp {
     /// the UART.
     pub fn from_mesh(&mut self, now: SimTime, frame: Vec<u8>) -> Step {
         let mut step = Step::default();
+        if self.halted {
+            self.stats.frames_lost_down += 1;
+            return step;
+        }
         match self.uart_up.send(now, frame.len()) {
             Some(at) => step.events.push((at, GatewayEvent::FromCoordinator(frame))),
             None => self.stats.uart_dropped += 1,
@@ -447,9 +468,12 @@ impl GatewayApp {
     pub fn handle(&mut self, now: SimTime, ev: GatewayEvent) -> Step {
         let mut step = Step::default();
         match ev {
+            GatewayEvent::FromCoordinator(_) if self.halted => self.stats.frames_lost_down += 1,
             GatewayEvent::FromCoordinator(frame) => self.frame_in(now, &frame, &mut step),
             GatewayEvent::Deadline(r) => {
-                if let Some(p) = self.aggregator.deadline(now, r) {
+                if self.halted {
+                    self.overdue.push(r);
+                } else if let Some(p) = self.aggregator.deadline(now, r) {
                     self.publish(now, p, &mut step);
                 }
                 let next = self.aggregator.deadline_of(r + 1);
@@ -487,7 +511,8 @@ impl GatewayApp {
                 Some(OutageKind::Cellular) => {
                     self.up.link.set_outage(now, on);
                     self.down.link.set_outage(now, on);
-                    let out = self.client.link(now, !on);
+                    self.cellular_down = on;
+                    let out = self.client.link(now, !on && !self.halted);
                     self.client_out(now, out, &mut step);
                 }
                 Some(OutageKind::Broker) => {
@@ -496,6 +521,22 @@ impl GatewayApp {
                         self.broker_conn = None;
                     }
                     self.broker_out(now, out, &mut step);
+                }
+                Some(OutageKind::Gateway) => {
+                    // Down: the session drops as if the modem had gone.
+                    // Back: it reconnects, and publishes the rounds whose
+                    // deadlines passed meanwhile, from what it had accepted.
+                    self.halted = on;
+                    self.stats.outages += u64::from(on);
+                    let out = self.client.link(now, !on && !self.cellular_down);
+                    self.client_out(now, out, &mut step);
+                    if !on {
+                        for r in std::mem::take(&mut self.overdue) {
+                            if let Some(p) = self.aggregator.deadline(now, r) {
+                                self.publish(now, p, &mut step);
+                            }
+                        }
+                    }
                 }
                 None => {}
             },
@@ -798,6 +839,8 @@ impl GatewayApp {
         summary.set_u64("gateway.reports_late", a.late);
         summary.set_u64("gateway.frames_rejected", self.stats.frames_rejected);
         summary.set_u64("gateway.uart_dropped", self.stats.uart_dropped);
+        summary.set_u64("gateway.outages", self.stats.outages);
+        summary.set_u64("gateway.frames_lost_down", self.stats.frames_lost_down);
         summary.set_u64("gateway.records_published", self.records_published);
         summary.set_u64("gateway.records_stored", cl.stored);
         summary.set_u64("gateway.records_dropped", b.dropped_records);

@@ -208,6 +208,11 @@ impl MeshApp {
                     c.reboot_after.map(|d| t(c.at).saturating_add(d)),
                     MeshFault::Crash(check(c.node, "node")?),
                 )),
+                FaultFile::CoordinatorOutage(o) => faults.push((
+                    t(o.at),
+                    o.duration.map(|d| t(o.at).saturating_add(d)),
+                    MeshFault::Crash(0),
+                )),
                 // The LMUs carry them out; the node must exist.
                 FaultFile::SensorFault(sf) => {
                     check(sf.node, "node")?;
@@ -406,6 +411,9 @@ impl MeshApp {
         summary.set_u64("mesh.mac_access_failures", r.access_failures);
         summary.set_u64("mesh.dio_sent", s.dio);
         summary.set_u64("mesh.dao_sent", s.dao);
+        summary.set_u64("mesh.dao_loops", s.dao_loops);
+        summary.set_u64("mesh.data_loops", s.data_loops);
+        summary.set_u64("mesh.dis_sent", s.dis);
         summary.set_u64("mesh.data_dropped", s.data_dropped);
     }
 }

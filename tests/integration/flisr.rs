@@ -196,3 +196,36 @@ fn a_drifting_voltage_sensor_fails_en50160_at_its_lmu_only() {
     );
     assert_eq!(field(&row(&drift, "11"), 4), field(&row(&clean, "11"), 4));
 }
+
+/// The coordinator is down from 10 to 20 min, and the fault comes at
+/// 15 min: FLISR needs no coordinator (the LMUs talk to their neighbours),
+/// so the fault is still isolated minimally within 1 s. Meanwhile the
+/// rootless mesh does not count to infinity: the run costs at most twice
+/// the events of the same run without the outage (about 1.6 times; it was
+/// 6 times before the rank bound and the DAO and data loop checks), and it
+/// regrows in the root's new DODAG version, so the reports of the last
+/// round reach the coordinator (the round before is lost, so 150 to 194
+/// reports are missing).
+#[test]
+fn a_fault_during_a_coordinator_outage_is_still_isolated_peer_to_peer() {
+    let (Some(base), Some(o)) = (
+        run_with("600", ""),
+        run_with(
+            "600",
+            "CoordinatorOutage((at: \"10min\", duration: \"10min\"))",
+        ),
+    ) else {
+        return;
+    };
+    let s = &o.summary;
+    assert_eq!(num(s, "flisr.faults"), 1.0);
+    assert_eq!(num(s, "flisr.minimal_share"), 1.0);
+    assert!(num(s, "flisr.isolate_s_max") < 1.0);
+    let (with, without) = (num(s, "kernel.events"), num(&base.summary, "kernel.events"));
+    assert!(with < 2.0 * without, "{with} events against {without}");
+    assert!(num(s, "mesh.dio_sent") < 10.0 * num(&base.summary, "mesh.dio_sent"));
+    // The LMUs lost their root: their two rounds of reports in the outage
+    // (at 5-minute intervals, 97 LMUs) never arrive; the last round does.
+    let lost = num(&base.summary, "mesh.frames_delivered") - num(s, "mesh.frames_delivered");
+    assert!((150.0..=2.0 * 97.0).contains(&lost), "{lost} reports lost");
+}

@@ -344,3 +344,47 @@ fn a_setting_command_changes_the_lmus_report_interval() {
     let more = num(&s, "lmu.reports") - num(&base, "lmu.reports");
     assert!((28.0..=31.0).contains(&more), "{more}");
 }
+
+/// The gateway itself is down from 1 h to 1 h 30 min: the coordinator's
+/// frames meanwhile are lost and counted (10 LMUs × 30 reports, within
+/// one report either way per LMU for the edges); nothing it had accepted
+/// is lost: every record it accepted is published once, and the rounds
+/// whose deadlines fell in the outage are published when it is back,
+/// each naming the LMUs whose reports were lost.
+#[test]
+fn a_gateway_outage_loses_what_arrives_meanwhile_and_nothing_accepted() {
+    let src = "(duration: \"3h\", \
+          mesh: (nodes: Line(count: 11, spacing_m: 300.0), report_interval: \"1min\"), \
+          gateway: (aggregation: WaitForAll(deadline: \"20s\")), \
+          faults: [GatewayOutage((at: \"1h\", duration: \"30min\"))])";
+    let s = run(src);
+    let (_, msgs) = run_keeping(src);
+    assert_eq!(num(&s, "gateway.outages"), 1.0);
+    let lost = num(&s, "gateway.frames_lost_down");
+    assert!((290.0..=310.0).contains(&lost), "{lost} frames lost");
+    assert_eq!(num(&s, "gateway.records_dropped"), 0.0);
+    assert_eq!(num(&s, "gateway.records_pending_at_end"), 0.0);
+    assert_eq!(num(&s, "gateway.records_duplicate_in_cloud"), 0.0);
+    assert_eq!(
+        num(&s, "gateway.records_stored"),
+        num(&s, "gateway.records_published")
+    );
+    assert_eq!(
+        num(&s, "gateway.reports_received") + lost,
+        num(&s, "mesh.frames_delivered")
+    );
+    // Nothing is published while it is down; the overdue rounds go out at
+    // the instant it is back.
+    let (down, back) = (3600.0, 5400.0);
+    assert!(
+        msgs.iter()
+            .all(|m| m.published_s <= down || m.published_s >= back)
+    );
+    let overdue: Vec<&EventMessage> = msgs.iter().filter(|m| m.published_s == back).collect();
+    assert!(
+        overdue.len() >= 25,
+        "{} rounds published on return",
+        overdue.len()
+    );
+    assert!(overdue.iter().all(|m| !m.missing.is_empty()));
+}

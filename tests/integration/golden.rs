@@ -109,4 +109,8 @@ fn the_scenario_library_matches_its_golden_summaries() {
         "mesh_degradation_short",
     );
     assert_eq!(m["gateway.records_dropped"].as_f64(), Some(0.0));
+    assert_eq!(m["gateway.records_pending_at_end"].as_f64(), Some(0.0));
+    // The gateway outage lost one round's frames (97 LMUs, 5 minutes).
+    assert_eq!(m["gateway.outages"].as_f64(), Some(1.0));
+    assert!(m["gateway.frames_lost_down"].as_f64().unwrap() > 0.0);
 }
