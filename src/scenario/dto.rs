@@ -581,6 +581,7 @@ pub struct OpenConductorFile {
 /// | `report_interval` | telemetry period of each LMU (its frames are the LMU firmware's own: sealed postcard telemetry, ≤ 116 octets) | `"1min"` |
 /// | `trickle_imin`, `trickle_doublings` | DIO timing | `"1s"`, `8` |
 /// | `dao_interval` | downward-route refresh | `"60s"` |
+/// | `waveform_lmus` | LMUs (node indices) fed one cycle of sampled waveforms through a 12-bit ADC model per measurement, instead of phasors | `[]` |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MeshFile {
@@ -608,6 +609,11 @@ pub struct MeshFile {
     pub trickle_doublings: u32,
     /// DAO refresh interval.
     pub dao_interval: SimDuration,
+    /// LMUs (mesh node indices, not 0) whose measurement inputs are
+    /// sampled waveforms (one cycle of 64 samples per phase through the
+    /// ADC model) rather than phasors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waveform_lmus: Vec<u32>,
 }
 
 impl Default for MeshFile {
@@ -625,6 +631,7 @@ impl Default for MeshFile {
             trickle_imin: SimDuration::from_secs(1).expect("fits"),
             trickle_doublings: 8,
             dao_interval: SimDuration::from_secs(60).expect("fits"),
+            waveform_lmus: Vec::new(),
         }
     }
 }

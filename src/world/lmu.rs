@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 
-use gridtwin_lmu::dsp::PhasorFrame;
+use gridtwin_lmu::dsp::{PhasorFrame, SAMPLES_PER_CYCLE, Waveform};
 use gridtwin_lmu::frame::Keys;
 use gridtwin_lmu::node::{Config, Input, LogEvent, Outputs, Setpoint};
 use gridtwin_lmu::{Command, Instant, Lmu};
@@ -194,6 +194,8 @@ pub struct HostStats {
     pub isolations: u64,
     /// Contactors opened as a downstream boundary, on a verdict.
     pub isolations_downstream: u64,
+    /// Measurements fed as sampled waveforms (the rest are phasors).
+    pub waveform_inputs: u64,
 }
 
 /// Whether an LMU's record meets EN 50160: at least 95 % of its completed
@@ -288,6 +290,49 @@ pub struct LmuHost {
     marks: Vec<(SimTime, u32, FlisrMark)>,
     /// Faulty sensors.
     sensor_faults: Vec<SensorFault>,
+    /// Whether each node's LMU takes waveforms rather than phasors.
+    waveform: Vec<bool>,
+}
+
+/// Resolution of the LMU's simulated ADC [bits] (the nRF52840's SAADC
+/// without oversampling).
+pub const ADC_BITS: u32 = 12;
+
+/// Voltage input range of the ADC front end: ± this peak [V] (a 230 V
+/// phase peaks at 325 V; the range leaves room for swells).
+pub const ADC_V_PEAK: f64 = 500.0;
+
+/// Current input range of the ADC front end: ± this peak [A]; fault
+/// currents beyond it clip, as on a real board.
+pub const ADC_I_PEAK: f64 = 2000.0;
+
+/// One cycle of samples, as the board's ADC would take them, of the
+/// steady-state sinusoids with these RMS phasors (fundamental only, at the
+/// nominal 50 Hz, the cycle aligned to the 50 Hz grid so consecutive cycles
+/// agree in phase): `x[n] = √2·|X|·cos(2πn/N + ∠X)`, quantised to
+/// [`ADC_BITS`] over ± [`ADC_V_PEAK`] and ± [`ADC_I_PEAK`], clipping
+/// beyond.
+pub fn sampled(v: &[Complex32; 3], i: &[Complex32; 3]) -> Waveform {
+    let half = f64::from(1u32 << (ADC_BITS - 1));
+    let adc = |x: Complex32, peak: f64| {
+        let mut out = [0.0f32; SAMPLES_PER_CYCLE];
+        let (mag, ang) = (
+            f64::from(x.norm()) * std::f64::consts::SQRT_2,
+            f64::from(x.arg()),
+        );
+        for (k, o) in out.iter_mut().enumerate() {
+            let th = std::f64::consts::TAU * k as f64 / SAMPLES_PER_CYCLE as f64 + ang;
+            let code = (mag * th.cos() / peak * half)
+                .round()
+                .clamp(-half, half - 1.0);
+            *o = (code * peak / half) as f32;
+        }
+        out
+    };
+    Waveform {
+        v: v.map(|x| adc(x, ADC_V_PEAK)),
+        i: i.map(|x| adc(x, ADC_I_PEAK)),
+    }
 }
 
 /// The gateway's id in node-index space: frames to the gateway go to the
@@ -305,6 +350,7 @@ impl LmuHost {
             stats: HostStats::default(),
             marks: Vec::new(),
             sensor_faults: Vec::new(),
+            waveform: Vec::new(),
         };
         for place in places {
             host.nodes.push(Node {
@@ -329,6 +375,17 @@ impl LmuHost {
         cfg.report_interval = gridtwin_lmu::Duration::from_micros(self.interval.as_nanos() / 1_000);
         cfg.boot_epoch = epoch;
         Lmu::new(cfg, KEYS)
+    }
+
+    /// Feeds these LMUs (node indices) sampled waveforms instead of
+    /// phasors; indices out of range are ignored.
+    pub fn set_waveform_lmus(&mut self, nodes: &[u32]) {
+        self.waveform = vec![false; self.nodes.len()];
+        for &n in nodes {
+            if let Some(w) = self.waveform.get_mut(n as usize) {
+                *w = true;
+            }
+        }
     }
 
     /// Gives LMUs faulty sensors.
@@ -514,14 +571,21 @@ impl LmuHost {
                     v = f.read(now, v);
                 }
             }
-            let frame = PhasorFrame {
-                v,
-                i,
-                frequency_hz: 50.0,
-                v_harmonics: None,
-                i_harmonics: None,
+            let effects = if self.waveform.get(n as usize).copied().unwrap_or(false) {
+                let w = sampled(&v, &i);
+                self.stats.waveform_inputs += 1;
+                self.call(now, n, Input::Waveform(&w))
+            } else {
+                let frame = PhasorFrame {
+                    v,
+                    i,
+                    frequency_hz: 50.0,
+                    v_harmonics: None,
+                    i_harmonics: None,
+                };
+                self.call(now, n, Input::Phasors(&frame))
             };
-            if let Some(e) = self.call(now, n, Input::Phasors(&frame)) {
+            if let Some(e) = effects {
                 out.push((n, e));
             }
         }
@@ -578,5 +642,65 @@ impl LmuHost {
             }
         }
         Some(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridtwin_lmu::dsp::Analyzer;
+
+    fn polar(mag: f32, deg: f32) -> Complex32 {
+        Complex32::from_polar(mag, deg.to_radians())
+    }
+
+    /// The sampled cycle, analysed by the firmware's own DSP, gives back
+    /// the phasors it was made from within the ADC's resolution: half a
+    /// step (500 V / 2048, 2000 A / 2048) on each sample bounds the error
+    /// of the RMS and of the fundamental phasor by that much, so angles
+    /// within asin(half a step / |X|); frequency 50 Hz (cycles aligned),
+    /// and a clean sinusoid has THD below 0.5 % (quantisation noise
+    /// alone).
+    #[test]
+    fn sampled_waveforms_measure_as_their_phasors_within_adc_resolution() {
+        let v = [polar(238.0, 0.0), polar(241.5, -121.0), polar(236.2, 119.5)];
+        let i = [polar(40.0, -20.0), polar(85.0, -140.0), polar(12.5, 95.0)];
+        let w = sampled(&v, &i);
+        let mut a = Analyzer::new();
+        let _ = a.waveform(&w);
+        let m = a.waveform(&w);
+        let (dv, di) = (ADC_V_PEAK / 2048.0, ADC_I_PEAK / 2048.0);
+        for k in 0..3 {
+            let p = &m.phases[k];
+            assert!((f64::from(p.v_rms) - f64::from(v[k].norm())).abs() <= dv / 2.0);
+            assert!((f64::from(p.i_rms) - f64::from(i[k].norm())).abs() <= di / 2.0);
+            let dang = |a: Complex32, b: Complex32| (a * b.conj()).arg().to_degrees().abs();
+            let bound = |half_step: f64, x: Complex32| {
+                (half_step / f64::from(x.norm())).asin().to_degrees() as f32
+            };
+            assert!(dang(p.v1, v[k]) <= bound(dv / 2.0, v[k]), "phase {k} V");
+            assert!(dang(p.i1, i[k]) <= bound(di / 2.0, i[k]), "phase {k} I");
+            assert!(p.thd_v_pct < 0.5, "{}", p.thd_v_pct);
+        }
+        assert!((m.frequency_hz - 50.0).abs() < 1e-3, "{}", m.frequency_hz);
+    }
+
+    /// A fault current beyond the ADC's range clips: the measured RMS is
+    /// that of a clipped sinusoid, below the true value but above the
+    /// range's RMS, and the clipping shows as harmonic distortion.
+    #[test]
+    fn fault_currents_beyond_the_adc_range_clip() {
+        let v = [polar(120.0, 0.0), polar(240.0, -120.0), polar(240.0, 120.0)];
+        let big = polar(4000.0, -60.0);
+        let i = [big, polar(10.0, -120.0), polar(10.0, 120.0)];
+        let w = sampled(&v, &i);
+        assert!(w.i[0].iter().all(|x| f64::from(x.abs()) <= ADC_I_PEAK));
+        let m = Analyzer::new().waveform(&w);
+        let rms = f64::from(m.phases[0].i_rms);
+        assert!(
+            rms < 4000.0 && rms > ADC_I_PEAK / std::f64::consts::SQRT_2,
+            "{rms}"
+        );
+        assert!(m.phases[0].thd_i_pct > 5.0, "{}", m.phases[0].thd_i_pct);
     }
 }

@@ -171,6 +171,22 @@ impl MeshApp {
             ..RoutingSettings::default()
         };
         let nodes = radio.len() as u32;
+        for (i, &n) in m.waveform_lmus.iter().enumerate() {
+            if n == 0 || n >= nodes {
+                return Err(GridBuildError::Scenario(Box::new(scenario.error_at(
+                    &[
+                        Seg::Field("mesh".into()),
+                        Seg::Field("waveform_lmus".into()),
+                        Seg::Index(i),
+                    ],
+                    format!(
+                        "the mesh has LMUs 1 to {}, not LMU {n}",
+                        nodes.saturating_sub(1)
+                    ),
+                    None,
+                ))));
+            }
+        }
         let mut faults = Vec::new();
         for (i, f) in scenario.faults.iter().enumerate() {
             let t = |d: SimDuration| SimTime::ZERO.saturating_add(d);

@@ -649,6 +649,9 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
             None => vec![None; buses.len()],
         };
         let mut host = lmu::LmuHost::new(places, m.report_interval());
+        if let Some(mf) = &scenario.mesh {
+            host.set_waveform_lmus(&mf.waveform_lmus);
+        }
         let t = |d: SimDuration| SimTime::ZERO.saturating_add(d);
         host.set_sensor_faults(
             scenario
@@ -938,6 +941,7 @@ pub fn run_driven<O: Observer<World>>(
         summary.set_u64("lmu.commands_executed", s.commands_executed);
         summary.set_u64("lmu.frames_rejected", s.frames_rejected);
         summary.set_u64("lmu.reboots", s.reboots);
+        summary.set_u64("lmu.waveform_inputs", s.waveform_inputs);
         summary.set_u64("lmu.isolations", s.isolations);
         summary.set_u64("lmu.isolations_downstream", s.isolations_downstream);
     }

@@ -112,12 +112,17 @@ fn fault_runs_are_deterministic() {
 
 /// A 30-minute run with these faults.
 fn run_faults(faults: &str) -> Option<RunOutput> {
+    run_faults_with(faults, "")
+}
+
+/// A 30-minute run with these faults and these extra mesh settings.
+fn run_faults_with(faults: &str, mesh: &str) -> Option<RunOutput> {
     let dir = refdata("ieee_eu_lv")?;
     let src = format!(
         "(duration: \"30min\", seed: 3,
           grid: (feeder: Dss({:?}), profiles: Flat, protection: (pickup_a: 400.0)),
           mesh: (nodes: GridJunctions, propagation: Calibrated, shadowing_sigma_db: 4.0,
-                 report_interval: \"5min\", dao_interval: \"60s\"),
+                 report_interval: \"5min\", dao_interval: \"60s\", {mesh}),
           faults: [{faults}],
           outputs: (sample_interval: \"5min\"))",
         dir.join("dss/Master.dss")
@@ -228,4 +233,43 @@ fn a_fault_during_a_coordinator_outage_is_still_isolated_peer_to_peer() {
     // (at 5-minute intervals, 97 LMUs) never arrive; the last round does.
     let lost = num(&base.summary, "mesh.frames_delivered") - num(s, "mesh.frames_delivered");
     assert!((150.0..=2.0 * 97.0).contains(&lost), "{lost} reports lost");
+}
+
+/// The two LMUs that bound the faulted section of bus 600 (41 and 42) and
+/// their upstream neighbour take sampled waveforms through the ADC model
+/// instead of phasors: they detect, report and isolate exactly as with
+/// phasors (the same contactors open, within 1 s), and their EN 50160
+/// judgement is the same.
+#[test]
+fn lmus_fed_waveforms_isolate_as_with_phasors() {
+    let fault = "Short((at: \"15min\", bus: \"600\", kind: \"slg-a\", r_ohm: 0.01))";
+    let (Some(p), Some(w)) = (
+        run_faults(fault),
+        run_faults_with(fault, "waveform_lmus: [40, 41, 42]"),
+    ) else {
+        return;
+    };
+    assert_eq!(num(&p.summary, "lmu.waveform_inputs"), 0.0);
+    assert!(num(&w.summary, "lmu.waveform_inputs") > 3.0 * 30.0);
+    for key in [
+        "flisr.minimal_share",
+        "flisr.detect_s_max",
+        "lmu.isolations",
+    ] {
+        assert_eq!(num(&w.summary, key), num(&p.summary, key), "{key}");
+    }
+    assert!(num(&w.summary, "flisr.isolate_s_max") < 1.0);
+    let row = |o: &RunOutput| -> Vec<String> {
+        let csv = file(o, "flisr.csv");
+        let r: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+        vec![r[7].to_string(), r[8].to_string()]
+    };
+    assert_eq!(row(&w), row(&p));
+    let judged = |o: &RunOutput| -> Vec<String> {
+        file(o, "lmus.csv")
+            .lines()
+            .map(|l| l.split(',').skip(4).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    assert_eq!(judged(&w), judged(&p));
 }
