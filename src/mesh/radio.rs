@@ -1060,6 +1060,18 @@ mod tests {
         );
         let s = net.radio.stats();
         assert_eq!((s.transmissions, s.received), (2, 2), "{s:?}");
+        // The data frame counts on its link; the ACK does not.
+        let links: Vec<_> = net.radio.link_counts().iter().collect();
+        assert_eq!(
+            links,
+            vec![(
+                &(0, 1),
+                &LinkCounts {
+                    sent: 1,
+                    received: 1
+                }
+            )]
+        );
     }
 
     #[test]
@@ -1075,6 +1087,14 @@ mod tests {
         let s = net.radio.stats();
         // The first attempt and macMaxFrameRetries = 3 retries.
         assert_eq!((s.transmissions, s.retry_failures), (4, 1), "{s:?}");
+        // Four transmissions over the link, none received.
+        assert_eq!(
+            net.radio.link_counts().get(&(0, 1)),
+            Some(&LinkCounts {
+                sent: 4,
+                received: 0
+            })
+        );
     }
 
     /// A and B, 400 m apart, cannot sense each other (−95.6 dBm < the

@@ -59,8 +59,29 @@ pub const FONT_PATHS: &[&str] = &[
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 ];
 
-/// Registers the plots' font once (for every family the plots name);
-/// the same outcome on every later call.
+/// Reads the first readable font file of `candidates` and registers it
+/// for every family the plots name.
+fn install_font(candidates: &[PathBuf]) -> Result<(), String> {
+    let Some((path, bytes)) = candidates
+        .iter()
+        .find_map(|p| std::fs::read(p).ok().map(|b| (p, b)))
+    else {
+        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        return Err(format!(
+            "none of {} could be read; install a TrueType font (Debian: apt-get install \
+             fonts-dejavu-core) or set GRIDTWIN_FONT to a .ttf file",
+            tried.join(", ")
+        ));
+    };
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    for family in ["sans-serif", "serif", "monospace"] {
+        plotters::style::register_font(family, FontStyle::Normal, bytes)
+            .map_err(|_| format!("{} is not a TrueType or OpenType font", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Registers the plots' font once; the same outcome on every later call.
 fn font() -> Result<(), ReportError> {
     static FONT: OnceLock<Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
@@ -68,23 +89,7 @@ fn font() -> Result<(), ReportError> {
             Some(p) => vec![PathBuf::from(p)],
             None => FONT_PATHS.iter().map(PathBuf::from).collect(),
         };
-        let Some((path, bytes)) = candidates
-            .iter()
-            .find_map(|p| std::fs::read(p).ok().map(|b| (p, b)))
-        else {
-            let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-            return Err(format!(
-                "none of {} could be read; install a TrueType font (Debian: apt-get install \
-                 fonts-dejavu-core) or set GRIDTWIN_FONT to a .ttf file",
-                tried.join(", ")
-            ));
-        };
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        for family in ["sans-serif", "serif", "monospace"] {
-            plotters::style::register_font(family, FontStyle::Normal, bytes)
-                .map_err(|_| format!("{} is not a TrueType or OpenType font", path.display()))?;
-        }
-        Ok(())
+        install_font(&candidates)
     })
     .clone()
     .map_err(ReportError::Font)
@@ -138,9 +143,29 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The report and its plots: (`report.html`, plots).
+/// The files the plots are drawn from (besides `grid.csv`).
+const PLOT_FILES: [&str; 10] = [
+    "profile.csv",
+    "lmu_voltages.csv",
+    "flisr.csv",
+    "breakers.csv",
+    "interruptions.csv",
+    "mesh_nodes.csv",
+    "latencies.csv",
+    "market.csv",
+    "blocks.csv",
+    "customers.csv",
+];
+
+/// The report and its plots: (`report.html`, plots). Fails without a font
+/// when there is something to plot.
 pub fn report(f: &RunFiles<'_>) -> Result<(String, Vec<Plot>), ReportError> {
-    font()?;
+    // A run with nothing to plot needs no font.
+    if f.series.iter().any(|s| s.name() == "grid")
+        || PLOT_FILES.iter().any(|n| file(f, n).is_some())
+    {
+        font()?;
+    }
     let mut plots: Vec<Plot> = Vec::new();
     let faults = fault_times_h(file(f, "flisr.csv"));
     let end_h = match f.summary.get("sim.end_s") {
@@ -865,6 +890,8 @@ fn lmu_voltages<DB: DrawingBackend>(
         lmus.values()
             .flat_map(|(_, s)| s.iter().flat_map(|x| x.1.into_iter().flatten())),
     )?;
+    // Headroom for the legend.
+    let y1 = y1 + (y1 - y0) * 0.3;
     let panels = area.split_evenly((lmus.len().min(MAX_LMU_PANELS), 1));
     for ((lmu, (bus, samples)), panel) in lmus.iter().zip(&panels) {
         let title = format!("LMU {lmu} at bus {bus}: phase voltages");
@@ -1059,7 +1086,7 @@ fn interruption_timeline<DB: DrawingBackend>(
     let orange = RGBColor(240, 160, 40);
     let grey = RGBColor(110, 110, 110);
     plot(&top, f, |c| {
-        let h = 0.18;
+        let h = 0.25;
         let isolating: Vec<_> = faults
             .iter()
             .enumerate()
@@ -1094,13 +1121,13 @@ fn interruption_timeline<DB: DrawingBackend>(
         let detected: Vec<_> = faults
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| Some(Cross::new((f.detect?, i as f64), 5, BLACK.stroke_width(2))))
+            .filter_map(|(i, f)| Some(Cross::new((f.detect?, i as f64), 4, BLACK.stroke_width(1))))
             .collect();
         if !detected.is_empty() {
             c.draw_series(detected)
                 .ok()?
                 .label("detected")
-                .legend(|(x, y)| Cross::new((x + 8, y), 5, BLACK.stroke_width(2)));
+                .legend(|(x, y)| Cross::new((x + 8, y), 4, BLACK.stroke_width(1)));
         }
         let nf = faults.len();
         let open: Vec<_> = brk
@@ -1316,7 +1343,7 @@ fn mesh_map<DB: DrawingBackend>(
             BLUE.filled(),
         )))
         .ok()?
-        .label("coordinator (transformer)")
+        .label("coordinator")
         .legend(|(x, y)| TriangleMarker::new((x + 8, y), 6, BLUE.filled()));
         Some(())
     })
@@ -1343,11 +1370,14 @@ fn latency_cdf<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, t: &Table) -> 
     } else {
         (0.0, hi * 1.05)
     };
-    // The CDF as a staircase.
+    // The CDF as a staircase, one step per distinct latency.
     let mut pts = vec![(x(v[0]), 0.0)];
     for (i, &s) in v.iter().enumerate() {
-        pts.push((x(s), i as f64 / n));
-        pts.push((x(s), (i + 1) as f64 / n));
+        if v.get(i + 1) != Some(&s) {
+            let below = pts.last().map_or(0.0, |p| p.1);
+            pts.push((x(s), below));
+            pts.push((x(s), (i + 1) as f64 / n));
+        }
     }
     pts.push((x1, 1.0));
     let sig = |s: f64| {
@@ -1391,6 +1421,121 @@ fn latency_cdf<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, t: &Table) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_or_bad_font_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.ttf");
+        let err = install_font(std::slice::from_ref(&missing)).unwrap_err();
+        assert!(
+            err.contains("none.ttf") && err.contains("fonts-dejavu-core"),
+            "{err}"
+        );
+        let bad = dir.path().join("bad.ttf");
+        std::fs::write(&bad, b"not a font").unwrap();
+        let err = install_font(&[missing, bad]).unwrap_err();
+        assert!(err.contains("bad.ttf is not a TrueType"), "{err}");
+    }
+
+    #[test]
+    fn runs_split_at_missing_values() {
+        let pts = [
+            (0.0, Some(1.0)),
+            (1.0, None),
+            (2.0, Some(2.0)),
+            (3.0, Some(3.0)),
+        ];
+        assert_eq!(
+            runs(pts.into_iter()),
+            vec![vec![(0.0, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]
+        );
+    }
+
+    /// Every new plot draws from small hand-made files, as SVG and as a PNG
+    /// of the same size; files without their columns draw nothing.
+    #[test]
+    fn each_plot_draws_from_its_files() {
+        if let Err(e) = font() {
+            eprintln!("notice: skipping: {e}");
+            return;
+        }
+        let mut plots: Vec<Plot> = Vec::new();
+        let profile = table(Some(
+            b"snapshot,t_s,feeder,bus,parent,distance_m,va_pu,vb_pu,vc_pu\n\
+              lowest,60,line.l1,lv,,0,1.0,1.0,1.0\n\
+              lowest,60,line.l1,b2,lv,50,0.98,0.99,\n\
+              highest,120,line.l1,lv,,0,1.02,1.02,1.02\n\
+              highest,120,line.l1,b2,lv,50,1.03,1.01,1.0\n",
+        ))
+        .unwrap();
+        figure!(plots, "voltage_profile", (800, 640), |a| voltage_profile(
+            &a, &profile
+        ));
+        let nodes = table(Some(
+            b"node,bus,x_m,y_m,parent\n0,lv,0,0,\n1,b2,100,0,0\n2,b3,200,50,1\n3,b4,50,80,\n",
+        ))
+        .unwrap();
+        let links = table(Some(b"a,b,sent,delivered,pdr\n0,1,10,10,1\n1,2,10,6,0.6\n")).unwrap();
+        figure!(plots, "mesh_map", (800, 680), |a| mesh_map(
+            &a, &nodes, &links
+        ));
+        let lat = table(Some(b"t_s,node,latency_s\n1,1,0.004\n2,2,0.5\n3,1,0.006\n")).unwrap();
+        figure!(plots, "latency_cdf", SIZE, |a| latency_cdf(&a, &lat));
+        let flisr = table(Some(
+            b"fault,at_s,bus,detect_s,isolate_s,restore_s,minimal,minimal_set,opened\n\
+              0,3600,b2,0,0.5,3,true,1,1\n",
+        ));
+        let brk = table(Some(
+            b"t_s,breaker,branch,op\n3600.1,0,line.l1,trip\n3603.1,0,line.l1,reclose\n",
+        ));
+        let ints = table(Some(
+            b"customer,bus,start_s,end_s,duration_s,sustained\nc1,b2,3600.1,,3599.9,true\n",
+        ));
+        figure!(plots, "interruption_timeline", (800, 600), |a| {
+            interruption_timeline(&a, flisr.as_ref(), brk.as_ref(), ints.as_ref(), 2.0)
+        });
+        let lmu = table(Some(
+            b"t_s,lmu,bus,va_pu,vb_pu,vc_pu\n0,3,b2,1,1,1\n60,3,b2,,,\n120,3,b2,1.01,1,0.99\n",
+        ))
+        .unwrap();
+        figure!(plots, "lmu_voltages", (800, 280), |a| lmu_voltages(
+            &a,
+            &lmu,
+            &[0.01]
+        ));
+        let names: Vec<&str> = plots.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "voltage_profile",
+                "mesh_map",
+                "latency_cdf",
+                "interruption_timeline",
+                "lmu_voltages"
+            ]
+        );
+        for p in &plots {
+            let (w, h) = p.size;
+            assert!(
+                p.svg
+                    .starts_with(&format!("<svg width=\"{w}\" height=\"{h}\"")),
+                "{}",
+                p.name
+            );
+            let r = png::Decoder::new(std::io::Cursor::new(&p.png))
+                .read_info()
+                .unwrap();
+            assert_eq!((r.info().width, r.info().height), p.size, "{}", p.name);
+        }
+        // Files without the columns: no plot, no panic.
+        let wrong = table(Some(b"a,b\n1,2\n")).unwrap();
+        let mut none: Vec<Plot> = Vec::new();
+        figure!(none, "x", SIZE, |a| voltage_profile(&a, &wrong));
+        figure!(none, "x", SIZE, |a| mesh_map(&a, &wrong, &wrong));
+        figure!(none, "x", SIZE, |a| latency_cdf(&a, &wrong));
+        figure!(none, "x", SIZE, |a| lmu_voltages(&a, &wrong, &[]));
+        assert!(none.is_empty());
+    }
 
     #[test]
     fn html_is_escaped() {

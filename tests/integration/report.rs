@@ -281,3 +281,32 @@ fn report_renders_in_headless_chromium_without_console_errors() {
         );
     }
 }
+
+/// Without a font the run writes its data files, then fails with a message
+/// that says what to install; a run with nothing to plot needs none.
+#[test]
+fn without_a_font_the_run_fails_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gridtwin_nofont = |scenario: &str, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_gridtwin"))
+            .args(["run", scenario, "--out", out.to_str().unwrap(), "--quiet"])
+            .current_dir(crate::root())
+            .env("NO_COLOR", "1")
+            .env("GRIDTWIN_FONT", tmp.path().join("missing.ttf"))
+            .output()
+            .unwrap()
+    };
+    let out = tmp.path().join("ledger");
+    let o = gridtwin_nofont("scenarios/ledger_byzantine.ron", &out);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no font for the report's plots") && err.contains("fonts-dejavu-core"),
+        "{err}"
+    );
+    assert!(out.join("summary.json").is_file() && out.join("blocks.csv").is_file());
+    let out = tmp.path().join("minimal");
+    let o = gridtwin_nofont("scenarios/minimal.ron", &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("report.html").is_file());
+}
