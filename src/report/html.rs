@@ -81,8 +81,11 @@ fn install_font(candidates: &[PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-/// Registers the plots' font once; the same outcome on every later call.
-fn font() -> Result<(), ReportError> {
+/// Registers the plots' font with plotters once (`GRIDTWIN_FONT`, else
+/// the first of [`FONT_PATHS`]); the same outcome on every later call.
+/// Every chart with text needs it, SVG included (text is laid out with
+/// it).
+pub fn font() -> Result<(), ReportError> {
     static FONT: OnceLock<Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
         let candidates: Vec<PathBuf> = match std::env::var_os("GRIDTWIN_FONT") {
