@@ -902,6 +902,20 @@ fn lmu_voltages<DB: DrawingBackend>(
             panel,
             frame(&title, (0.0, t_end), (y0, y1), ("time [h]", "voltage [pu]")),
             |c| {
+                // Shade the samples with every phase dead, up to the next.
+                let grey = RGBColor(215, 215, 215);
+                let dead: Vec<_> = samples
+                    .iter()
+                    .zip(samples.iter().skip(1).map(|s| s.0).chain([t_end]))
+                    .filter(|(s, _)| s.1.iter().all(Option::is_none))
+                    .map(|(s, next)| Rectangle::new([(s.0, y0), (next, y1)], grey.filled()))
+                    .collect();
+                if !dead.is_empty() {
+                    c.draw_series(dead)
+                        .ok()?
+                        .label("no supply (every phase dead)")
+                        .legend(box_key(grey));
+                }
                 for (k, colour) in PHASE.iter().enumerate() {
                     let mut first = true;
                     for run in runs(samples.iter().map(|s| (s.0, s.1[k]))) {
