@@ -121,6 +121,7 @@ fn chart(
     series: &[(&str, Vec<(f64, f64)>)],
     y_log: bool,
 ) -> Result<String, String> {
+    crate::report::html::font().map_err(|e| e.to_string())?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();

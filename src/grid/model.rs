@@ -160,6 +160,58 @@ pub struct Customer {
     pub phases: [bool; 3],
 }
 
+/// The phase voltages of every bus at one sampled instant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VoltageSnapshot {
+    /// When it was sampled.
+    pub at: SimTime,
+    /// The extreme live-node voltage that made it the snapshot [pu].
+    pub extreme_pu: f64,
+    /// Each bus's phase-to-neutral voltages (a, b, c) [pu of the bus's
+    /// nominal L-N voltage]; NaN for a dead or absent phase, or a bus
+    /// without a nominal voltage.
+    pub v_pu: Vec<[f64; 3]>,
+}
+
+/// What a feeder-head breaker did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerOp {
+    /// It opened, to reclose after its dead time.
+    Trip,
+    /// It opened for good: the reclose sequence was used up.
+    Lockout,
+    /// It reclosed.
+    Reclose,
+}
+
+impl BreakerOp {
+    /// Its name in `breakers.csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerOp::Trip => "trip",
+            BreakerOp::Lockout => "lockout",
+            BreakerOp::Reclose => "reclose",
+        }
+    }
+}
+
+/// One operation of a feeder-head breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakerRecord {
+    /// When.
+    pub at: SimTime,
+    /// Breaker index (order of the scenario's feeder heads).
+    pub breaker: usize,
+    /// The branch it opens.
+    pub branch: usize,
+    /// What it did.
+    pub op: BreakerOp,
+}
+
+/// One sampled row of a watched bus: (time, watch label, bus, phase
+/// voltages a, b, c [pu], NaN when dead).
+pub type WatchRow = (SimTime, u32, usize, [f64; 3]);
+
 /// Everything the model is built from.
 #[derive(Clone, Debug)]
 pub struct GridSetup {
@@ -266,6 +318,15 @@ pub struct GridModel {
     customer_wh: Vec<f64>,
     /// Energy each PV system injected [Wh].
     pv_wh: Vec<f64>,
+    /// The sampled state with the lowest and the highest live-node voltage
+    /// so far (the first sample that reached it).
+    lowest: Option<VoltageSnapshot>,
+    highest: Option<VoltageSnapshot>,
+    /// Buses whose phase voltages every sample records: (label, bus).
+    watch: Vec<(u32, usize)>,
+    watch_rows: Vec<WatchRow>,
+    /// Every breaker operation, in order.
+    breaker_log: Vec<BreakerRecord>,
 }
 
 /// Sets `values[i] = v` for every index given; whether any changed.
@@ -373,6 +434,11 @@ impl GridModel {
             switch_closed: net.branches.iter().map(|b| b.closed).collect(),
             load_customer,
             net,
+            lowest: None,
+            highest: None,
+            watch: Vec::new(),
+            watch_rows: Vec::new(),
+            breaker_log: Vec::new(),
         }
     }
 
@@ -473,6 +539,16 @@ impl GridModel {
                     if let Some(t) = reclose {
                         next.push((t, GridEvent::BreakerReclose(i)));
                     }
+                    self.breaker_log.push(BreakerRecord {
+                        at: now,
+                        breaker: i,
+                        branch,
+                        op: if reclose.is_some() {
+                            BreakerOp::Trip
+                        } else {
+                            BreakerOp::Lockout
+                        },
+                    });
                     self.conduct(branch, now, &mut next);
                 }
             }
@@ -481,6 +557,12 @@ impl GridModel {
                     && b.reclose_due(now) == BreakerAction::Close
                 {
                     let branch = b.branch;
+                    self.breaker_log.push(BreakerRecord {
+                        at: now,
+                        breaker: i,
+                        branch,
+                        op: BreakerOp::Reclose,
+                    });
                     self.conduct(branch, now, &mut next);
                 }
             }
@@ -867,6 +949,65 @@ impl GridModel {
             self.off_since.iter().filter(|o| o.is_some()).count() as f64,
         ];
         self.series.push(&row);
+        if lo.is_finite() && self.lowest.as_ref().is_none_or(|s| lo < s.extreme_pu) {
+            self.lowest = Some(self.snapshot(now, lo));
+        }
+        if hi > 0.0 && self.highest.as_ref().is_none_or(|s| hi > s.extreme_pu) {
+            self.highest = Some(self.snapshot(now, hi));
+        }
+        for &(label, bus) in &self.watch {
+            let v = self.bus_pu(bus);
+            self.watch_rows.push((now, label, bus, v));
+        }
+    }
+
+    /// A bus's phase voltages now [pu], NaN for a dead or absent phase (or
+    /// a bus without a nominal voltage, or before the first solve).
+    pub fn bus_pu(&self, bus: usize) -> [f64; 3] {
+        let (Some(sol), Some(b)) = (&self.solution, self.net.buses.get(bus)) else {
+            return [f64::NAN; 3];
+        };
+        std::array::from_fn(|k| {
+            if b.v_base_ln > 0.0 && sol.live[bus][k] {
+                sol.v[bus][k].norm() / b.v_base_ln
+            } else {
+                f64::NAN
+            }
+        })
+    }
+
+    fn snapshot(&self, at: SimTime, extreme_pu: f64) -> VoltageSnapshot {
+        VoltageSnapshot {
+            at,
+            extreme_pu,
+            v_pu: (0..self.net.buses.len()).map(|b| self.bus_pu(b)).collect(),
+        }
+    }
+
+    /// Has every sample from now on record the phase voltages of `buses`:
+    /// (label, bus index), e.g. an LMU's node id and its bus. Indices past
+    /// the network's buses are ignored.
+    pub fn watch(&mut self, buses: &[(u32, usize)]) {
+        let n = self.net.buses.len();
+        self.watch = buses.iter().copied().filter(|&(_, b)| b < n).collect();
+    }
+
+    /// The samples of the watched buses, in order of time, then of the
+    /// watch list.
+    pub fn watch_rows(&self) -> &[WatchRow] {
+        &self.watch_rows
+    }
+
+    /// The sampled states with the lowest and the highest live-node
+    /// voltage of the run (none before the first solved sample).
+    pub fn extreme_snapshots(&self) -> (Option<&VoltageSnapshot>, Option<&VoltageSnapshot>) {
+        (self.lowest.as_ref(), self.highest.as_ref())
+    }
+
+    /// Every trip, lockout and reclose of the feeder-head breakers, in
+    /// order.
+    pub fn breaker_log(&self) -> &[BreakerRecord] {
+        &self.breaker_log
     }
 
     /// The current solution, if solved.

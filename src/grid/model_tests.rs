@@ -281,6 +281,7 @@ fn an_open_conductor_on_the_hv_side_still_feeds_every_lv_phase_through_the_delta
         to: net.buses.len(),
         kind: super::network::BranchKind::Line {
             z: mat3::sym(C::new(0.1, 0.1), C::new(0.0, 0.0)),
+            length_m: 0.0,
         },
         closed: true,
         phases: [false, true, true],

@@ -74,6 +74,9 @@ pub enum BranchKind {
     Line {
         /// Series impedance [Ω].
         z: M3,
+        /// Length [m]: the line's own, 0 for a switch without a linecode
+        /// (used for distances along the feeder, not in the solve).
+        length_m: f64,
     },
     /// A transformer; `from` is the HV side.
     Transformer {
@@ -117,7 +120,7 @@ impl Branch {
     /// leaving the from-bus nodes is `Y_ff·V_f + Y_ft·V_t`.
     pub fn blocks(&self) -> (M3, M3, M3, M3) {
         match &self.kind {
-            BranchKind::Line { z } => {
+            BranchKind::Line { z, .. } => {
                 // `Network::from_dss` refuses singular line impedances, so
                 // the zero fallback is reached only by hand-built networks,
                 // where it leaves the section open.
@@ -270,6 +273,7 @@ fn line_branch(
     }
     let mut z = mat3::ZM;
     let mut phases = [false; 3];
+    let mut length_m = 0.0;
     if l.switch && l.linecode.is_none() {
         for i in 0..n {
             z[nodes[i]][nodes[i]] = SWITCH_Z_OHM;
@@ -296,6 +300,7 @@ fn line_branch(
         let length = l
             .length_m(Some(code))
             .ok_or_else(|| invalid("neither the line nor its code gives length units".into()))?;
+        length_m = length;
         let zpm = code.z_per_m(1.0);
         for i in 0..n {
             phases[nodes[i]] = true;
@@ -313,7 +318,7 @@ fn line_branch(
         from: bus(&l.bus1.bus),
         to: bus(&l.bus2.bus),
         name: element,
-        kind: BranchKind::Line { z },
+        kind: BranchKind::Line { z, length_m },
         closed: l.enabled,
         phases,
     })
@@ -837,7 +842,10 @@ impl Network {
             } else {
                 (
                     rng.random_range(1..i),
-                    BranchKind::Line { z: z_line },
+                    BranchKind::Line {
+                        z: z_line,
+                        length_m: 30.0,
+                    },
                     format!("line.l{i}"),
                 )
             };
@@ -903,7 +911,7 @@ impl Network {
                 element: format!("branch #{branch}"),
                 reason: "no such branch".into(),
             })?;
-        let BranchKind::Line { z } = br.kind else {
+        let BranchKind::Line { z, length_m } = br.kind else {
             return Err(NetworkError::Invalid {
                 element: br.name.clone(),
                 reason: "only lines can be split".into(),
@@ -939,6 +947,7 @@ impl Network {
             to,
             kind: BranchKind::Line {
                 z: scale(&z, 1.0 - fraction),
+                length_m: length_m * (1.0 - fraction),
             },
             closed,
             phases,
@@ -947,6 +956,7 @@ impl Network {
         first.to = mid;
         first.kind = BranchKind::Line {
             z: scale(&z, fraction),
+            length_m: length_m * fraction,
         };
         self.branches.push(second);
         Ok(mid)

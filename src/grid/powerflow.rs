@@ -648,14 +648,14 @@ mod tests {
     fn a_loop_is_refused_naming_the_branch_that_closes_it() {
         let mut net = Network::synthetic_radial(20, 1);
         let z = match &net.branches[1].kind {
-            BranchKind::Line { z } => *z,
+            BranchKind::Line { z, .. } => *z,
             BranchKind::Transformer { .. } => unreachable!("branch 1 is a line"),
         };
         net.branches.push(Branch {
             name: "line.tie".into(),
             from: 5,
             to: 17,
-            kind: BranchKind::Line { z },
+            kind: BranchKind::Line { z, length_m: 0.0 },
             closed: true,
             phases: [true; 3],
         });

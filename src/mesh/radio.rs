@@ -294,6 +294,19 @@ pub struct Radio {
     txs: BTreeMap<u64, Tx>,
     next_tx: u64,
     stats: RadioStats,
+    /// Per directed link (sender, addressee): unicast data transmissions
+    /// started, and those the addressee received intact (retries and
+    /// duplicates included).
+    link_counts: BTreeMap<(u32, u32), LinkCounts>,
+}
+
+/// Unicast data frames over one directed link, counted per transmission.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkCounts {
+    /// Transmissions started (retries included) [frames].
+    pub sent: u64,
+    /// Transmissions the addressee received intact [frames].
+    pub received: u64,
 }
 
 impl Radio {
@@ -327,6 +340,7 @@ impl Radio {
             txs: BTreeMap::new(),
             next_tx: 0,
             stats: RadioStats::default(),
+            link_counts: BTreeMap::new(),
             links,
             strong,
             air: vec![0.0; n],
@@ -403,6 +417,17 @@ impl Radio {
     /// Counters so far.
     pub fn stats(&self) -> RadioStats {
         self.stats
+    }
+
+    /// Unicast data transmissions and receptions per directed link
+    /// (sender, addressee) so far, in link order.
+    pub fn link_counts(&self) -> &BTreeMap<(u32, u32), LinkCounts> {
+        &self.link_counts
+    }
+
+    /// A node's position [m], if it exists.
+    pub fn position(&self, node: u32) -> Option<&Position> {
+        self.positions.get(node as usize)
     }
 
     /// The receivers' noise floor [dBm].
@@ -695,6 +720,11 @@ impl Radio {
             },
         );
         self.stats.transmissions += 1;
+        if let Some(f) = self.txs.get(&id).and_then(|t| t.frame.as_ref())
+            && f.dst != BROADCAST
+        {
+            self.link_counts.entry((n, f.dst)).or_default().sent += 1;
+        }
         ev.push((end, RadioEvent::TxEnd(id)));
         // Locked receivers that hear this frame close their segment at the
         // old SINR; then every receiver in range counts its power.
@@ -884,6 +914,9 @@ impl Radio {
         if f.dst != r && f.dst != BROADCAST {
             return;
         }
+        if f.dst == r {
+            self.link_counts.entry((tx.src, r)).or_default().received += 1;
+        }
         let dup = f.dst != BROADCAST && rs.last_seq_from.get(&tx.src) == Some(&tx.seq);
         if f.dst != BROADCAST {
             rs.last_seq_from.insert(tx.src, tx.seq);
@@ -1027,6 +1060,18 @@ mod tests {
         );
         let s = net.radio.stats();
         assert_eq!((s.transmissions, s.received), (2, 2), "{s:?}");
+        // The data frame counts on its link; the ACK does not.
+        let links: Vec<_> = net.radio.link_counts().iter().collect();
+        assert_eq!(
+            links,
+            vec![(
+                &(0, 1),
+                &LinkCounts {
+                    sent: 1,
+                    received: 1
+                }
+            )]
+        );
     }
 
     #[test]
@@ -1042,6 +1087,14 @@ mod tests {
         let s = net.radio.stats();
         // The first attempt and macMaxFrameRetries = 3 retries.
         assert_eq!((s.transmissions, s.retry_failures), (4, 1), "{s:?}");
+        // Four transmissions over the link, none received.
+        assert_eq!(
+            net.radio.link_counts().get(&(0, 1)),
+            Some(&LinkCounts {
+                sent: 4,
+                received: 0
+            })
+        );
     }
 
     /// A and B, 400 m apart, cannot sense each other (−95.6 dBm < the

@@ -1,39 +1,229 @@
 //! `report.html`: one self-contained page per run (no network, no external
 //! file): the headline table, the plots inline as SVG, the customer table,
-//! and the scenario with its seed. The plots are also written as
-//! `plots/<name>.svg`. Everything is drawn from the run's own outputs
-//! (`summary.json`, `grid.csv`, `flisr.csv`, `customers.csv`,
-//! `market.csv`, `blocks.csv`), so the page shows exactly what the files
-//! hold.
+//! and the scenario with its seed. Every plot is also written as
+//! `plots/<name>.svg` and `plots/<name>.png`. Everything is drawn from the
+//! run's own outputs (`summary.json`, `grid.csv`, `flisr.csv`,
+//! `customers.csv`, `market.csv`, `blocks.csv`, `profile.csv`,
+//! `lmu_voltages.csv`, `breakers.csv`, `interruptions.csv`,
+//! `mesh_nodes.csv`, `mesh_links.csv`, `latencies.csv`), so the page shows
+//! exactly what the files hold.
+//!
+//! # Fonts
+//! Text is laid out (SVG) and rasterised (PNG) with one TrueType font,
+//! loaded once from `GRIDTWIN_FONT` if set, else from the first of
+//! [`FONT_PATHS`] that exists (Debian's `fonts-dejavu-core`). Without one,
+//! [`report`] fails with [`ReportError::Font`].
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
+use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::RunFiles;
 use crate::metrics::{TimeSeries, Value};
 
-/// The report and its plots: (`report.html`, [(name, SVG)]).
-pub fn report(f: &RunFiles<'_>) -> (String, Vec<(String, String)>) {
-    let mut plots = Vec::new();
+/// One plot of the report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plot {
+    /// Its name: the files are `plots/<name>.svg` and `plots/<name>.png`.
+    pub name: String,
+    /// The SVG document.
+    pub svg: String,
+    /// The same plot as a PNG image (8-bit RGB).
+    pub png: Vec<u8>,
+    /// Width and height of both [px].
+    pub size: (u32, u32),
+}
+
+/// Why the report could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// No usable font for the plots' text.
+    #[error("no font for the report's plots: {0}")]
+    Font(String),
+}
+
+/// Where the plots' font is looked for when `GRIDTWIN_FONT` is not set:
+/// DejaVu Sans as Debian and Ubuntu (`fonts-dejavu-core`), Arch and Fedora
+/// install it.
+pub const FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+/// Reads the first readable font file of `candidates` and registers it
+/// for every family the plots name.
+fn install_font(candidates: &[PathBuf]) -> Result<(), String> {
+    let Some((path, bytes)) = candidates
+        .iter()
+        .find_map(|p| std::fs::read(p).ok().map(|b| (p, b)))
+    else {
+        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        return Err(format!(
+            "none of {} could be read; install a TrueType font (Debian: apt-get install \
+             fonts-dejavu-core) or set GRIDTWIN_FONT to a .ttf file",
+            tried.join(", ")
+        ));
+    };
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    for family in ["sans-serif", "serif", "monospace"] {
+        plotters::style::register_font(family, FontStyle::Normal, bytes)
+            .map_err(|_| format!("{} is not a TrueType or OpenType font", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Registers the plots' font with plotters once (`GRIDTWIN_FONT`, else
+/// the first of [`FONT_PATHS`]); the same outcome on every later call.
+/// Every chart with text needs it, SVG included (text is laid out with
+/// it).
+pub fn font() -> Result<(), ReportError> {
+    static FONT: OnceLock<Result<(), String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let candidates: Vec<PathBuf> = match std::env::var_os("GRIDTWIN_FONT") {
+            Some(p) => vec![PathBuf::from(p)],
+            None => FONT_PATHS.iter().map(PathBuf::from).collect(),
+        };
+        install_font(&candidates)
+    })
+    .clone()
+    .map_err(ReportError::Font)
+}
+
+/// Draws one figure twice, as SVG and as an RGB bitmap encoded to PNG,
+/// and pushes it onto `$plots` if both drew; `$body` draws on `$area`
+/// (a `DrawingArea` of either backend) and yields an `Option<()>`.
+macro_rules! figure {
+    ($plots:expr, $name:expr, $size:expr, |$area:ident| $body:expr) => {{
+        let size: (u32, u32) = $size;
+        let drawn = (|| -> Option<Plot> {
+            let mut svg = String::new();
+            {
+                let $area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+                $area.fill(&WHITE).ok()?;
+                $body?;
+                $area.present().ok()?;
+            }
+            let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+            {
+                let $area = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+                $area.fill(&WHITE).ok()?;
+                $body?;
+                $area.present().ok()?;
+            }
+            Some(Plot {
+                name: $name.to_string(),
+                svg,
+                png: encode_png(&rgb, size)?,
+                size,
+            })
+        })();
+        if let Some(p) = drawn {
+            $plots.push(p);
+        }
+    }};
+}
+
+/// An RGB bitmap as a PNG file.
+fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    {
+        let mut e = png::Encoder::new(&mut out, w, h);
+        e.set_color(png::ColorType::Rgb);
+        e.set_depth(png::BitDepth::Eight);
+        let mut w = e.write_header().ok()?;
+        w.write_image_data(rgb).ok()?;
+        w.finish().ok()?;
+    }
+    Some(out)
+}
+
+/// The files the plots are drawn from (besides `grid.csv`).
+const PLOT_FILES: [&str; 10] = [
+    "profile.csv",
+    "lmu_voltages.csv",
+    "flisr.csv",
+    "breakers.csv",
+    "interruptions.csv",
+    "mesh_nodes.csv",
+    "latencies.csv",
+    "market.csv",
+    "blocks.csv",
+    "customers.csv",
+];
+
+/// The report and its plots: (`report.html`, plots). Fails without a font
+/// when there is something to plot.
+pub fn report(f: &RunFiles<'_>) -> Result<(String, Vec<Plot>), ReportError> {
+    // A run with nothing to plot needs no font.
+    if f.series.iter().any(|s| s.name() == "grid")
+        || PLOT_FILES.iter().any(|n| file(f, n).is_some())
+    {
+        font()?;
+    }
+    let mut plots: Vec<Plot> = Vec::new();
     let faults = fault_times_h(file(f, "flisr.csv"));
+    let end_h = match f.summary.get("sim.end_s") {
+        Some(Value::F64(Some(s))) => s / 3600.0,
+        _ => 0.0,
+    };
     if let Some(g) = f.series.iter().find(|s| s.name() == "grid") {
-        if let Some(svg) = voltage_envelope(g, &faults) {
-            plots.push(("voltage_envelope".to_string(), svg));
-        }
-        if let Some(svg) = customers_off(g, &faults) {
-            plots.push(("customers_off".to_string(), svg));
-        }
+        figure!(plots, "voltage_envelope", SIZE, |a| voltage_envelope(
+            &a, g, &faults
+        ));
+        figure!(plots, "customers_off", SIZE, |a| customers_off(
+            &a, g, &faults
+        ));
     }
-    if let Some(svg) = file(f, "market.csv").and_then(market_prices) {
-        plots.push(("market_prices".to_string(), svg));
+    if let Some(t) = table(file(f, "profile.csv")) {
+        figure!(plots, "voltage_profile", (800, 640), |a| voltage_profile(
+            &a, &t
+        ));
     }
-    if let Some(svg) = file(f, "blocks.csv").and_then(finality_histogram) {
-        plots.push(("finality_histogram".to_string(), svg));
+    if let Some(t) = table(file(f, "lmu_voltages.csv")) {
+        let lmus = lmu_panels(&t).len().clamp(1, MAX_LMU_PANELS) as u32;
+        figure!(plots, "lmu_voltages", (800, 40 + 240 * lmus), |a| {
+            lmu_voltages(&a, &t, &faults)
+        });
     }
-    if let Some(svg) = file(f, "customers.csv").and_then(origin_shares) {
-        plots.push(("origin_shares".to_string(), svg));
+    {
+        let flisr = table(file(f, "flisr.csv"));
+        let breakers = table(file(f, "breakers.csv"));
+        let ints = table(file(f, "interruptions.csv"));
+        let rows =
+            flisr.as_ref().map_or(0, |t| t.rows.len()) + breaker_ids(breakers.as_ref()).len();
+        let h = TIMELINE_BOTTOM_PX + 110 + 50 * (rows.clamp(1, 20) as u32 + LEGEND_ROWS);
+        figure!(plots, "interruption_timeline", (800, h), |a| {
+            interruption_timeline(&a, flisr.as_ref(), breakers.as_ref(), ints.as_ref(), end_h)
+        });
+    }
+    if let (Some(n), Some(l)) = (
+        table(file(f, "mesh_nodes.csv")),
+        table(file(f, "mesh_links.csv")),
+    ) {
+        figure!(plots, "mesh_map", (800, 680), |a| mesh_map(&a, &n, &l));
+    }
+    if let Some(t) = table(file(f, "latencies.csv")) {
+        figure!(plots, "latency_cdf", SIZE, |a| latency_cdf(&a, &t));
+    }
+    if let Some(b) = file(f, "market.csv") {
+        figure!(plots, "market_prices", SIZE, |a| market_prices(&a, b));
+    }
+    if let Some(b) = file(f, "blocks.csv") {
+        figure!(plots, "finality_histogram", SIZE, |a| finality_histogram(
+            &a, b
+        ));
+    }
+    if let Some(b) = file(f, "customers.csv") {
+        figure!(plots, "origin_shares", SIZE, |a| origin_shares(&a, b));
     }
     let mut h = String::new();
     let seed = f.summary.get("sim.seed").map_or(String::new(), show);
@@ -62,9 +252,9 @@ pub fn report(f: &RunFiles<'_>) -> (String, Vec<(String, String)>) {
     h.push_str("</table>\n");
     if !plots.is_empty() {
         h.push_str("<h2>Plots</h2>\n");
-        for (_, svg) in &plots {
-            h.push_str("<figure>\n");
-            h.push_str(strip_xml_header(svg));
+        for p in &plots {
+            let _ = writeln!(h, "<figure id=\"plot-{}\">", escape(&p.name));
+            h.push_str(strip_xml_header(&p.svg));
             h.push_str("\n</figure>\n");
         }
     }
@@ -81,7 +271,7 @@ pub fn report(f: &RunFiles<'_>) -> (String, Vec<(String, String)>) {
         "<h2>Scenario</h2>\n<pre>{}</pre>\n</body>\n</html>\n",
         escape(f.resolved_scenario)
     );
-    (h, plots)
+    Ok((h, plots))
 }
 
 fn file<'a>(f: &'a RunFiles<'_>, name: &str) -> Option<&'a [u8]> {
@@ -160,6 +350,34 @@ fn fault_times_h(flisr: Option<&[u8]>) -> Vec<f64> {
         .collect()
 }
 
+/// A CSV file's header and records.
+struct Table {
+    head: Vec<String>,
+    rows: Vec<csv::StringRecord>,
+}
+
+impl Table {
+    /// The index of column `name`.
+    fn col(&self, name: &str) -> Option<usize> {
+        self.head.iter().position(|h| h == name)
+    }
+}
+
+/// A finite number from a cell (empty or unparsable cells give none).
+fn num(r: &csv::StringRecord, k: usize) -> Option<f64> {
+    r.get(k)?.parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+/// A CSV file as a [`Table`]; none when absent or unreadable.
+fn table(bytes: Option<&[u8]>) -> Option<Table> {
+    let mut r = csv::Reader::from_reader(bytes?);
+    let head = r.headers().ok()?.iter().map(str::to_string).collect();
+    Some(Table {
+        head,
+        rows: r.records().flatten().collect(),
+    })
+}
+
 /// Column `name` of a series against its time in hours.
 fn column(s: &TimeSeries, name: &str) -> Option<Vec<(f64, f64)>> {
     let k = s.columns().iter().position(|c| c == name)?;
@@ -182,44 +400,98 @@ fn range(v: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((lo - pad, hi + pad))
 }
 
+/// The size of a one-chart plot [px].
 const SIZE: (u32, u32) = (800, 360);
 
-type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+/// Phase colours (a, b, c), told apart by colour-blind readers too.
+const PHASE: [RGBColor; 3] = [
+    RGBColor(213, 94, 0),
+    RGBColor(0, 114, 178),
+    RGBColor(0, 158, 115),
+];
 
-/// One SVG chart: a titled frame with labelled axes, what `draw` adds, and
-/// the legend.
-fn plot(
-    title: &str,
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A formatter of axis labels.
+type Fmt<'a> = &'a dyn Fn(&f64) -> String;
+
+/// A chart's frame: title, axis ranges and titles (with units), and how
+/// its labels and legend are laid out.
+struct Frame<'a> {
+    title: &'a str,
     x: (f64, f64),
     y: (f64, f64),
-    desc: (&str, &str),
-    draw: impl FnOnce(&mut Chart<'_, '_>) -> Option<()>,
-) -> Option<String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut c = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x.0..x.1, y.0..y.1)
-            .ok()?;
-        c.configure_mesh()
-            .x_desc(desc.0)
-            .y_desc(desc.1)
-            .draw()
-            .ok()?;
-        draw(&mut c)?;
-        c.configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .ok()?;
-        root.present().ok()?;
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x_fmt: Option<Fmt<'a>>,
+    y_fmt: Option<Fmt<'a>>,
+    y_labels: usize,
+    y_label_area: u32,
+    legend: SeriesLabelPosition,
+}
+
+fn frame<'a>(title: &'a str, x: (f64, f64), y: (f64, f64), desc: (&'a str, &'a str)) -> Frame<'a> {
+    Frame {
+        title,
+        x,
+        y,
+        x_desc: desc.0,
+        y_desc: desc.1,
+        x_fmt: None,
+        y_fmt: None,
+        y_labels: 10,
+        y_label_area: 60,
+        legend: SeriesLabelPosition::UpperRight,
     }
-    Some(svg)
+}
+
+/// One chart on `area`: a titled frame with labelled axes, what `draw`
+/// adds, and the legend.
+fn plot<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    f: Frame<'_>,
+    draw: impl FnOnce(&mut Chart<'_, DB>) -> Option<()>,
+) -> Option<()> {
+    let mut c = ChartBuilder::on(area)
+        .caption(f.title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(f.y_label_area)
+        .build_cartesian_2d(f.x.0..f.x.1, f.y.0..f.y.1)
+        .ok()?;
+    let mut mesh = c.configure_mesh();
+    mesh.x_desc(f.x_desc)
+        .y_desc(f.y_desc)
+        .y_labels(f.y_labels)
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14));
+    if let Some(g) = f.x_fmt {
+        mesh.x_label_formatter(g);
+    }
+    if let Some(g) = f.y_fmt {
+        mesh.y_label_formatter(g);
+    }
+    mesh.draw().ok()?;
+    draw(&mut c)?;
+    c.configure_series_labels()
+        .position(f.legend)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .ok()?;
+    Some(())
+}
+
+/// A legend entry: a short line in `style`.
+fn line_key<S: Into<ShapeStyle> + Copy>(
+    style: S,
+) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style)
+}
+
+/// A legend entry: a filled square in `colour`.
+fn box_key(colour: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], colour.filled())
 }
 
 /// Faults as red vertical lines on a chart.
@@ -230,59 +502,86 @@ macro_rules! fault_lines {
                 .draw_series(LineSeries::new([(t, $lo), (t, $hi)], RED.stroke_width(2)))
                 .ok()?;
             if i == 0 {
-                s.label("fault")
-                    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
+                s.label("fault").legend(line_key(RED.stroke_width(2)));
             }
         }
     };
 }
 
-fn voltage_envelope(g: &TimeSeries, faults: &[f64]) -> Option<String> {
+/// Runs of consecutive defined points (a gap where a value is missing).
+fn runs(points: impl Iterator<Item = (f64, Option<f64>)>) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for (x, y) in points {
+        match y {
+            Some(y) => out.last_mut().expect("never empty").push((x, y)),
+            None if out.last().is_some_and(|r| !r.is_empty()) => out.push(Vec::new()),
+            None => {}
+        }
+    }
+    out.retain(|r| !r.is_empty());
+    out
+}
+
+fn voltage_envelope<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    g: &TimeSeries,
+    faults: &[f64],
+) -> Option<()> {
     let lo = column(g, "v_min_pu")?;
     let hi = column(g, "v_max_pu")?;
     let t_end = lo.last()?.0.max(1e-6);
     let (y0, y1) = range(lo.iter().chain(&hi).map(|p| p.1))?;
     plot(
-        "Feeder voltage envelope",
-        (0.0, t_end),
-        (y0, y1),
-        ("time [h]", "voltage [pu]"),
+        area,
+        frame(
+            "Feeder voltage envelope",
+            (0.0, t_end),
+            (y0, y1),
+            ("time [h]", "voltage [pu]"),
+        ),
         |c| {
             c.draw_series(LineSeries::new(hi.iter().copied(), BLUE))
                 .ok()?
                 .label("highest bus voltage")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+                .legend(line_key(BLUE));
             c.draw_series(LineSeries::new(lo.iter().copied(), GREEN))
                 .ok()?
                 .label("lowest bus voltage")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GREEN));
+                .legend(line_key(GREEN));
             fault_lines!(c, faults, y0, y1);
             Some(())
         },
     )
 }
 
-fn customers_off(g: &TimeSeries, faults: &[f64]) -> Option<String> {
+fn customers_off<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    g: &TimeSeries,
+    faults: &[f64],
+) -> Option<()> {
     let off = column(g, "customers_off")?;
     let t_end = off.last()?.0.max(1e-6);
     let top = off.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
     plot(
-        "Customers without supply (sampled)",
-        (0.0, t_end),
-        (0.0, top),
-        ("time [h]", "customers off"),
+        area,
+        frame(
+            "Customers without supply (sampled)",
+            (0.0, t_end),
+            (0.0, top),
+            ("time [h]", "customers off"),
+        ),
         |c| {
             c.draw_series(LineSeries::new(off.iter().copied(), BLACK))
                 .ok()?
                 .label("customers off")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+                .legend(line_key(BLACK));
             fault_lines!(c, faults, 0.0, top);
             Some(())
         },
     )
 }
 
-fn market_prices(bytes: &[u8]) -> Option<String> {
+fn market_prices<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bytes: &[u8]) -> Option<()> {
     let mut r = csv::Reader::from_reader(bytes);
     let pts: Vec<(f64, f64)> = r
         .records()
@@ -299,10 +598,13 @@ fn market_prices(bytes: &[u8]) -> Option<String> {
     let x = range(pts.iter().map(|p| p.0))?;
     let y = range(pts.iter().map(|p| p.1))?;
     plot(
-        "P2P market clearing prices",
-        x,
-        y,
-        ("interval start [h]", "price [currency/kWh]"),
+        area,
+        frame(
+            "P2P market clearing prices",
+            x,
+            y,
+            ("interval start [h]", "price [currency/kWh]"),
+        ),
         |c| {
             c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
                 .ok()?
@@ -314,7 +616,10 @@ fn market_prices(bytes: &[u8]) -> Option<String> {
 }
 
 /// How long blocks took to become final, as a histogram of 30 bins.
-fn finality_histogram(bytes: &[u8]) -> Option<String> {
+fn finality_histogram<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    bytes: &[u8],
+) -> Option<()> {
     let mut r = csv::Reader::from_reader(bytes);
     let v: Vec<f64> = r
         .records()
@@ -333,10 +638,13 @@ fn finality_histogram(bytes: &[u8]) -> Option<String> {
     }
     let top = f64::from(count.iter().copied().max()?) * 1.1;
     plot(
-        "Block finality",
-        (lo, hi),
-        (0.0, top.max(1.0)),
-        ("from proposal to commit [s]", "blocks"),
+        area,
+        frame(
+            "Block finality",
+            (lo, hi),
+            (0.0, top.max(1.0)),
+            ("from proposal to commit [s]", "blocks"),
+        ),
         |c| {
             c.draw_series(count.iter().enumerate().map(|(k, &n)| {
                 let x0 = lo + k as f64 * width;
@@ -344,7 +652,7 @@ fn finality_histogram(bytes: &[u8]) -> Option<String> {
             }))
             .ok()?
             .label(format!("{} blocks", v.len()))
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], BLUE.filled()));
+            .legend(box_key(BLUE));
             Some(())
         },
     )
@@ -352,7 +660,7 @@ fn finality_histogram(bytes: &[u8]) -> Option<String> {
 
 /// Each customer's consumption by traced origin: community plants,
 /// rooftop PV, untraced.
-fn origin_shares(bytes: &[u8]) -> Option<String> {
+fn origin_shares<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, bytes: &[u8]) -> Option<()> {
     let mut r = csv::Reader::from_reader(bytes);
     let head = r.headers().ok()?.clone();
     let col = |n: &str| head.iter().position(|h| h == n);
@@ -376,12 +684,15 @@ fn origin_shares(bytes: &[u8]) -> Option<String> {
     }
     let n = rows.len() as f64;
     plot(
-        "Traced origin of each customer's consumption",
-        (0.0, n),
-        (0.0, 100.0),
-        (
-            "customer (in customers.csv order)",
-            "share of consumption [%]",
+        area,
+        frame(
+            "Traced origin of each customer's consumption",
+            (0.0, n),
+            (0.0, 100.0),
+            (
+                "customer (in customers.csv order)",
+                "share of consumption [%]",
+            ),
         ),
         |c| {
             let colours = [GREEN, BLUE, RGBColor(200, 200, 200)];
@@ -396,19 +707,852 @@ fn origin_shares(bytes: &[u8]) -> Option<String> {
                         colour.filled(),
                     )
                 });
-                let colour = *colour;
-                c.draw_series(bars).ok()?.label(name).legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 15, y + 5)], colour.filled())
-                });
+                c.draw_series(bars)
+                    .ok()?
+                    .label(name)
+                    .legend(box_key(*colour));
             }
             Some(())
         },
     )
 }
 
+/// Phase voltages (a, b, c) [pu], none when dead.
+type Phases = [Option<f64>; 3];
+
+/// One snapshot of `profile.csv`.
+struct Snap<'a> {
+    /// `lowest` or `highest`.
+    label: &'a str,
+    /// Its time [h].
+    at_h: f64,
+    /// Per (feeder, bus): the distance [m] and the phase voltages [pu].
+    buses: BTreeMap<(&'a str, &'a str), (f64, Phases)>,
+    /// The branches: (feeder, upper bus, lower bus).
+    edges: Vec<(&'a str, &'a str, &'a str)>,
+}
+
+/// The voltage along every feeder at the run's lowest and highest voltage
+/// (`profile.csv`): one panel per snapshot, a line per branch and phase,
+/// against the distance from the LV board.
+fn voltage_profile<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, t: &Table) -> Option<()> {
+    let (cs, ct, cf, cb, cp, cd) = (
+        t.col("snapshot")?,
+        t.col("t_s")?,
+        t.col("feeder")?,
+        t.col("bus")?,
+        t.col("parent")?,
+        t.col("distance_m")?,
+    );
+    let cv = [t.col("va_pu")?, t.col("vb_pu")?, t.col("vc_pu")?];
+    // Per snapshot: its time [h] and, per (feeder, bus), the distance and
+    // the phase voltages.
+    let mut snaps: Vec<Snap<'_>> = Vec::new();
+    for r in &t.rows {
+        let (Some(s), Some(f), Some(b), Some(p), Some(d)) =
+            (r.get(cs), r.get(cf), r.get(cb), r.get(cp), num(r, cd))
+        else {
+            continue;
+        };
+        if snaps.last().is_none_or(|x| x.label != s) {
+            snaps.push(Snap {
+                label: s,
+                at_h: num(r, ct).unwrap_or(0.0) / 3600.0,
+                buses: BTreeMap::new(),
+                edges: Vec::new(),
+            });
+        }
+        let snap = snaps.last_mut()?;
+        snap.buses.insert((f, b), (d, cv.map(|k| num(r, k))));
+        if !p.is_empty() {
+            snap.edges.push((f, p, b));
+        }
+    }
+    snaps.truncate(2);
+    let d_max = range(snaps.iter().flat_map(|s| s.buses.values().map(|v| v.0)))?.1;
+    let (y0, y1) = range(
+        snaps
+            .iter()
+            .flat_map(|s| s.buses.values().flat_map(|v| v.1.into_iter().flatten())),
+    )?;
+    // Feeders in their first appearance order, for the legend.
+    let mut feeders: Vec<&str> = Vec::new();
+    for s in &snaps {
+        for (f, _, _) in &s.edges {
+            if !feeders.contains(f) {
+                feeders.push(f);
+            }
+        }
+    }
+    let panels = area.split_evenly((snaps.len().max(1), 1));
+    for (
+        Snap {
+            label,
+            at_h,
+            buses,
+            edges,
+        },
+        panel,
+    ) in snaps.iter().zip(&panels)
+    {
+        let title = format!("Voltage along the feeders at the {label} voltage (t = {at_h:.2} h)");
+        plot(
+            panel,
+            frame(
+                &title,
+                (0.0, d_max),
+                (y0, y1),
+                (
+                    "distance from the LV board along the lines [m]",
+                    "voltage [pu]",
+                ),
+            ),
+            |c| {
+                for (fi, feeder) in feeders.iter().enumerate() {
+                    for (k, colour) in PHASE.iter().enumerate() {
+                        // Later feeders in lighter shades of the phase colour.
+                        let shade = colour.mix(1.0 - 0.3 * (fi % 3) as f64);
+                        let segs: Vec<[(f64, f64); 2]> = edges
+                            .iter()
+                            .filter(|(f, _, _)| f == feeder)
+                            .filter_map(|(f, p, b)| {
+                                let (dp, vp) = buses.get(&(*f, *p))?;
+                                let (db, vb) = buses.get(&(*f, *b))?;
+                                Some([(*dp, vp[k]?), (*db, vb[k]?)])
+                            })
+                            .collect();
+                        let s = c
+                            .draw_series(
+                                segs.into_iter()
+                                    .map(|s| PathElement::new(s, shade.stroke_width(1))),
+                            )
+                            .ok()?;
+                        let phase = ["a", "b", "c"][k];
+                        if feeders.len() == 1 {
+                            s.label(format!("phase {phase}"));
+                        } else if fi < 3 {
+                            s.label(format!("{feeder}, phase {phase}"));
+                        } else {
+                            continue;
+                        }
+                        s.legend(line_key(shade.stroke_width(2)));
+                    }
+                }
+                Some(())
+            },
+        )?;
+    }
+    Some(())
+}
+
+/// At most this many watched LMUs get a panel.
+const MAX_LMU_PANELS: usize = 4;
+
+/// The watched LMUs of `lmu_voltages.csv`, by node id: their bus and
+/// samples (time [h], phase voltages [pu]).
+type LmuSamples<'a> = BTreeMap<u32, (&'a str, Vec<(f64, [Option<f64>; 3])>)>;
+
+fn lmu_panels(t: &Table) -> LmuSamples<'_> {
+    let mut out: LmuSamples<'_> = BTreeMap::new();
+    let (Some(ct), Some(cl), Some(cb)) = (t.col("t_s"), t.col("lmu"), t.col("bus")) else {
+        return out;
+    };
+    let cv = [t.col("va_pu"), t.col("vb_pu"), t.col("vc_pu")];
+    for r in &t.rows {
+        let (Some(time), Some(lmu), Some(bus)) = (
+            num(r, ct),
+            r.get(cl).and_then(|x| x.parse::<u32>().ok()),
+            r.get(cb),
+        ) else {
+            continue;
+        };
+        out.entry(lmu)
+            .or_insert_with(|| (bus, Vec::new()))
+            .1
+            .push((time / 3600.0, cv.map(|k| k.and_then(|k| num(r, k)))));
+    }
+    out
+}
+
+/// The watched LMUs' phase voltages over time, a panel each, with the
+/// faults marked.
+fn lmu_voltages<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    t: &Table,
+    faults: &[f64],
+) -> Option<()> {
+    let lmus = lmu_panels(t);
+    if lmus.is_empty() {
+        return None;
+    }
+    let t_end = lmus
+        .values()
+        .filter_map(|(_, s)| s.last().map(|x| x.0))
+        .fold(1e-6, f64::max);
+    let (y0, y1) = range(
+        lmus.values()
+            .flat_map(|(_, s)| s.iter().flat_map(|x| x.1.into_iter().flatten())),
+    )?;
+    // Headroom for the legend.
+    let y1 = y1 + (y1 - y0) * 0.3;
+    let panels = area.split_evenly((lmus.len().min(MAX_LMU_PANELS), 1));
+    for ((lmu, (bus, samples)), panel) in lmus.iter().zip(&panels) {
+        let title = format!("LMU {lmu} at bus {bus}: phase voltages");
+        plot(
+            panel,
+            frame(&title, (0.0, t_end), (y0, y1), ("time [h]", "voltage [pu]")),
+            |c| {
+                // Shade the samples with every phase dead, up to the next.
+                let grey = RGBColor(215, 215, 215);
+                let dead: Vec<_> = samples
+                    .iter()
+                    .zip(samples.iter().skip(1).map(|s| s.0).chain([t_end]))
+                    .filter(|(s, _)| s.1.iter().all(Option::is_none))
+                    .map(|(s, next)| Rectangle::new([(s.0, y0), (next, y1)], grey.filled()))
+                    .collect();
+                if !dead.is_empty() {
+                    c.draw_series(dead)
+                        .ok()?
+                        .label("no supply (every phase dead)")
+                        .legend(box_key(grey));
+                }
+                for (k, colour) in PHASE.iter().enumerate() {
+                    let mut first = true;
+                    for run in runs(samples.iter().map(|s| (s.0, s.1[k]))) {
+                        // A lone sample between dead ones shows as a dot.
+                        let dot = (run.len() == 1).then(|| Circle::new(run[0], 3, colour.filled()));
+                        c.draw_series(dot).ok()?;
+                        let s = c
+                            .draw_series(LineSeries::new(run, colour.stroke_width(1)))
+                            .ok()?;
+                        if first {
+                            s.label(format!("phase {}", ["a", "b", "c"][k]))
+                                .legend(line_key(colour.stroke_width(2)));
+                            first = false;
+                        }
+                    }
+                }
+                fault_lines!(c, faults, y0, y1);
+                Some(())
+            },
+        )?;
+    }
+    Some(())
+}
+
+/// The breakers named in `breakers.csv`, in order.
+fn breaker_ids(t: Option<&Table>) -> Vec<String> {
+    let Some(t) = t else { return Vec::new() };
+    let Some(k) = t.col("breaker") else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = t
+        .rows
+        .iter()
+        .filter_map(|r| r.get(k).map(str::to_string))
+        .collect();
+    ids.sort_by_key(|x| x.parse::<u64>().unwrap_or(u64::MAX));
+    ids.dedup();
+    ids
+}
+
+/// The rows kept free below the timeline's bars for its legend.
+const LEGEND_ROWS: u32 = 2;
+
+/// The height of the timeline's customers-off panel [px].
+const TIMELINE_BOTTOM_PX: u32 = 240;
+
+/// One fault of `flisr.csv`, its instants [h].
+struct FaultRow {
+    label: String,
+    at: f64,
+    detect: Option<f64>,
+    isolate: Option<f64>,
+    restore: Option<f64>,
+}
+
+/// One breaker of `breakers.csv`: its open intervals and lockouts [h].
+struct BreakerRow {
+    label: String,
+    open: Vec<(f64, f64)>,
+    lockouts: Vec<f64>,
+}
+
+/// The FLISR timeline: per fault, inception → isolation → restoration of
+/// the healthy customers; per feeder-head breaker, its open intervals;
+/// below, the customers off supply (exact, from `interruptions.csv`).
+fn interruption_timeline<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    flisr: Option<&Table>,
+    breakers: Option<&Table>,
+    interruptions: Option<&Table>,
+    end_h: f64,
+) -> Option<()> {
+    let mut faults: Vec<FaultRow> = Vec::new();
+    if let Some(t) = flisr {
+        let (ca, cb) = (t.col("at_s")?, t.col("bus")?);
+        let (cd, ci, cr) = (t.col("detect_s")?, t.col("isolate_s")?, t.col("restore_s")?);
+        for (i, r) in t.rows.iter().enumerate() {
+            let Some(at) = num(r, ca) else { continue };
+            let h = |k| num(r, k).map(|s| (at + s) / 3600.0);
+            faults.push(FaultRow {
+                label: format!("fault {i} (bus {})", r.get(cb).unwrap_or("?")),
+                at: at / 3600.0,
+                detect: h(cd),
+                isolate: h(ci),
+                restore: h(cr),
+            });
+        }
+    }
+    let ids = breaker_ids(breakers);
+    let mut brk: Vec<BreakerRow> = ids
+        .iter()
+        .map(|b| BreakerRow {
+            label: format!("breaker {b}"),
+            open: Vec::new(),
+            lockouts: Vec::new(),
+        })
+        .collect();
+    if let Some(t) = breakers {
+        let (ct, cb, co) = (t.col("t_s")?, t.col("breaker")?, t.col("op")?);
+        let mut open: Vec<Option<f64>> = vec![None; ids.len()];
+        for r in &t.rows {
+            let (Some(time), Some(b), Some(op)) = (num(r, ct), r.get(cb), r.get(co)) else {
+                continue;
+            };
+            let Some(j) = ids.iter().position(|x| x == b) else {
+                continue;
+            };
+            let time = time / 3600.0;
+            match op {
+                "trip" => open[j] = Some(time),
+                "lockout" => {
+                    open[j] = Some(time);
+                    brk[j].lockouts.push(time);
+                }
+                "reclose" => {
+                    if let Some(o) = open[j].take() {
+                        brk[j].open.push((o, time));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (j, o) in open.into_iter().enumerate() {
+            if let Some(o) = o {
+                brk[j].open.push((o, end_h.max(o)));
+            }
+        }
+    }
+    // Customers off: a step at every start and end.
+    let mut steps: Vec<(f64, i64)> = Vec::new();
+    if let Some(t) = interruptions {
+        let (cs, ce) = (t.col("start_s")?, t.col("end_s")?);
+        for r in &t.rows {
+            if let Some(s) = num(r, cs) {
+                steps.push((s / 3600.0, 1));
+                if let Some(e) = num(r, ce) {
+                    steps.push((e / 3600.0, -1));
+                }
+            }
+        }
+    }
+    if faults.is_empty() && brk.is_empty() && steps.is_empty() {
+        return None;
+    }
+    steps.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let end_h = end_h.max(steps.last().map_or(0.0, |s| s.0)).max(1e-6);
+    let mut off = vec![(0.0, 0.0)];
+    let mut n = 0i64;
+    for (t, d) in &steps {
+        off.push((*t, n as f64));
+        n += d;
+        off.push((*t, n as f64));
+    }
+    off.push((end_h, n as f64));
+    // Bars narrower than this show at this width [h].
+    let w_min = end_h * 0.005;
+    let bar = |a: f64, b: f64| (a, b.max(a + w_min));
+    let rows: Vec<String> = faults
+        .iter()
+        .map(|f| f.label.clone())
+        .chain(brk.iter().map(|b| b.label.clone()))
+        .collect();
+    let n_rows = rows.len().max(1) as f64;
+    let label_of = |y: &f64| {
+        let k = y.round();
+        if (y - k).abs() < 1e-6 && k >= 0.0 {
+            rows.get(k as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    let (top, bottom) =
+        area.split_vertically(area.dim_in_pixel().1.saturating_sub(TIMELINE_BOTTOM_PX));
+    let mut f = frame(
+        "Faults, isolation, restoration and breaker operations",
+        (0.0, end_h),
+        (-0.6 - f64::from(LEGEND_ROWS), n_rows - 0.4),
+        ("time [h]", ""),
+    );
+    f.y_fmt = Some(&label_of);
+    f.y_labels = rows.len().max(1) + LEGEND_ROWS as usize + 1;
+    f.y_label_area = 130;
+    f.legend = SeriesLabelPosition::LowerRight;
+    let red = RGBColor(200, 30, 30);
+    let orange = RGBColor(240, 160, 40);
+    let grey = RGBColor(110, 110, 110);
+    plot(&top, f, |c| {
+        let h = 0.25;
+        let isolating: Vec<_> = faults
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let (a, b) = bar(f.at, f.isolate.unwrap_or(f.at));
+                Rectangle::new([(a, i as f64 - h), (b, i as f64 + h)], red.filled())
+            })
+            .collect();
+        if !isolating.is_empty() {
+            c.draw_series(isolating)
+                .ok()?
+                .label("fault → section isolated")
+                .legend(box_key(red));
+        }
+        let restoring: Vec<_> = faults
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let (a, b) = bar(f.isolate?, f.restore?);
+                Some(Rectangle::new(
+                    [(a, i as f64 - h), (b, i as f64 + h)],
+                    orange.filled(),
+                ))
+            })
+            .collect();
+        if !restoring.is_empty() {
+            c.draw_series(restoring)
+                .ok()?
+                .label("isolated → healthy customers restored")
+                .legend(box_key(orange));
+        }
+        let detected: Vec<_> = faults
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some(Cross::new((f.detect?, i as f64), 4, BLACK.stroke_width(1))))
+            .collect();
+        if !detected.is_empty() {
+            c.draw_series(detected)
+                .ok()?
+                .label("detected")
+                .legend(|(x, y)| Cross::new((x + 8, y), 4, BLACK.stroke_width(1)));
+        }
+        let nf = faults.len();
+        let open: Vec<_> = brk
+            .iter()
+            .enumerate()
+            .flat_map(|(j, b)| {
+                b.open.iter().map(move |&(o, cl)| {
+                    let (a, e) = bar(o, cl);
+                    let y = (nf + j) as f64;
+                    Rectangle::new([(a, y - h), (e, y + h)], grey.filled())
+                })
+            })
+            .collect();
+        if !open.is_empty() {
+            c.draw_series(open)
+                .ok()?
+                .label("breaker open (trip → reclose)")
+                .legend(box_key(grey));
+        }
+        let locked: Vec<_> = brk
+            .iter()
+            .enumerate()
+            .flat_map(|(j, b)| {
+                b.lockouts.iter().map(move |&t| {
+                    let y = (nf + j) as f64;
+                    TriangleMarker::new((t, y + 0.3), 6, BLACK.filled())
+                })
+            })
+            .collect();
+        if !locked.is_empty() {
+            c.draw_series(locked)
+                .ok()?
+                .label("lockout")
+                .legend(|(x, y)| TriangleMarker::new((x + 8, y), 6, BLACK.filled()));
+        }
+        // Each fault's figures beside it.
+        for (i, f) in faults.iter().enumerate() {
+            let secs = |x: Option<f64>| {
+                x.map_or("never".to_string(), |x| {
+                    format!("{:.1} s", (x - f.at) * 3600.0)
+                })
+            };
+            let text = format!(
+                "detected {}, isolated {}, restored {}",
+                secs(f.detect),
+                secs(f.isolate),
+                secs(f.restore)
+            );
+            let right = f.at > end_h / 2.0;
+            let pos = Pos::new(if right { HPos::Right } else { HPos::Left }, VPos::Top);
+            let x = if right {
+                f.at - w_min
+            } else {
+                f.at + 2.0 * w_min
+            };
+            let style = TextStyle::from(("sans-serif", 13).into_font()).pos(pos);
+            c.draw_series(std::iter::once(Text::new(
+                text,
+                (x, i as f64 + 0.45),
+                style,
+            )))
+            .ok()?;
+        }
+        Some(())
+    })?;
+    let top_n = off.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    plot(
+        &bottom,
+        frame(
+            "Customers without supply (every interruption)",
+            (0.0, end_h),
+            (0.0, top_n),
+            ("time [h]", "customers off"),
+        ),
+        |c| {
+            c.draw_series(LineSeries::new(off.iter().copied(), BLACK))
+                .ok()?
+                .label("customers off")
+                .legend(line_key(BLACK));
+            let times: Vec<f64> = faults.iter().map(|f| f.at).collect();
+            fault_lines!(c, times, 0.0, top_n);
+            Some(())
+        },
+    )
+}
+
+/// Link colours by packet delivery ratio: (lowest PDR of the class,
+/// colour, legend).
+const PDR_CLASSES: [(f64, RGBColor, &str); 4] = [
+    (0.9, RGBColor(26, 150, 65), "link PDR ≥ 0.9"),
+    (0.7, RGBColor(120, 190, 60), "link PDR 0.7–0.9"),
+    (0.5, RGBColor(240, 150, 40), "link PDR 0.5–0.7"),
+    (0.0, RGBColor(215, 25, 28), "link PDR < 0.5"),
+];
+
+/// The mesh on its poles: the links that carried unicast frames coloured
+/// by their delivery ratio, the routing tree (each node to its parent at
+/// the end of the run) over them, and the nodes.
+fn mesh_map<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    nodes: &Table,
+    links: &Table,
+) -> Option<()> {
+    let (cn, cx, cy, cp) = (
+        nodes.col("node")?,
+        nodes.col("x_m")?,
+        nodes.col("y_m")?,
+        nodes.col("parent")?,
+    );
+    // node → (x, y, parent), positions relative to the coordinator (the
+    // first node) [m].
+    let mut at: BTreeMap<u32, (f64, f64, Option<u32>)> = BTreeMap::new();
+    for r in &nodes.rows {
+        let (Some(n), Some(x), Some(y)) = (
+            r.get(cn).and_then(|x| x.parse::<u32>().ok()),
+            num(r, cx),
+            num(r, cy),
+        ) else {
+            continue;
+        };
+        at.insert(n, (x, y, r.get(cp).and_then(|p| p.parse().ok())));
+    }
+    let (&root, &(ox, oy, _)) = at.iter().next()?;
+    for p in at.values_mut() {
+        (p.0, p.1) = (p.0 - ox, p.1 - oy);
+    }
+    let (ca, cb, cr) = (links.col("a")?, links.col("b")?, links.col("pdr")?);
+    let mut classes: Vec<Vec<[(f64, f64); 2]>> = vec![Vec::new(); PDR_CLASSES.len()];
+    for r in &links.rows {
+        let id = |k| r.get(k).and_then(|x| x.parse::<u32>().ok());
+        let (Some(a), Some(b), Some(pdr)) = (id(ca), id(cb), num(r, cr)) else {
+            continue;
+        };
+        let (Some(pa), Some(pb)) = (at.get(&a), at.get(&b)) else {
+            continue;
+        };
+        let k = PDR_CLASSES
+            .iter()
+            .position(|c| pdr >= c.0)
+            .unwrap_or(PDR_CLASSES.len() - 1);
+        classes[k].push([(pa.0, pa.1), (pb.0, pb.1)]);
+    }
+    // Equal scales on both axes: widen the narrower range to the plot
+    // area's aspect ratio (about 700 × 560 px).
+    let (mut x0, mut x1) = range(at.values().map(|p| p.0))?;
+    let (mut y0, mut y1) = range(at.values().map(|p| p.1))?;
+    let (w, h) = ((x1 - x0).max(1.0), (y1 - y0).max(1.0));
+    let aspect = 700.0 / 560.0;
+    if w / h < aspect {
+        let grow = (h * aspect - w) / 2.0;
+        (x0, x1) = (x0 - grow, x1 + grow);
+    } else {
+        let grow = (w / aspect - h) / 2.0;
+        (y0, y1) = (y0 - grow, y1 + grow);
+    }
+    let title = format!("Mesh: {} nodes, link delivery and routing tree", at.len());
+    let mut f = frame(
+        &title,
+        (x0, x1),
+        (y0, y1),
+        (
+            "east of the coordinator [m]",
+            "north of the coordinator [m]",
+        ),
+    );
+    f.legend = SeriesLabelPosition::LowerRight;
+    plot(area, f, |c| {
+        for ((_, colour, name), segs) in PDR_CLASSES.iter().zip(&classes) {
+            let s = c
+                .draw_series(
+                    segs.iter()
+                        .map(|&s| PathElement::new(s, colour.mix(0.8).stroke_width(5))),
+                )
+                .ok()?;
+            if !segs.is_empty() {
+                s.label(*name).legend(line_key(colour.stroke_width(5)));
+            }
+        }
+        let tree = at.values().filter_map(|&(x, y, p)| {
+            let q = at.get(&p?)?;
+            Some(PathElement::new(
+                [(x, y), (q.0, q.1)],
+                BLACK.stroke_width(1),
+            ))
+        });
+        c.draw_series(tree)
+            .ok()?
+            .label("routing tree (parent at the end)")
+            .legend(line_key(BLACK.stroke_width(1)));
+        let attached = at
+            .iter()
+            .filter(|(n, p)| **n != root && p.2.is_some())
+            .map(|(_, p)| Circle::new((p.0, p.1), 3, BLACK.filled()));
+        c.draw_series(attached)
+            .ok()?
+            .label("LMU (pole)")
+            .legend(|(x, y)| Circle::new((x + 8, y), 3, BLACK.filled()));
+        let detached: Vec<_> = at
+            .iter()
+            .filter(|(n, p)| **n != root && p.2.is_none())
+            .map(|(_, p)| Circle::new((p.0, p.1), 4, RED.stroke_width(2)))
+            .collect();
+        if !detached.is_empty() {
+            c.draw_series(detached)
+                .ok()?
+                .label("LMU without a route")
+                .legend(|(x, y)| Circle::new((x + 8, y), 4, RED.stroke_width(2)));
+        }
+        let r = at.get(&root)?;
+        c.draw_series(std::iter::once(TriangleMarker::new(
+            (r.0, r.1),
+            9,
+            BLUE.filled(),
+        )))
+        .ok()?
+        .label("coordinator")
+        .legend(|(x, y)| TriangleMarker::new((x + 8, y), 6, BLUE.filled()));
+        Some(())
+    })
+}
+
+/// The empirical CDF of the end-to-end latency of every frame delivered
+/// to the coordinator; on a log scale when the tail is long.
+fn latency_cdf<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, t: &Table) -> Option<()> {
+    let k = t.col("latency_s")?;
+    let mut v: Vec<f64> = t.rows.iter().filter_map(|r| num(r, k)).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len() as f64;
+    let p50 = crate::metrics::percentile(&v, 0.5)?;
+    let p99 = crate::metrics::percentile(&v, 0.99)?;
+    let lo = v[0].max(1e-6);
+    let hi = v[v.len() - 1].max(lo * 1.01);
+    let log = hi / lo > 100.0;
+    let x = |s: f64| if log { s.max(1e-6).log10() } else { s };
+    let (x0, x1) = if log {
+        (lo.log10().floor(), hi.log10().ceil())
+    } else {
+        (0.0, hi * 1.05)
+    };
+    // The CDF as a staircase, one step per distinct latency.
+    let mut pts = vec![(x(v[0]), 0.0)];
+    for (i, &s) in v.iter().enumerate() {
+        if v.get(i + 1) != Some(&s) {
+            let below = pts.last().map_or(0.0, |p| p.1);
+            pts.push((x(s), below));
+            pts.push((x(s), (i + 1) as f64 / n));
+        }
+    }
+    pts.push((x1, 1.0));
+    let sig = |s: f64| {
+        let e = s.abs().log10().floor() as i32;
+        let d = (1 - e).max(0) as usize;
+        format!("{s:.d$}")
+    };
+    let fmt = |e: &f64| sig(10f64.powf(*e));
+    let desc = if log {
+        "latency [s], log scale"
+    } else {
+        "latency [s]"
+    };
+    let mut f = frame(
+        "End-to-end latency, LMU application to coordinator",
+        (x0, x1),
+        (0.0, 1.02),
+        (desc, "share of frames delivered within"),
+    );
+    if log {
+        f.x_fmt = Some(&fmt);
+    }
+    f.legend = SeriesLabelPosition::LowerRight;
+    plot(area, f, |c| {
+        c.draw_series(LineSeries::new(pts.iter().copied(), BLUE.stroke_width(2)))
+            .ok()?
+            .label(format!("empirical CDF of {} frames", v.len()))
+            .legend(line_key(BLUE.stroke_width(2)));
+        for (p, label, colour) in [(p50, "median", BLACK), (p99, "99th percentile", RED)] {
+            c.draw_series(LineSeries::new(
+                [(x(p), 0.0), (x(p), 1.02)],
+                colour.stroke_width(1),
+            ))
+            .ok()?
+            .label(format!("{label}: {} s", sig(p)))
+            .legend(line_key(colour.stroke_width(1)));
+        }
+        Some(())
+    })
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_or_bad_font_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.ttf");
+        let err = install_font(std::slice::from_ref(&missing)).unwrap_err();
+        assert!(
+            err.contains("none.ttf") && err.contains("fonts-dejavu-core"),
+            "{err}"
+        );
+        let bad = dir.path().join("bad.ttf");
+        std::fs::write(&bad, b"not a font").unwrap();
+        let err = install_font(&[missing, bad]).unwrap_err();
+        assert!(err.contains("bad.ttf is not a TrueType"), "{err}");
+    }
+
+    #[test]
+    fn runs_split_at_missing_values() {
+        let pts = [
+            (0.0, Some(1.0)),
+            (1.0, None),
+            (2.0, Some(2.0)),
+            (3.0, Some(3.0)),
+        ];
+        assert_eq!(
+            runs(pts.into_iter()),
+            vec![vec![(0.0, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]
+        );
+    }
+
+    /// Every new plot draws from small hand-made files, as SVG and as a PNG
+    /// of the same size; files without their columns draw nothing.
+    #[test]
+    fn each_plot_draws_from_its_files() {
+        if let Err(e) = font() {
+            eprintln!("notice: skipping: {e}");
+            return;
+        }
+        let mut plots: Vec<Plot> = Vec::new();
+        let profile = table(Some(
+            b"snapshot,t_s,feeder,bus,parent,distance_m,va_pu,vb_pu,vc_pu\n\
+              lowest,60,line.l1,lv,,0,1.0,1.0,1.0\n\
+              lowest,60,line.l1,b2,lv,50,0.98,0.99,\n\
+              highest,120,line.l1,lv,,0,1.02,1.02,1.02\n\
+              highest,120,line.l1,b2,lv,50,1.03,1.01,1.0\n",
+        ))
+        .unwrap();
+        figure!(plots, "voltage_profile", (800, 640), |a| voltage_profile(
+            &a, &profile
+        ));
+        let nodes = table(Some(
+            b"node,bus,x_m,y_m,parent\n0,lv,0,0,\n1,b2,100,0,0\n2,b3,200,50,1\n3,b4,50,80,\n",
+        ))
+        .unwrap();
+        let links = table(Some(b"a,b,sent,delivered,pdr\n0,1,10,10,1\n1,2,10,6,0.6\n")).unwrap();
+        figure!(plots, "mesh_map", (800, 680), |a| mesh_map(
+            &a, &nodes, &links
+        ));
+        let lat = table(Some(b"t_s,node,latency_s\n1,1,0.004\n2,2,0.5\n3,1,0.006\n")).unwrap();
+        figure!(plots, "latency_cdf", SIZE, |a| latency_cdf(&a, &lat));
+        let flisr = table(Some(
+            b"fault,at_s,bus,detect_s,isolate_s,restore_s,minimal,minimal_set,opened\n\
+              0,3600,b2,0,0.5,3,true,1,1\n",
+        ));
+        let brk = table(Some(
+            b"t_s,breaker,branch,op\n3600.1,0,line.l1,trip\n3603.1,0,line.l1,reclose\n",
+        ));
+        let ints = table(Some(
+            b"customer,bus,start_s,end_s,duration_s,sustained\nc1,b2,3600.1,,3599.9,true\n",
+        ));
+        figure!(plots, "interruption_timeline", (800, 600), |a| {
+            interruption_timeline(&a, flisr.as_ref(), brk.as_ref(), ints.as_ref(), 2.0)
+        });
+        let lmu = table(Some(
+            b"t_s,lmu,bus,va_pu,vb_pu,vc_pu\n0,3,b2,1,1,1\n60,3,b2,,,\n120,3,b2,1.01,1,0.99\n",
+        ))
+        .unwrap();
+        figure!(plots, "lmu_voltages", (800, 280), |a| lmu_voltages(
+            &a,
+            &lmu,
+            &[0.01]
+        ));
+        let names: Vec<&str> = plots.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "voltage_profile",
+                "mesh_map",
+                "latency_cdf",
+                "interruption_timeline",
+                "lmu_voltages"
+            ]
+        );
+        for p in &plots {
+            let (w, h) = p.size;
+            assert!(
+                p.svg
+                    .starts_with(&format!("<svg width=\"{w}\" height=\"{h}\"")),
+                "{}",
+                p.name
+            );
+            let r = png::Decoder::new(std::io::Cursor::new(&p.png))
+                .read_info()
+                .unwrap();
+            assert_eq!((r.info().width, r.info().height), p.size, "{}", p.name);
+        }
+        // Files without the columns: no plot, no panic.
+        let wrong = table(Some(b"a,b\n1,2\n")).unwrap();
+        let mut none: Vec<Plot> = Vec::new();
+        figure!(none, "x", SIZE, |a| voltage_profile(&a, &wrong));
+        figure!(none, "x", SIZE, |a| mesh_map(&a, &wrong, &wrong));
+        figure!(none, "x", SIZE, |a| latency_cdf(&a, &wrong));
+        figure!(none, "x", SIZE, |a| lmu_voltages(&a, &wrong, &[]));
+        assert!(none.is_empty());
+    }
 
     #[test]
     fn html_is_escaped() {

@@ -78,7 +78,10 @@ pub struct RunFiles<'a> {
     pub files: &'a [(String, Vec<u8>)],
 }
 
-/// Writes a run's files into `dir`, each atomically.
+/// Writes a run's files into `dir`, each atomically: the plots as
+/// `plots/<name>.svg` and `plots/<name>.png`, and `report.html`. Fails
+/// (after writing the data files) when the report cannot be drawn, e.g.
+/// without a font for the plots.
 pub fn write_run(dir: &Path, files: &RunFiles<'_>) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     write_atomic(
@@ -102,12 +105,11 @@ pub fn write_run(dir: &Path, files: &RunFiles<'_>) -> std::io::Result<()> {
     for (name, bytes) in files.files {
         write_atomic(&dir.join(name), bytes)?;
     }
-    let (page, plots) = html::report(files);
-    for (name, svg) in &plots {
-        write_atomic(
-            &dir.join("plots").join(format!("{name}.svg")),
-            svg.as_bytes(),
-        )?;
+    let (page, plots) = html::report(files).map_err(std::io::Error::other)?;
+    for p in &plots {
+        let base = dir.join("plots");
+        write_atomic(&base.join(format!("{}.svg", p.name)), p.svg.as_bytes())?;
+        write_atomic(&base.join(format!("{}.png", p.name)), &p.png)?;
     }
     write_atomic(&dir.join("report.html"), page.as_bytes())?;
     Ok(())

@@ -15,6 +15,7 @@
 //! | `max_events` | integer event budget | none |
 //! | `outputs.sample_interval` | duration between time-series rows | `"1min"` |
 //! | `outputs.trace` | `Off` or `Events` (every event to `events.csv`) | `Off` |
+//! | `outputs.watch_lmus` | mesh node ids whose bus phase voltages every sample records (`lmu_voltages.csv`) | `[]`: the two LMUs nearest the first short circuit, or nodes 1 and 2 |
 //! | `grid` | the grid model, see [`GridFile`] | absent |
 //! | `faults` | a timeline of injections, see [`FaultFile`] | `[]` |
 
@@ -79,6 +80,16 @@ impl Default for ScenarioFile {
 }
 
 /// The `outputs` section.
+///
+/// ```ron
+/// outputs: (sample_interval: "1min", trace: Off, watch_lmus: [3, 7])
+/// ```
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `sample_interval` | duration between time-series rows (`timeseries.csv`, `grid.csv`, `lmu_voltages.csv`) | `"1min"` |
+/// | `trace` | `Off` or `Events` (every event to `events.csv`) | `Off` |
+/// | `watch_lmus` | mesh node ids (0 is the coordinator) whose bus's per-phase voltages [pu] every sample writes to `lmu_voltages.csv` and the report plots; needs a grid and a mesh on it | `[]`: the two LMUs nearest (along the network) the first short circuit, or nodes 1 and 2 without one |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputsFile {
@@ -86,6 +97,9 @@ pub struct OutputsFile {
     pub sample_interval: SimDuration,
     /// How much of the event trace to write.
     pub trace: TraceFile,
+    /// Mesh node ids whose bus phase voltages every sample records.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watch_lmus: Vec<u32>,
 }
 
 impl Default for OutputsFile {
@@ -93,6 +107,7 @@ impl Default for OutputsFile {
         OutputsFile {
             sample_interval: SimDuration::from_mins(1).expect("1 min fits"),
             trace: TraceFile::Off,
+            watch_lmus: Vec::new(),
         }
     }
 }

@@ -85,6 +85,9 @@ pub struct OutputSettings {
     pub sample_interval: SimDuration,
     /// Event trace level.
     pub trace: Trace,
+    /// Mesh node ids whose bus phase voltages every sample records (empty:
+    /// a default choice, see [`dto::OutputsFile`]).
+    pub watch_lmus: Vec<u32>,
 }
 
 /// How much of the event trace a run writes.
@@ -172,6 +175,7 @@ impl Scenario {
                     Trace::Off => dto::TraceFile::Off,
                     Trace::Events => dto::TraceFile::Events,
                 },
+                watch_lmus: self.outputs.watch_lmus.clone(),
             },
             grid: self.grid.clone().map(|mut g| {
                 // Paths become absolute, so that the resolved file runs the

@@ -42,6 +42,7 @@ pub(super) fn validate(
                 TraceFile::Off => Trace::Off,
                 TraceFile::Events => Trace::Events,
             },
+            watch_lmus: dto.outputs.watch_lmus.clone(),
         },
         grid: dto.grid,
         mesh: dto.mesh,

@@ -63,7 +63,9 @@ pub struct MeshApp {
     /// Frames under way: tag → (sent at, destination, bytes).
     in_transit: BTreeMap<u64, (SimTime, u32, Vec<u8>)>,
     sent: u64,
-    latencies_s: Vec<f64>,
+    /// Frames delivered to the coordinator: (when, sender, latency [s]),
+    /// in order of delivery.
+    latencies_s: Vec<(SimTime, u32, f64)>,
 }
 
 /// Node positions, the coordinator first, and the grid bus of each.
@@ -392,7 +394,7 @@ impl MeshApp {
             };
             if d.dst == self.root {
                 self.latencies_s
-                    .push(d.at.saturating_since(t0).as_secs_f64());
+                    .push((d.at, d.src, d.at.saturating_since(t0).as_secs_f64()));
             }
             out.push(Arrival {
                 at: d.at,
@@ -405,8 +407,16 @@ impl MeshApp {
         out
     }
 
-    /// Writes the `mesh.*` headline metrics.
-    pub fn finish(mut self, summary: &mut Summary) {
+    /// Writes the `mesh.*` headline metrics; returns the mesh's files:
+    /// `mesh_nodes.csv`, `mesh_links.csv` and `latencies.csv` (see
+    /// [`MeshApp::nodes_csv`], [`MeshApp::links_csv`],
+    /// [`MeshApp::latencies_csv`]). `grid` names the nodes' buses.
+    pub fn finish(self, grid: Option<&Network>, summary: &mut Summary) -> Vec<(String, Vec<u8>)> {
+        let files = vec![
+            ("mesh_nodes.csv".to_string(), self.nodes_csv(grid)),
+            ("mesh_links.csv".to_string(), self.links_csv()),
+            ("latencies.csv".to_string(), self.latencies_csv()),
+        ];
         let r = self.mesh.radio().stats();
         let s = self.mesh.stats();
         summary.set_u64("mesh.nodes", self.len() as u64);
@@ -415,9 +425,10 @@ impl MeshApp {
         if self.sent > 0 {
             summary.set_f64("mesh.pdr", self.latencies_s.len() as f64 / self.sent as f64);
         }
-        self.latencies_s.sort_by(f64::total_cmp);
+        let mut latencies: Vec<f64> = self.latencies_s.iter().map(|x| x.2).collect();
+        latencies.sort_by(f64::total_cmp);
         for (k, p) in [("p50", 0.50), ("p99", 0.99)] {
-            if let Some(v) = crate::metrics::percentile(&self.latencies_s, p) {
+            if let Some(v) = crate::metrics::percentile(&latencies, p) {
                 summary.set_f64(&format!("mesh.latency_{k}_s"), v);
             }
         }
@@ -431,5 +442,88 @@ impl MeshApp {
         summary.set_u64("mesh.data_loops", s.data_loops);
         summary.set_u64("mesh.dis_sent", s.dis);
         summary.set_u64("mesh.data_dropped", s.data_dropped);
+        files
+    }
+
+    /// `mesh_nodes.csv`: one row per node, `node,bus,x_m,y_m,parent`: its
+    /// grid bus's name (empty off the grid), its pole's position [m] and
+    /// its preferred parent at the end of the run (empty for the
+    /// coordinator and for a detached node).
+    pub fn nodes_csv(&self, grid: Option<&Network>) -> Vec<u8> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = "writing CSV to memory cannot fail";
+        w.write_record(["node", "bus", "x_m", "y_m", "parent"])
+            .expect(io);
+        for n in 0..self.len() as u32 {
+            let bus = match (self.bus_of(n), grid) {
+                (Some(b), Some(net)) => net.buses.get(b).map_or(String::new(), |x| x.name.clone()),
+                _ => String::new(),
+            };
+            let (x, y) = self
+                .mesh
+                .radio()
+                .position(n)
+                .map_or((f64::NAN, f64::NAN), |p| (p.x, p.y));
+            let parent = if n == self.root {
+                None
+            } else {
+                self.mesh.parent(n)
+            };
+            w.write_record([
+                n.to_string(),
+                bus,
+                x.to_string(),
+                y.to_string(),
+                parent.map_or(String::new(), |p| p.to_string()),
+            ])
+            .expect(io);
+        }
+        w.into_inner().expect(io)
+    }
+
+    /// `mesh_links.csv`: one row per pair of nodes that exchanged unicast
+    /// data frames, `a,b,sent,delivered,pdr` with `a < b`: transmissions
+    /// both ways (retries included), those received intact, and their
+    /// ratio, the link's packet delivery ratio per transmission.
+    pub fn links_csv(&self) -> Vec<u8> {
+        let mut pairs: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
+        for (&(a, b), c) in self.mesh.radio().link_counts() {
+            let e = pairs.entry((a.min(b), a.max(b))).or_default();
+            e.0 += c.sent;
+            e.1 += c.received;
+        }
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = "writing CSV to memory cannot fail";
+        w.write_record(["a", "b", "sent", "delivered", "pdr"])
+            .expect(io);
+        for ((a, b), (sent, got)) in pairs {
+            if sent == 0 {
+                continue;
+            }
+            w.write_record([
+                a.to_string(),
+                b.to_string(),
+                sent.to_string(),
+                got.to_string(),
+                (got as f64 / sent as f64).to_string(),
+            ])
+            .expect(io);
+        }
+        w.into_inner().expect(io)
+    }
+
+    /// `latencies.csv`: one row per application frame delivered to the
+    /// coordinator, in order of delivery, `t_s,node,latency_s`: when it
+    /// arrived [s], its sender, and its end-to-end latency from the
+    /// sender's application to the coordinator [s].
+    pub fn latencies_csv(&self) -> Vec<u8> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = "writing CSV to memory cannot fail";
+        w.write_record(["t_s", "node", "latency_s"]).expect(io);
+        for (t, n, l) in &self.latencies_s {
+            w.write_record([t.as_secs_f64().to_string(), n.to_string(), l.to_string()])
+                .expect(io);
+        }
+        w.into_inner().expect(io)
     }
 }

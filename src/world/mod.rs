@@ -51,6 +51,7 @@ pub mod grid;
 pub mod ledger;
 pub mod lmu;
 pub mod mesh;
+pub mod outputs;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -66,6 +67,7 @@ use crate::kernel::{
 use crate::mesh::routing::MeshEvent;
 use crate::metrics::{EventTrace, Summary, TimeSeries, Timing, TraceRow};
 use crate::scenario::dto::{FaultFile, SensorFile, SensorModeFile};
+use crate::scenario::locate::Seg;
 use crate::scenario::{Scenario, Trace};
 
 /// Every event of the world, routed to the model that handles it.
@@ -683,7 +685,12 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         )?),
         _ => None,
     };
-    let grid = setup.map(GridModel::new);
+    let mut grid = setup.map(GridModel::new);
+    if let (Some(g), Some(m)) = (&mut grid, &mesh) {
+        let buses: Vec<Option<usize>> = (0..m.len() as u32).map(|n| m.bus_of(n)).collect();
+        let watch = watched(scenario, g, &buses)?;
+        g.watch(&watch);
+    }
     // The sampler's first tick goes first; models it reads (the grid) bring
     // themselves up to the sampled instant on demand.
     sim.schedule_at(SimTime::ZERO, Event::Sample)?;
@@ -760,6 +767,42 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
 /// Between the LMUs' periodic measurements of the grid (they also measure
 /// every new grid solution at once).
 pub const MEASURE_INTERVAL: SimDuration = SimDuration::from_nanos(60_000_000_000);
+
+/// The (node, bus) pairs whose phase voltages every sample records: the
+/// scenario's `outputs.watch_lmus` (nodes off the grid skipped), or
+/// [`outputs::default_watch`] when it names none.
+fn watched(
+    scenario: &Scenario,
+    g: &GridModel,
+    buses: &[Option<usize>],
+) -> Result<Vec<(u32, usize)>, WorldError> {
+    if scenario.outputs.watch_lmus.is_empty() {
+        return Ok(outputs::default_watch(g.network(), g.faults(), buses));
+    }
+    let mut w = Vec::new();
+    for (i, &n) in scenario.outputs.watch_lmus.iter().enumerate() {
+        let Some(b) = buses.get(n as usize) else {
+            let err = scenario.error_at(
+                &[
+                    Seg::Field("outputs".into()),
+                    Seg::Field("watch_lmus".into()),
+                    Seg::Index(i),
+                ],
+                format!(
+                    "the mesh has {} nodes (0 to {}), not node {n}",
+                    buses.len(),
+                    buses.len().saturating_sub(1)
+                ),
+                None,
+            );
+            return Err(grid::GridBuildError::Scenario(Box::new(err)).into());
+        };
+        if let Some(b) = b {
+            w.push((n, *b));
+        }
+    }
+    Ok(w)
+}
 
 /// What a run produced.
 #[derive(Debug)]
@@ -917,6 +960,30 @@ pub fn run_driven<O: Observer<World>>(
         ));
     }
     if let Some(g) = &world.grid {
+        let net = g.network();
+        let (lo, hi) = g.extreme_snapshots();
+        files.push(("profile.csv".to_string(), outputs::profile_csv(net, lo, hi)));
+        if world.mesh.is_some() {
+            files.push((
+                "lmu_voltages.csv".to_string(),
+                outputs::lmu_voltages_csv(net, g.watch_rows()),
+            ));
+        }
+        if !g.breakers().is_empty() {
+            files.push((
+                "breakers.csv".to_string(),
+                outputs::breakers_csv(net, g.breaker_log()),
+            ));
+        }
+        files.push((
+            "interruptions.csv".to_string(),
+            outputs::interruptions_csv(net, g.customers(), g.interruptions(), stats.end),
+        ));
+    }
+    if let Some(m) = world.mesh {
+        files.extend(m.finish(world.grid.as_ref().map(GridModel::network), &mut summary));
+    }
+    if let Some(g) = &world.grid {
         let records = g.customer_records(stats.end);
         let ledger = match (&world.ledger, &world.meters) {
             (Some(l), Some(m)) => Some((l, m)),
@@ -929,9 +996,6 @@ pub fn run_driven<O: Observer<World>>(
     }
     if let Some(g) = world.grid {
         series.push(g.finish(stats.end, &mut summary));
-    }
-    if let Some(m) = world.mesh {
-        m.finish(&mut summary);
     }
     if let Some(h) = &world.lmus {
         let s = h.stats();

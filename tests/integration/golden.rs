@@ -31,22 +31,63 @@ fn check_golden(scenario: &str, name: &str) -> serde_json::Value {
 }
 
 /// `report.html` is one self-contained page: a complete document that
-/// references no external resource (no `src` or `href` attribute at all),
-/// with every plot of `plots/` inlined.
-fn check_report(out: &std::path::Path) {
+/// references no external resource (no `src` or `href` attribute, no
+/// script, stylesheet link, image or CSS `url(...)`), with every SVG plot
+/// of `plots/` inlined in a figure named after it, and each plot also a
+/// PNG next to its SVG that decodes to an image of the SVG's size.
+/// Returns the plots' names, sorted.
+pub fn check_report(out: &std::path::Path) -> Vec<String> {
     let page = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
-    assert!(!page.contains(" src=") && !page.contains(" href="));
-    let plots = std::fs::read_dir(out.join("plots")).map_or(0, |d| d.count());
-    assert_eq!(page.matches("<svg ").count(), plots);
-    // Balanced table and figure tags.
-    for tag in ["table", "figure", "tr"] {
+    for external in [
+        " src=", " href=", "<script", "<link", "<img", "url(", "@import",
+    ] {
+        assert!(!page.contains(external), "report.html contains {external}");
+    }
+    let mut names: Vec<String> = std::fs::read_dir(out.join("plots"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter_map(|n| n.strip_suffix(".svg").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    assert_eq!(page.matches("<svg ").count(), names.len());
+    assert_eq!(page.matches("</svg>").count(), names.len());
+    for name in &names {
+        assert!(
+            page.contains(&format!("<figure id=\"plot-{name}\">")),
+            "{name} is not in report.html"
+        );
+        let svg = std::fs::read_to_string(out.join(format!("plots/{name}.svg"))).unwrap();
+        let png = std::fs::read(out.join(format!("plots/{name}.png")))
+            .unwrap_or_else(|e| panic!("plots/{name}.png: {e}"));
+        let (w, h) = png_size(&png);
+        assert!(
+            svg.contains(&format!("width=\"{w}\" height=\"{h}\"")),
+            "{name}: PNG {w}×{h} differs from the SVG"
+        );
+    }
+    // Balanced tags.
+    for tag in ["table", "figure", "tr", "pre", "h2", "svg"] {
         assert_eq!(
-            page.matches(&format!("<{tag}>")).count(),
+            page.matches(&format!("<{tag}>")).count() + page.matches(&format!("<{tag} ")).count(),
             page.matches(&format!("</{tag}>")).count(),
             "<{tag}>"
         );
     }
+    names
+}
+
+/// A PNG's width and height [px], after decoding the whole image.
+pub fn png_size(bytes: &[u8]) -> (u32, u32) {
+    let mut r = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .expect("a PNG");
+    let mut buf = vec![0; r.output_buffer_size().expect("a sane size")];
+    let info = r.next_frame(&mut buf).expect("the image decodes");
+    assert!(buf.iter().any(|&b| b != 255), "the image is not blank");
+    (info.width, info.height)
 }
 
 #[test]

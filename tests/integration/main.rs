@@ -16,6 +16,7 @@ mod ledger;
 mod loader_props;
 mod mesh_phy;
 mod mqtt_bridge;
+mod report;
 mod scenarios;
 
 use std::path::{Path, PathBuf};
