@@ -319,7 +319,8 @@ pub struct GridModel {
     /// Energy each PV system injected [Wh].
     pv_wh: Vec<f64>,
     /// The sampled state with the lowest and the highest live-node voltage
-    /// so far (the first sample that reached it).
+    /// so far (the first sample that reached it), short circuits still fed
+    /// excepted.
     lowest: Option<VoltageSnapshot>,
     highest: Option<VoltageSnapshot>,
     /// Buses whose phase voltages every sample records: (label, bus).
@@ -949,10 +950,15 @@ impl GridModel {
             self.off_since.iter().filter(|o| o.is_some()).count() as f64,
         ];
         self.series.push(&row);
-        if lo.is_finite() && self.lowest.as_ref().is_none_or(|s| lo < s.extreme_pu) {
+        // The profile snapshots show operation, not a short circuit still
+        // fed (its voltages are the fault's, not the feeder's).
+        let fed_short = self.faults.iter().zip(&self.active).any(|(f, on)| {
+            *on && matches!(f.effect, FaultEffect::Short { bus, .. } if sol.energized[bus])
+        });
+        if !fed_short && lo.is_finite() && self.lowest.as_ref().is_none_or(|s| lo < s.extreme_pu) {
             self.lowest = Some(self.snapshot(now, lo));
         }
-        if hi > 0.0 && self.highest.as_ref().is_none_or(|s| hi > s.extreme_pu) {
+        if !fed_short && hi > 0.0 && self.highest.as_ref().is_none_or(|s| hi > s.extreme_pu) {
             self.highest = Some(self.snapshot(now, hi));
         }
         for &(label, bus) in &self.watch {

@@ -9,14 +9,15 @@
 //! exactly what the files hold.
 //!
 //! # Fonts
-//! Text is laid out (SVG) and rasterised (PNG) with one TrueType font,
-//! loaded once from `GRIDTWIN_FONT` if set, else from the first of
-//! [`FONT_PATHS`] that exists (Debian's `fonts-dejavu-core`). Without one,
-//! [`report`] fails with [`ReportError::Font`].
+//! Text is laid out (SVG) and rasterised (PNG) with one TrueType font:
+//! DejaVu Sans 2.37, built into the binary (the `dejavu` crate), so plots
+//! are the same bytes on every machine and need no system font. Setting
+//! `GRIDTWIN_FONT` to a `.ttf` file uses that instead; if it cannot be
+//! read, [`report`] fails with [`ReportError::Font`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
@@ -49,50 +50,40 @@ pub enum ReportError {
     Font(String),
 }
 
-/// Where the plots' font is looked for when `GRIDTWIN_FONT` is not set:
-/// DejaVu Sans as Debian and Ubuntu (`fonts-dejavu-core`), Arch and Fedora
-/// install it.
-pub const FONT_PATHS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-];
-
-/// Reads the first readable font file of `candidates` and registers it
-/// for every family the plots name.
-fn install_font(candidates: &[PathBuf]) -> Result<(), String> {
-    let Some((path, bytes)) = candidates
-        .iter()
-        .find_map(|p| std::fs::read(p).ok().map(|b| (p, b)))
-    else {
-        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        return Err(format!(
-            "none of {} could be read; install a TrueType font (Debian: apt-get install \
-             fonts-dejavu-core) or set GRIDTWIN_FONT to a .ttf file",
-            tried.join(", ")
-        ));
-    };
-    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+/// Registers `bytes` (a TrueType or OpenType font, named `what` in
+/// errors) for every family the plots name.
+fn register(what: &str, bytes: &'static [u8]) -> Result<(), String> {
     for family in ["sans-serif", "serif", "monospace"] {
         plotters::style::register_font(family, FontStyle::Normal, bytes)
-            .map_err(|_| format!("{} is not a TrueType or OpenType font", path.display()))?;
+            .map_err(|_| format!("{what} is not a TrueType or OpenType font"))?;
     }
     Ok(())
 }
 
-/// Registers the plots' font with plotters once (`GRIDTWIN_FONT`, else
-/// the first of [`FONT_PATHS`]); the same outcome on every later call.
-/// Every chart with text needs it, SVG included (text is laid out with
-/// it).
+/// Reads the font file at `path` and registers it.
+fn install_font(path: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        format!(
+            "GRIDTWIN_FONT names {}, which cannot be read ({e}); unset it to use the built-in \
+             DejaVu Sans",
+            path.display()
+        )
+    })?;
+    register(
+        &path.display().to_string(),
+        Box::leak(bytes.into_boxed_slice()),
+    )
+}
+
+/// Registers the plots' font with plotters once (the file `GRIDTWIN_FONT`
+/// names, else the built-in DejaVu Sans); the same outcome on every later
+/// call. Every chart with text needs it, SVG included (text is laid out
+/// with it).
 pub fn font() -> Result<(), ReportError> {
     static FONT: OnceLock<Result<(), String>> = OnceLock::new();
-    FONT.get_or_init(|| {
-        let candidates: Vec<PathBuf> = match std::env::var_os("GRIDTWIN_FONT") {
-            Some(p) => vec![PathBuf::from(p)],
-            None => FONT_PATHS.iter().map(PathBuf::from).collect(),
-        };
-        install_font(&candidates)
+    FONT.get_or_init(|| match std::env::var_os("GRIDTWIN_FONT") {
+        Some(p) => install_font(Path::new(&p)),
+        None => register("the built-in DejaVu Sans", dejavu::sans::regular()),
     })
     .clone()
     .map_err(ReportError::Font)
@@ -1443,15 +1434,17 @@ mod tests {
     fn a_missing_or_bad_font_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.ttf");
-        let err = install_font(std::slice::from_ref(&missing)).unwrap_err();
+        let err = install_font(&missing).unwrap_err();
         assert!(
-            err.contains("none.ttf") && err.contains("fonts-dejavu-core"),
+            err.contains("none.ttf") && err.contains("built-in DejaVu Sans"),
             "{err}"
         );
         let bad = dir.path().join("bad.ttf");
         std::fs::write(&bad, b"not a font").unwrap();
-        let err = install_font(&[missing, bad]).unwrap_err();
+        let err = install_font(&bad).unwrap_err();
         assert!(err.contains("bad.ttf is not a TrueType"), "{err}");
+        // The built-in font is one.
+        assert!(register("DejaVu", dejavu::sans::regular()).is_ok());
     }
 
     #[test]
@@ -1472,10 +1465,7 @@ mod tests {
     /// of the same size; files without their columns draw nothing.
     #[test]
     fn each_plot_draws_from_its_files() {
-        if let Err(e) = font() {
-            eprintln!("notice: skipping: {e}");
-            return;
-        }
+        font().unwrap();
         let mut plots: Vec<Plot> = Vec::new();
         let profile = table(Some(
             b"snapshot,t_s,feeder,bus,parent,distance_m,va_pu,vb_pu,vc_pu\n\
