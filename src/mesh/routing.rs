@@ -37,7 +37,8 @@
 //!   poisons once and then broadcasts a DIS after [`DIS_INTERVAL`], the
 //!   interval doubling up to [`DIS_INTERVAL_MAX`]; an attached node that
 //!   hears one restarts its Trickle timer, so the tree regrows in seconds
-//!   even when every timer had reached Imax.
+//!   even when every timer had reached Imax. A node that (re)boots
+//!   solicits DIOs the same way.
 //! - **Loops:** a node's rank may not exceed the lowest it has had by more
 //!   than [`MAX_RANK_INCREASE`] (RFC 6550's DAGMaxRankIncrease): past it,
 //!   it detaches instead, which bounds counting to infinity when the root
@@ -134,12 +135,13 @@ pub enum MeshEvent {
     DaoTimer(u32),
     /// A DAO after a parent change.
     DaoSoon(u32),
-    /// A detached node solicits DIOs (generation guards old timers).
+    /// A detached node solicits DIOs (the boot count guards timers from
+    /// before a crash).
     Dis {
         /// Node.
         node: u32,
-        /// Timer generation.
-        generation: u64,
+        /// The node's boot count when the timer was set.
+        boot: u64,
     },
 }
 
@@ -246,6 +248,8 @@ struct Node {
     dis_i: SimDuration,
     /// The DODAG version it belongs to (the root's, as last heard).
     version: u16,
+    /// Times it has been brought up or down (guards its DIS timers).
+    boot: u64,
 }
 
 impl Node {
@@ -264,6 +268,7 @@ impl Node {
             detached_at: None,
             dis_i: DIS_INTERVAL,
             version: 0,
+            boot: 0,
         }
     }
 }
@@ -402,6 +407,7 @@ impl Mesh {
         // comes up starts a new one, so that no node keeps a rank from the
         // old tree (RFC 6550 global repair).
         let mut version = self.nodes[n as usize].version;
+        let boot = self.nodes[n as usize].boot + 1;
         if up && n == self.root {
             version = version.wrapping_add(1);
         }
@@ -409,10 +415,20 @@ impl Mesh {
         self.nodes[n as usize].generation = generation;
         self.nodes[n as usize].up = up;
         self.nodes[n as usize].version = version;
+        self.nodes[n as usize].boot = boot;
         let mut ev = Vec::new();
         if up {
             if n == self.root {
                 self.nodes[n as usize].rank = 0.0;
+            } else {
+                // A node that boots solicits DIOs at once (within a second,
+                // jittered), rather than waiting for its neighbours' Trickle
+                // timers, which may sit at Imax.
+                let d = self.rngs[n as usize].random_range(0..1_000_000_000u64);
+                ev.push((
+                    now.saturating_add(SimDuration::from_nanos(d)),
+                    MeshEvent::Dis { node: n, boot },
+                ));
             }
             self.trickle_reset(now, n, &mut ev);
             ev.push((
@@ -568,9 +584,9 @@ impl Mesh {
                     self.trickle_interval(now, node, &mut ev);
                 }
             }
-            MeshEvent::Dis { node, generation } => {
+            MeshEvent::Dis { node, boot } => {
                 let s = &self.nodes[node as usize];
-                if s.up && s.generation == generation && s.rank.is_infinite() && node != self.root {
+                if s.up && s.boot == boot && s.rank.is_infinite() && node != self.root {
                     self.send_dis(now, node, &mut ev);
                 }
             }
@@ -612,17 +628,11 @@ impl Mesh {
         self.stats.dis += 1;
         self.broadcast(now, n, DIS_TAG, ev);
         let node = &mut self.nodes[n as usize];
-        let generation = node.generation;
+        let boot = node.boot;
         let wait = node.dis_i;
         node.dis_i =
             SimDuration::from_nanos((wait.as_nanos() * 2).min(DIS_INTERVAL_MAX.as_nanos()));
-        ev.push((
-            now.saturating_add(wait),
-            MeshEvent::Dis {
-                node: n,
-                generation,
-            },
-        ));
+        ev.push((now.saturating_add(wait), MeshEvent::Dis { node: n, boot }));
     }
 
     fn send_dao(

@@ -388,3 +388,35 @@ fn a_gateway_outage_loses_what_arrives_meanwhile_and_nothing_accepted() {
     );
     assert!(overdue.iter().all(|m| !m.missing.is_empty()));
 }
+
+/// An LMU that crashes at 10 min and reboots 10 minutes later: its reports
+/// stop (the rounds of the crash name it missing), and after the reboot
+/// (its radio rejoins the mesh within seconds, soliciting DIOs) they come
+/// back in a new boot epoch, counted from sequence 0 again, and the
+/// firmware counts the reboot.
+#[test]
+fn a_crashed_lmu_goes_silent_then_reports_again_in_a_new_epoch() {
+    let src = "(duration: \"40min\", \
+          mesh: (nodes: Line(count: 6, spacing_m: 300.0), report_interval: \"1min\"), \
+          gateway: (aggregation: WaitForAll(deadline: \"15s\")), \
+          faults: [NodeCrash((at: \"10min\", node: 3, reboot_after: \"10min\"))])";
+    assert_eq!(num(&run(src), "lmu.reboots"), 1.0);
+    let (_, msgs) = run_keeping(src);
+    let of3 = |m: &EventMessage| m.records.iter().find(|r| r.lmu == 3).cloned();
+    for m in msgs.iter().filter(|m| !m.late) {
+        // Round r covers reports generated in [r, r + 1) minutes.
+        match m.round {
+            11..=19 => assert!(m.missing.contains(&3), "round {}", m.round),
+            2..=9 => assert_eq!(of3(m).map(|r| r.epoch), Some(0), "round {}", m.round),
+            22..=37 => assert_eq!(of3(m).map(|r| r.epoch), Some(1), "round {}", m.round),
+            _ => {}
+        }
+    }
+    let first_after = msgs
+        .iter()
+        .filter_map(of3)
+        .find(|r| r.epoch == 1)
+        .expect("reports after the reboot");
+    assert_eq!(first_after.seq, 0, "{first_after:?}");
+    assert!(first_after.generated_s >= 20.0 * 60.0 + 60.0);
+}

@@ -132,6 +132,52 @@ fn default_matches_its_golden_summary() {
     assert_eq!(n("ledger.conflicting_finals"), 0.0);
 }
 
+/// The whole twin is deterministic: the default study run with one thread
+/// and with two writes the same bytes in every file (summary, every CSV,
+/// the plots as SVG and PNG, the report, the resolved scenario), all but
+/// `timing.json`, which holds the wall clock.
+#[test]
+fn the_default_study_is_byte_identical_at_one_and_two_threads() {
+    if refdata("ieee_eu_lv").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |threads: &str| {
+        let out = tmp.path().join(format!("t{threads}"));
+        let o = gridtwin(&[
+            "run",
+            "scenarios/default.ron",
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            threads,
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        out
+    };
+    let (a, b) = (run("1"), run("2"));
+    let mut files = Vec::new();
+    let mut stack = vec![std::path::PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(a.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(r);
+            } else if r != std::path::Path::new("timing.json") {
+                files.push(r);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() > 30, "{files:?}");
+    for f in &files {
+        let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)));
+        assert_eq!(Some(&x), y.as_ref().ok(), "{} differs", f.display());
+    }
+}
+
 /// The scenario library's studies (the slow ones in their short variants
 /// from `scenarios/tests/`): any change in behaviour is a visible diff.
 #[test]
