@@ -15,4 +15,5 @@ pub mod mesh;
 pub mod metrics;
 pub mod report;
 pub mod scenario;
+pub mod sweep;
 pub mod world;

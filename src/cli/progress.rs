@@ -51,3 +51,19 @@ impl<H: Handler> Observer<H> for SimProgress {
         }
     }
 }
+
+/// A bar over `runs` runs of a sweep: runs done, their rate, and an ETA;
+/// hidden unless `show`.
+pub(crate) fn runs_bar(runs: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(runs);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} runs ({per_sec}, ETA {eta})",
+        )
+        .expect("static template is valid"),
+    );
+    bar
+}

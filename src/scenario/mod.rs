@@ -208,6 +208,133 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// The scenario with `changes` made to it: each a dotted path into
+    /// the scenario as a file (`mesh.report_interval`,
+    /// `ledger.validators`, `faults.0.at`: numbers index lists) and a value
+    /// in RON (`7`, `"5min"`, `true`; a bare word such as `5min` or `Bft`
+    /// is taken as a string, which is how durations and unit variants are
+    /// written). The result is validated as any scenario is; its errors
+    /// point into the changed text, labelled `label`.
+    pub fn varied(&self, label: &str, changes: &[(String, String)]) -> Result<Scenario, VaryError> {
+        let mut v = serde_json::to_value(self.to_file()).expect("scenario DTOs always serialize");
+        for (path, text) in changes {
+            let value: serde_json::Value =
+                ron::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone()));
+            set_path(&mut v, path, value).map_err(|why| VaryError::Path {
+                path: path.clone(),
+                why,
+            })?;
+        }
+        let file: ScenarioFile = serde_json::from_value(v).map_err(|e| VaryError::Value {
+            changes: describe(changes),
+            why: e.to_string(),
+        })?;
+        let config = ron::ser::PrettyConfig::new()
+            .struct_names(false)
+            .extensions(Extensions::IMPLICIT_SOME);
+        let text =
+            ron::ser::to_string_pretty(&file, config).expect("scenario DTOs always serialize");
+        let stem = self.name.clone();
+        Scenario::from_source(label, &text, &self.base_dir, &stem)
+            .map_err(|e| VaryError::Invalid(Box::new(e)))
+    }
+}
+
+/// `a=1, b=2`.
+fn describe(changes: &[(String, String)]) -> String {
+    changes
+        .iter()
+        .map(|(p, v)| format!("{p}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Sets the value at dotted `path` in `root`; the last key may be new (an
+/// optional field left out), every other must exist.
+fn set_path(
+    root: &mut serde_json::Value,
+    path: &str,
+    value: serde_json::Value,
+) -> Result<(), String> {
+    let segs: Vec<&str> = path.split('.').collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return Err("an empty segment".into());
+    }
+    let mut at = root;
+    let mut walked = String::new();
+    for (k, seg) in segs.iter().enumerate() {
+        let last = k + 1 == segs.len();
+        let here = if walked.is_empty() {
+            "the scenario".to_string()
+        } else {
+            format!("`{walked}`")
+        };
+        at = match at {
+            serde_json::Value::Object(map) => {
+                if last {
+                    map.insert((*seg).to_string(), value);
+                    return Ok(());
+                }
+                if !map.contains_key(*seg) {
+                    let names: Vec<&str> = map.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "{here} has no `{seg}` here (it has: {})",
+                        names.join(", ")
+                    ));
+                }
+                map.get_mut(*seg).expect("checked above")
+            }
+            serde_json::Value::Array(items) => {
+                let len = items.len();
+                let i: usize = seg.parse().map_err(|_| {
+                    format!("{here} is a list: index it with a number, not `{seg}`")
+                })?;
+                let Some(item) = items.get_mut(i) else {
+                    return Err(format!("{here} has {len} entries, not an entry {i}"));
+                };
+                if last {
+                    *item = value;
+                    return Ok(());
+                }
+                item
+            }
+            _ => return Err(format!("{here} is a value, with no field `{seg}`")),
+        };
+        if !walked.is_empty() {
+            walked.push('.');
+        }
+        walked.push_str(seg);
+    }
+    Ok(())
+}
+
+/// Why a varied scenario could not be made.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
+pub enum VaryError {
+    /// The path does not lead to a field.
+    #[error("cannot vary `{path}`: {why}")]
+    Path {
+        /// The dotted path.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A value does not fit its field.
+    #[error("{changes}: {why}")]
+    Value {
+        /// The changes, `path=value, …`.
+        changes: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The varied scenario is invalid.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(Box<ScenarioError>),
+}
+
 /// RON text → DTOs, with positioned errors.
 fn parse(file: &str, src: &str) -> Result<ScenarioFile, ScenarioError> {
     let options = ron::Options::default().with_default_extension(Extensions::IMPLICIT_SOME);

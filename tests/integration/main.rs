@@ -18,6 +18,7 @@ mod mesh_phy;
 mod mqtt_bridge;
 mod report;
 mod scenarios;
+mod sweep;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
