@@ -485,6 +485,78 @@ fn box_key(colour: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
     move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], colour.filled())
 }
 
+/// A point of a confidence-interval plot: x position, mean, and its 95 %
+/// interval.
+pub type CiPoint = (usize, f64, Option<(f64, f64)>);
+
+/// One series of a confidence-interval plot: its legend label and points.
+pub type CiSeries = (String, Vec<CiPoint>);
+
+/// Colours of the series of a confidence-interval plot, in turn.
+const SERIES: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(230, 159, 0),
+];
+
+/// A metric's mean against a parameter's values (categorical, in the
+/// order given), with 95 % confidence bars, one line per series; as a
+/// [`Plot`] named `name`. Registers the font first.
+pub fn ci_plot(
+    name: &str,
+    title: &str,
+    (x_desc, x_labels): (&str, &[String]),
+    y_desc: &str,
+    series: &[CiSeries],
+) -> Result<Option<Plot>, ReportError> {
+    font()?;
+    let lows = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(_, m, ci)| ci.map_or(m, |c| c.0)));
+    let highs = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(_, m, ci)| ci.map_or(m, |c| c.1)));
+    let Some((lo, hi)) = range(lows.chain(highs)) else {
+        return Ok(None);
+    };
+    let n = x_labels.len().max(1) as f64;
+    let label = |x: &f64| {
+        let k = x.round();
+        if (x - k).abs() < 1e-9 && k >= 0.0 {
+            x_labels.get(k as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    let mut plots = Vec::new();
+    figure!(plots, name, SIZE, |area| {
+        let mut f = frame(title, (-0.5, n - 0.5), (lo, hi), (x_desc, y_desc));
+        f.x_fmt = Some(&label);
+        plot(&area, f, |c| {
+            for (k, (key, pts)) in series.iter().enumerate() {
+                let colour = SERIES[k % SERIES.len()];
+                let xy: Vec<(f64, f64)> = pts.iter().map(|&(i, m, _)| (i as f64, m)).collect();
+                c.draw_series(LineSeries::new(xy.clone(), colour.stroke_width(2)))
+                    .ok()?
+                    .label(key.as_str())
+                    .legend(line_key(colour.stroke_width(2)));
+                c.draw_series(xy.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+                    .ok()?;
+                c.draw_series(pts.iter().filter_map(|&(i, m, ci)| {
+                    let (a, b) = ci?;
+                    Some(ErrorBar::new_vertical(i as f64, a, m, b, colour, 10))
+                }))
+                .ok()?;
+            }
+            Some(())
+        })
+    });
+    Ok(plots.pop())
+}
+
 /// Faults as red vertical lines on a chart.
 macro_rules! fault_lines {
     ($chart:expr, $faults:expr, $lo:expr, $hi:expr) => {

@@ -471,7 +471,103 @@ fn assemble(dir: &Path, plan: &Plan, complete: bool) -> Result<(), SweepError> {
         }
     }
     let path = dir.join("summary.csv");
-    write_atomic(&path, &w.into_inner().expect(io_mem)).map_err(io(&path))
+    write_atomic(&path, &w.into_inner().expect(io_mem)).map_err(io(&path))?;
+    plots(dir, plan, &by_combo)
+}
+
+/// Headline metrics drawn against each varied parameter, where the runs
+/// have them: (key, axis title).
+const KEY_METRICS: [(&str, &str); 8] = [
+    ("reliability.saidi_min", "SAIDI [min]"),
+    ("reliability.ens_kwh", "energy not supplied [kWh]"),
+    ("flisr.isolate_s_max", "time to isolate [s]"),
+    (
+        "pq.en50160_compliant_share",
+        "LMUs meeting EN 50160 [share]",
+    ),
+    ("mesh.pdr", "mesh packet delivery ratio"),
+    (
+        "gateway.e2e_latency_p50_s",
+        "median LMU-to-cloud latency [s]",
+    ),
+    ("gateway.rounds_complete_share", "complete rounds [share]"),
+    ("ledger.finality_p50_s", "median block finality [s]"),
+];
+
+/// `DIR/plots/<metric>__<path>.svg` and `.png`: each key metric's mean
+/// with its 95 % interval against each parameter varied over two values
+/// or more, one line per combination of the other parameters.
+fn plots(
+    dir: &Path,
+    plan: &Plan,
+    by_combo: &BTreeMap<usize, Vec<&RunRecord>>,
+) -> Result<(), SweepError> {
+    // A parameter held at one value is a setting, not an axis.
+    for (p, vary) in plan
+        .vary
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.values.len() > 1)
+    {
+        for (key, y_desc) in KEY_METRICS {
+            // Series: the other parameters' values → points by value index.
+            let mut series: BTreeMap<Vec<String>, Vec<crate::report::html::CiPoint>> =
+                BTreeMap::new();
+            for rs in by_combo.values() {
+                let xs: Vec<f64> = rs
+                    .iter()
+                    .filter_map(|r| r.metrics.get(key).copied().flatten())
+                    .collect();
+                let (Some(mean), params) = (Stats::of(&xs).mean, &rs[0].params) else {
+                    continue;
+                };
+                let Some(at) = vary.values.iter().position(|v| Some(v) == params.get(p)) else {
+                    continue;
+                };
+                let others: Vec<String> = params
+                    .iter()
+                    .enumerate()
+                    .filter(|&(q, _)| q != p && plan.vary[q].values.len() > 1)
+                    .map(|(q, v)| format!("{}={v}", plan.vary[q].path))
+                    .collect();
+                series
+                    .entry(others)
+                    .or_default()
+                    .push((at, mean, Stats::of(&xs).ci95));
+            }
+            if series.is_empty() {
+                continue;
+            }
+            let series: Vec<crate::report::html::CiSeries> = series
+                .into_iter()
+                .map(|(k, pts)| {
+                    let label = if k.is_empty() {
+                        format!("mean, 95 % CI ({} replications)", plan.replications)
+                    } else {
+                        k.join(", ")
+                    };
+                    (label, pts)
+                })
+                .collect();
+            let name = format!("{key}__{}", vary.path);
+            let title = format!("{key} against {}", vary.path);
+            let plot = crate::report::html::ci_plot(
+                &name,
+                &title,
+                (&vary.path, &vary.values),
+                y_desc,
+                &series,
+            )
+            .map_err(|e| SweepError::Mismatch(e.to_string()))?;
+            if let Some(plot) = plot {
+                for (ext, bytes) in [("svg", plot.svg.as_bytes()), ("png", plot.png.as_slice())] {
+                    let path = dir.join("plots").join(format!("{name}.{ext}"));
+                    write_atomic(&path, bytes).map_err(io(&path))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sample statistics of one metric over replications.

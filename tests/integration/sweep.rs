@@ -89,6 +89,25 @@ fn sweeps_are_byte_identical_for_any_jobs_and_for_merged_shards() {
     };
     let ratio = mean("0") / mean("1");
     assert!((4.5..5.5).contains(&ratio), "{ratio}");
+    // Key metrics against the one parameter varied over two values, as
+    // SVG and PNG, and none against those held at one value.
+    let plots: Vec<String> = std::fs::read_dir(d("j1").join("plots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        plots.contains(&"mesh.pdr__mesh.report_interval.svg".to_string()),
+        "{plots:?}"
+    );
+    assert!(plots.contains(&"mesh.pdr__mesh.report_interval.png".to_string()));
+    assert!(
+        plots.iter().all(|p| p.contains("__mesh.report_interval.")),
+        "{plots:?}"
+    );
+    assert_eq!(
+        read(&d("j1"), "plots/mesh.pdr__mesh.report_interval.svg"),
+        read(&d("m"), "plots/mesh.pdr__mesh.report_interval.svg")
+    );
 }
 
 /// A sweep stopped part-way resumes: the runs already written are kept
