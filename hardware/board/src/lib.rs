@@ -53,6 +53,9 @@ use gridtwin_lmu::frame::{BROADCAST, GATEWAY};
 use gridtwin_lmu::hil::{BoardMsg, Decoder, HostMsg, MAX_WIRE, Refusal, WireStats, encode};
 use gridtwin_lmu::{Instant, Lmu, Outputs};
 
+/// The LMU crate, for board crates that need its types.
+pub use gridtwin_lmu as lmu;
+
 include!(concat!(env!("OUT_DIR"), "/build_id.rs"));
 
 /// Largest chunk the loops read from a link at once [bytes].
