@@ -310,7 +310,7 @@ impl<'a> FrameRepr<'a> {
 }
 
 /// Symmetric keys of a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Keys {
     /// The mesh key, shared by the LMUs of one feeder [256 bits].
     pub mesh: [u8; 32],

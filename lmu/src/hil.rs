@@ -13,22 +13,48 @@
 //! bad CRC, or overflows its buffer; the next zero resynchronises it. Nothing
 //! already accepted is affected.
 //!
-//! The protocol is one request in flight: the host sends [`HostMsg::Hello`]
-//! and expects [`BoardMsg::Hello`] with the same wire version; then each
+//! The protocol is one request in flight, and every request has exactly one
+//! answer:
+//!
+//! ```text
+//!   host                                   board
+//!    │                  ◄── Hello (unsolicited, at every boot)
+//!    ├── Hello { wire } ──────────────────►
+//!    │                  ◄── Hello { wire, crate_version, build_id }
+//!    ├── Configure { config, keys } ──────►   (re)boots its LMU
+//!    │                  ◄── Configured { id }
+//!    ├── Step { seq, now_us, input } ─────►   Lmu::handle
+//!    │                  ◄── Stepped { seq, outputs, poll_at_us }
+//!    │                      (or Refused { seq, reason })
+//!    ├── Shutdown ────────────────────────►
+//!    │                  ◄── Bye { stats }     then halts (QEMU: exits)
+//! ```
+//!
+//! The host sends [`HostMsg::Hello`] and expects [`BoardMsg::Hello`] with the
+//! same wire version; the board also announces itself with an unsolicited
+//! [`BoardMsg::Hello`] when it (re)boots, so a host that sees one in place
+//! of an answer knows the board was reset and lost its LMU. The host then
+//! sends the LMU's configuration and keys ([`HostMsg::Configure`]); each
 //! [`HostMsg::Step`] carries a sequence number, the simulated time and one
 //! [`WireInput`], and the board answers [`BoardMsg::Stepped`] with the same
-//! sequence number, its [`Outputs`] and its next poll time.
+//! sequence number, its [`Outputs`] and its next poll time, or
+//! [`BoardMsg::Refused`] (no configuration yet, or an answer too large).
+//! Frames the board could not read get no answer: the host times out and
+//! asks again.
 
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::dsp::{PhasorFrame, Waveform};
-use crate::frame::MAX_FRAME;
-use crate::node::{Command, Input, Outputs};
+use crate::frame::{Keys, MAX_FRAME};
+use crate::node::{Command, Config, Input, Outputs};
 use crate::time::Instant;
 
 /// Version of this wire format; both ends must agree.
-pub const WIRE_VERSION: u16 = 2;
+///
+/// 3: [`HostMsg::Configure`], [`HostMsg::Shutdown`], [`BoardMsg::Configured`],
+/// [`BoardMsg::Refused`] and [`BoardMsg::Bye`].
+pub const WIRE_VERSION: u16 = 3;
 
 /// This crate's version, as the board reports it.
 pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -108,6 +134,19 @@ pub enum HostMsg {
         /// The input.
         input: WireInput,
     },
+    /// (Re)boots the board's LMU with this configuration and these keys,
+    /// as `Lmu::new` does; answered by [`BoardMsg::Configured`] or, for an
+    /// id the mesh reserves, [`BoardMsg::Refused`] with sequence number 0.
+    /// The keys cross the link in clear: HIL links are test benches.
+    Configure {
+        /// The LMU's configuration.
+        config: Config,
+        /// Its keys.
+        keys: Keys,
+    },
+    /// Ends the session: the board answers [`BoardMsg::Bye`] and halts (the
+    /// emulated board exits QEMU with success).
+    Shutdown,
 }
 
 /// From the board to the host.
@@ -134,6 +173,37 @@ pub enum BoardMsg {
         /// When the node next wants a timer [µs].
         poll_at_us: Option<u64>,
     },
+    /// Answers [`HostMsg::Configure`]: the LMU was (re)booted.
+    Configured {
+        /// The configured node id.
+        id: u16,
+    },
+    /// Answers a request the board could not carry out; its state is
+    /// unchanged.
+    Refused {
+        /// The sequence number of the refused step (0 for a refused
+        /// configuration).
+        seq: u32,
+        /// Why.
+        reason: Refusal,
+    },
+    /// Answers [`HostMsg::Shutdown`], just before the board halts.
+    Bye {
+        /// What the board's decoder accepted and dropped in this session.
+        stats: WireStats,
+    },
+}
+
+/// Why the board refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// A step before any [`HostMsg::Configure`]: there is no LMU yet.
+    NotConfigured,
+    /// A configuration whose id is the gateway's or the broadcast address.
+    ReservedId,
+    /// The step's answer does not fit in [`MAX_WIRE`]; the step was
+    /// carried out, but its outputs are lost.
+    AnswerTooLarge,
 }
 
 impl BoardMsg {
@@ -382,6 +452,96 @@ mod tests {
             std::vec![hello]
         );
         assert_eq!(d.stats().accepted, 2);
+    }
+
+    #[test]
+    fn configuration_and_session_messages_cross_losslessly() {
+        let mut config = Config::new(42);
+        config.upstream = Some(7);
+        config.downstream = Vec::from_slice(&[43, 44]).unwrap();
+        config.restore_via = Some(90);
+        config.protection.phase.curve =
+            crate::protection::Curve::DefiniteTime(crate::Duration::from_millis(150));
+        config.flisr.dead_pu = 0.125;
+        config.report_interval = crate::Duration::from_secs(900);
+        config.boot_epoch = 3;
+        let keys = crate::frame::Keys {
+            mesh: [0x4d; 32],
+            gateway: [0x47; 32],
+        };
+        let mut d = Decoder::<MAX_WIRE>::new();
+        let mut out = [0u8; MAX_WIRE];
+        for msg in [HostMsg::Configure { config, keys }, HostMsg::Shutdown] {
+            let n = encode(&msg, &mut out).unwrap();
+            assert_eq!(decode_all::<HostMsg, _>(&mut d, &out[..n]), std::vec![msg]);
+        }
+        let answers = [
+            BoardMsg::Configured { id: 42 },
+            BoardMsg::Refused {
+                seq: 9,
+                reason: Refusal::NotConfigured,
+            },
+            BoardMsg::Bye {
+                stats: WireStats {
+                    accepted: 5,
+                    crc: 1,
+                    ..WireStats::default()
+                },
+            },
+        ];
+        for msg in answers {
+            let n = encode(&msg, &mut out).unwrap();
+            assert_eq!(decode_all::<BoardMsg, _>(&mut d, &out[..n]), std::vec![msg]);
+        }
+    }
+
+    #[test]
+    fn the_largest_answer_fits_the_wire() {
+        use crate::node::{Contactor, LogEvent, MAX_LOG_EVENTS, MAX_OUT_FRAMES, OutFrame};
+        let mut outputs = Outputs::default();
+        for _ in 0..MAX_OUT_FRAMES {
+            outputs
+                .frames
+                .push(OutFrame {
+                    dst: u16::MAX,
+                    bytes: Vec::from_slice(&[0xFF; MAX_FRAME]).unwrap(),
+                })
+                .unwrap();
+        }
+        outputs.contactor = Some(Contactor::Close);
+        outputs.setpoint = Some(crate::node::Setpoint::LoadReduction {
+            percent: u8::MAX,
+            minutes: u16::MAX,
+        });
+        outputs.report = Some(crate::node::Telemetry {
+            t_ms: u64::MAX,
+            seq: u32::MAX,
+            epoch: u32::MAX,
+            v_min_dv: [u16::MAX; 3],
+            v_max_dv: [u16::MAX; 3],
+            v_mean_dv: [u16::MAX; 3],
+            import_wh: f32::MAX,
+            export_wh: f32::MAX,
+            pq_events: [u16::MAX; 3],
+            pq_intervals: [u32::MAX; 2],
+            closed: true,
+            fault_latched: true,
+            frames: [u32::MAX; 3],
+        });
+        for _ in 0..MAX_LOG_EVENTS {
+            outputs
+                .events
+                .push(LogEvent::Executed(Command::ReduceLoad {
+                    percent: u8::MAX,
+                    minutes: u16::MAX,
+                }))
+                .unwrap();
+        }
+        outputs.overflowed = u16::MAX;
+        let msg = BoardMsg::stepped(u32::MAX, outputs, Some(Instant::MAX));
+        let mut out = [0u8; MAX_WIRE];
+        let n = encode(&msg, &mut out).unwrap();
+        assert!(n < MAX_WIRE, "{n}");
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub const MAX_LOG_EVENTS: usize = 8;
 pub const MAX_PENDING: usize = 12;
 
 /// FLISR timing.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlisrSettings {
     /// Base wait before retransmitting an unacknowledged message; it
     /// doubles with each retransmission, with jitter (see `backoff`).
@@ -94,8 +94,9 @@ impl Default for FlisrSettings {
     }
 }
 
-/// An LMU's configuration.
-#[derive(Clone, Debug, PartialEq)]
+/// An LMU's configuration. It crosses the HIL wire in
+/// [`crate::hil::HostMsg::Configure`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// Node id (not [`GATEWAY`] nor [`crate::frame::BROADCAST`]).
     pub id: u16,

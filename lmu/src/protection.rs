@@ -40,7 +40,7 @@ use crate::math::{self, Complex32};
 use crate::time::{Duration, Instant};
 
 /// A time-current characteristic.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Curve {
     /// Operate after a fixed delay above pickup.
     DefiniteTime(Duration),
@@ -93,7 +93,7 @@ pub const DROP_OFF: f32 = 0.95;
 pub const MEMORY_BELOW_PU: f32 = 0.05;
 
 /// An overcurrent element's settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OvercurrentSettings {
     /// Pickup current [A].
     pub pickup_a: f32,
@@ -104,7 +104,7 @@ pub struct OvercurrentSettings {
 }
 
 /// Voltage element settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VoltageSettings {
     /// Threshold [pu of nominal].
     pub threshold_pu: f32,
@@ -113,7 +113,7 @@ pub struct VoltageSettings {
 }
 
 /// Every protection setting of an LMU.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProtectionSettings {
     /// Nominal phase-to-neutral voltage [V].
     pub v_nominal: f32,

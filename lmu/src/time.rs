@@ -28,8 +28,21 @@ pub struct Instant {
     micros: u64,
 }
 
-/// A non-negative span of time [µs].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A non-negative span of time [µs]. On the wire (postcard) it is its
+/// microsecond count.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Duration {
     micros: u64,
 }

@@ -12,6 +12,7 @@ mod grid_fault;
 mod grid_pandapower;
 mod grid_pf;
 mod grid_series;
+mod hil_qemu;
 mod ledger;
 mod loader_props;
 mod mesh_phy;
