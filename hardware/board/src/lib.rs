@@ -71,6 +71,13 @@ pub struct Session {
     build_id: u32,
     steps: u32,
     refused: u32,
+    /// The last step's sequence number and framed answer, re-sent as it
+    /// was if the host retries that step (its answer was lost): a retried
+    /// step is never carried out twice.
+    last_seq: Option<u32>,
+    last: [u8; MAX_WIRE],
+    last_len: usize,
+    retries: u32,
 }
 
 /// One framed answer to send, and whether the board halts after it.
@@ -93,6 +100,10 @@ impl Session {
             build_id,
             steps: 0,
             refused: 0,
+            last_seq: None,
+            last: [0; MAX_WIRE],
+            last_len: 0,
+            retries: 0,
         }
     }
 
@@ -124,12 +135,26 @@ impl Session {
         self.refused
     }
 
+    /// Retried steps answered again from the cached answer.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
     /// The LMU, once configured.
     pub fn lmu(&self) -> Option<&Lmu> {
         self.lmu.as_ref()
     }
 
     fn answer(&mut self, msg: HostMsg) -> Reply<'_> {
+        if let HostMsg::Step { seq, .. } = msg
+            && self.last_seq == Some(seq)
+        {
+            self.retries = self.retries.saturating_add(1);
+            return Reply {
+                bytes: self.last.get(..self.last_len).unwrap_or(&[]),
+                halt: false,
+            };
+        }
         let mut halt = false;
         let answer = match msg {
             // The host's version is its to check against ours.
@@ -140,6 +165,7 @@ impl Session {
                 } else {
                     let id = config.id;
                     self.lmu = Some(Lmu::new(config, keys));
+                    self.last_seq = None;
                     BoardMsg::Configured { id }
                 }
             }
@@ -169,6 +195,13 @@ impl Session {
             // `the_largest_answer_fits_the_wire` test); say so instead.
             let refusal = self.refuse(seq.unwrap_or(0), Refusal::AnswerTooLarge);
             n = encode(&refusal, &mut self.tx).unwrap_or(0);
+        }
+        if let Some(seq) = seq
+            && let (Some(dst), Some(src)) = (self.last.get_mut(..n), self.tx.get(..n))
+        {
+            dst.copy_from_slice(src);
+            self.last_len = n;
+            self.last_seq = Some(seq);
         }
         Reply {
             bytes: self.tx.get(..n).unwrap_or(&[]),

@@ -458,3 +458,43 @@ fn the_session_fits_a_small_board() {
     let size = core::mem::size_of::<Session>();
     assert!(size < 16 * 1024, "{size} bytes");
 }
+
+/// A step retried with the same sequence number (its answer was lost on
+/// the way back) is answered again with the very same bytes and is not
+/// carried out a second time: the answers that follow are those of the
+/// LMU stepped once per input.
+#[test]
+fn a_retried_step_is_answered_again_but_not_carried_out_twice() {
+    let inputs = inputs();
+    let mut rx = frame(&HostMsg::Configure {
+        config: config(),
+        keys: KEYS,
+    });
+    let once = steps(&inputs);
+    // Every step sent twice in a row.
+    for (seq, (t, input)) in inputs.iter().enumerate() {
+        let f = frame(&HostMsg::Step {
+            seq: seq as u32,
+            now_us: *t,
+            input: input.clone(),
+        });
+        rx.extend(&f);
+        rx.extend(&f);
+    }
+    rx.extend(frame(&HostMsg::Shutdown));
+    assert!(rx.len() > once.len());
+    let mut link = FakeLink::new(rx, 64);
+    let mut s = Session::new(1);
+    run(&mut s, &mut link);
+    let got = decode_board(&link.tx);
+    let want = decode_board(&expected(&inputs));
+    // hello, configured, then each answer twice, then bye.
+    let answers: Vec<&BoardMsg> = got[2..got.len() - 1].iter().collect();
+    assert_eq!(answers.len(), 2 * want.len());
+    for (k, w) in want.iter().enumerate() {
+        assert_eq!(answers[2 * k], w, "step {k}");
+        assert_eq!(answers[2 * k + 1], w, "retry of step {k}");
+    }
+    assert_eq!(s.steps(), inputs.len() as u32);
+    assert_eq!(s.retries(), inputs.len() as u32);
+}
