@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod cli;
 pub mod gateway;
 pub mod grid;
+pub mod hil;
 pub mod kernel;
 pub mod ledger;
 pub mod mesh;

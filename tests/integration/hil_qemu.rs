@@ -9,11 +9,11 @@
 //! `CI=true`, where it fails. Every wait has a timeout, and QEMU is killed
 //! by its pid whatever happens.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use gridtwin::hil::qemu::{DEFAULT_IMAGE as IMAGE, Qemu, Uart};
+use gridtwin::hil::{Board, Link};
 
 use gridtwin_lmu::dsp::{PhasorFrame, SAMPLES_PER_CYCLE, Waveform};
 use gridtwin_lmu::frame::Keys;
@@ -23,9 +23,6 @@ use gridtwin_lmu::hil::{
 use gridtwin_lmu::node::{Command as LmuCommand, Config, Input, Lmu, Outputs};
 
 use crate::at;
-
-/// The emulated board's firmware image, relative to the workspace root.
-pub const IMAGE: &str = "hardware/qemu-m4/target/thumbv7em-none-eabihf/release/gridtwin-qemu-m4";
 
 /// How long any one answer may take (QEMU answers in milliseconds).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,101 +40,9 @@ fn skip(msg: &str) {
     eprintln!("notice: skipping: {msg}");
 }
 
-fn qemu_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join("qemu-system-arm"))
-        .find(|p| p.is_file())
-}
-
-/// A QEMU process of our own, killed by its pid when dropped.
-struct Qemu {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Qemu {
-    /// Starts QEMU with UART0 on a Unix socket in a temp dir; QEMU waits
-    /// for us to connect before it runs the firmware.
-    fn start(qemu: &Path, image: &Path) -> (Qemu, UnixStream) {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("hil.sock");
-        let out = std::fs::File::create(dir.path().join("qemu.out")).unwrap();
-        let err = std::fs::File::create(dir.path().join("qemu.err")).unwrap();
-        let child = Command::new(qemu)
-            .args(["-M", "mps2-an386", "-cpu", "cortex-m4", "-display", "none"])
-            .args(["-monitor", "none", "-icount", "shift=auto"])
-            .args(["-semihosting-config", "enable=on,target=native"])
-            .arg("-chardev")
-            .arg(format!(
-                "socket,id=hil,path={},server=on,wait=on",
-                sock.display()
-            ))
-            .args(["-serial", "chardev:hil", "-kernel"])
-            .arg(image)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("qemu-system-arm starts");
-        let mut q = Qemu { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let stream = loop {
-            if let Ok(s) = UnixStream::connect(&sock) {
-                break s;
-            }
-            if let Ok(Some(status)) = q.child.try_wait() {
-                panic!("QEMU exited with {status} before listening: {}", q.logs());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "QEMU did not listen on {} within 20 s: {}",
-                sock.display(),
-                q.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        stream.set_read_timeout(Some(ANSWER_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(ANSWER_TIMEOUT)).unwrap();
-        (q, stream)
-    }
-
-    /// What QEMU printed so far.
-    fn logs(&self) -> String {
-        let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
-        format!(
-            "stdout: {:?}, stderr: {:?}",
-            read("qemu.out"),
-            read("qemu.err")
-        )
-    }
-
-    /// Waits up to `timeout` for QEMU to exit; its exit code.
-    fn wait(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// The host end of the link.
+/// The host end of the link, speaking the raw protocol.
 struct Host {
-    stream: UnixStream,
+    link: Box<dyn Link>,
     decoder: Decoder<MAX_WIRE>,
     pending: std::collections::VecDeque<u8>,
 }
@@ -146,8 +51,8 @@ impl Host {
     fn send(&mut self, msg: &HostMsg) {
         let mut out = [0u8; MAX_WIRE];
         let n = encode(msg, &mut out).unwrap();
-        self.stream
-            .write_all(&out[..n])
+        self.link
+            .send(&out[..n])
             .expect("the board takes a request");
     }
 
@@ -160,16 +65,11 @@ impl Host {
                     return m;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "no answer within {ANSWER_TIMEOUT:?}"
-            );
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no answer within {ANSWER_TIMEOUT:?}");
             let mut buf = [0u8; 512];
-            match self.stream.read(&mut buf) {
-                Ok(0) => panic!("the board closed the link"),
-                Ok(n) => self.pending.extend(&buf[..n]),
-                Err(e) => panic!("no answer within {ANSWER_TIMEOUT:?}: {e}"),
-            }
+            let n = self.link.receive(&mut buf, left).expect("the link holds");
+            self.pending.extend(&buf[..n]);
         }
     }
 
@@ -254,19 +154,10 @@ fn wire_bytes(msg: &BoardMsg) -> Vec<u8> {
 
 #[test]
 fn hil_qemu_board_steps_bit_for_bit_like_the_lmu_in_process() {
-    let Some(qemu) = qemu_binary() else {
-        return skip("qemu-system-arm not found (apt-get install qemu-system-arm)");
-    };
-    let image = at(IMAGE);
-    if !image.is_file() {
-        return skip(&format!(
-            "{} not built (cd hardware/qemu-m4 && cargo build --release)",
-            image.display()
-        ));
-    }
-    let (mut q, stream) = Qemu::start(&qemu, &image);
+    let Some(image) = image() else { return };
+    let (mut q, link) = Qemu::start(&image, Uart::Socket).expect("QEMU starts");
     let mut host = Host {
-        stream,
+        link,
         decoder: Decoder::new(),
         pending: Default::default(),
     };
@@ -274,7 +165,7 @@ fn hil_qemu_board_steps_bit_for_bit_like_the_lmu_in_process() {
     // The board announces itself at boot, and answers our Hello alike.
     let announced = host.receive();
     let answer = host.request(&HostMsg::Hello { wire: WIRE_VERSION });
-    assert_eq!(announced, answer, "{}", q.logs());
+    assert_eq!(announced, answer, "{}", q.output());
     let BoardMsg::Hello {
         wire,
         crate_version,
@@ -333,5 +224,65 @@ fn hil_qemu_board_steps_bit_for_bit_like_the_lmu_in_process() {
     assert_eq!(stats.accepted as usize, inputs().len() + 3, "{stats:?}");
     assert_eq!(stats.crc + stats.framing + stats.decode + stats.overflow, 0);
     assert_eq!(host.decoder.stats().accepted as usize, inputs().len() + 4);
-    assert_eq!(q.wait(Duration::from_secs(10)), Some(0), "{}", q.logs());
+    assert_eq!(q.wait(Duration::from_secs(10)), Some(0), "{}", q.output());
+}
+
+/// QEMU and the image, or a skip (a failure under `CI=true`).
+fn image() -> Option<PathBuf> {
+    if gridtwin::hil::qemu::binary().is_none() {
+        skip("qemu-system-arm not found (apt-get install qemu-system-arm)");
+        return None;
+    }
+    let image = at(IMAGE);
+    if !image.is_file() {
+        skip(&format!(
+            "{} not built (cd hardware/qemu-m4 && cargo build --release)",
+            image.display()
+        ));
+        return None;
+    }
+    Some(image)
+}
+
+/// The host's own board session (handshake, configuration, lock-step
+/// steps) drives the emulated board through a Unix socket and through a
+/// pseudo-terminal opened as a serial port, the path that real boards
+/// take: both answer every step as the in-process LMU does, bit for bit,
+/// with no frame dropped and no retry, and QEMU exits cleanly on shutdown.
+#[test]
+fn hil_qemu_board_session_over_a_socket_and_a_serial_port() {
+    let Some(image) = image() else { return };
+    for uart in [Uart::Socket, Uart::Pty] {
+        let (mut q, link) = Qemu::start(&image, uart).expect("QEMU starts");
+        let mut board = Board::connect(link, ANSWER_TIMEOUT, 2).expect("hello");
+        board.configure(config(), KEYS).expect("configured");
+        let mut lmu = Lmu::new(config(), KEYS);
+        for (t, input) in inputs() {
+            let got = board.step(t, input.clone()).expect("a step");
+            let mut out = Outputs::default();
+            lmu.handle(
+                gridtwin_lmu::Instant::from_micros(t),
+                input.as_input(),
+                &mut out,
+            );
+            let bytes = |o: &Outputs| postcard::to_allocvec(o).unwrap();
+            assert!(
+                bytes(&got.outputs) == bytes(&out),
+                "{uart:?}: step at {t} µs differs"
+            );
+            assert_eq!(got.poll_at_us, lmu.poll_at().map(|i| i.total_micros()));
+        }
+        let s = board.stats().clone();
+        assert_eq!(s.steps as usize, inputs().len(), "{uart:?}");
+        assert_eq!((s.retries, s.resets), (0, 0), "{uart:?}");
+        assert_eq!(s.rtts_s.len(), inputs().len());
+        let wire = board.shutdown().expect("bye");
+        assert_eq!(wire.crc + wire.framing + wire.decode + wire.overflow, 0);
+        assert_eq!(
+            q.wait(Duration::from_secs(10)),
+            Some(0),
+            "{uart:?}: {}",
+            q.output()
+        );
+    }
 }
