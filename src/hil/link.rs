@@ -41,27 +41,23 @@ fn at_least_a_microsecond(t: Duration) -> Duration {
     t.max(Duration::from_micros(1))
 }
 
-impl Link for UnixStream {
-    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.write_all(bytes)
-    }
+/// Sockets: a read timeout per wait.
+macro_rules! socket_link {
+    ($($t:ty),*) => {$(
+        impl Link for $t {
+            fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+                self.write_all(bytes)
+            }
 
-    fn receive(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        self.set_read_timeout(Some(at_least_a_microsecond(timeout)))?;
-        timed(self.read(buf))
-    }
+            fn receive(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+                self.set_read_timeout(Some(at_least_a_microsecond(timeout)))?;
+                timed(self.read(buf))
+            }
+        }
+    )*};
 }
 
-impl Link for TcpStream {
-    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.write_all(bytes)
-    }
-
-    fn receive(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        self.set_read_timeout(Some(at_least_a_microsecond(timeout)))?;
-        timed(self.read(buf))
-    }
-}
+socket_link!(UnixStream, TcpStream);
 
 /// A serial port (a board's UART behind a USB bridge, or QEMU's pty).
 pub struct Serial(Box<dyn serialport::SerialPort>);

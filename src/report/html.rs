@@ -557,6 +557,16 @@ pub fn ci_plot(
     Ok(plots.pop())
 }
 
+/// Draws `items` on chart `c` with a legend entry, unless there are none
+/// (an empty series would still show in the legend).
+macro_rules! labelled {
+    ($c:expr, $items:expr, $label:expr, $legend:expr) => {
+        if !$items.is_empty() {
+            $c.draw_series($items).ok()?.label($label).legend($legend);
+        }
+    };
+}
+
 /// Faults as red vertical lines on a chart.
 macro_rules! fault_lines {
     ($chart:expr, $faults:expr, $lo:expr, $hi:expr) => {
@@ -973,12 +983,7 @@ fn lmu_voltages<DB: DrawingBackend>(
                     .filter(|(s, _)| s.1.iter().all(Option::is_none))
                     .map(|(s, next)| Rectangle::new([(s.0, y0), (next, y1)], grey.filled()))
                     .collect();
-                if !dead.is_empty() {
-                    c.draw_series(dead)
-                        .ok()?
-                        .label("no supply (every phase dead)")
-                        .legend(box_key(grey));
-                }
+                labelled!(c, dead, "no supply (every phase dead)", box_key(grey));
                 for (k, colour) in PHASE.iter().enumerate() {
                     let mut first = true;
                     for run in runs(samples.iter().map(|s| (s.0, s.1[k]))) {
@@ -1175,12 +1180,7 @@ fn interruption_timeline<DB: DrawingBackend>(
                 Rectangle::new([(a, i as f64 - h), (b, i as f64 + h)], red.filled())
             })
             .collect();
-        if !isolating.is_empty() {
-            c.draw_series(isolating)
-                .ok()?
-                .label("fault → section isolated")
-                .legend(box_key(red));
-        }
+        labelled!(c, isolating, "fault → section isolated", box_key(red));
         let restoring: Vec<_> = faults
             .iter()
             .enumerate()
@@ -1192,23 +1192,22 @@ fn interruption_timeline<DB: DrawingBackend>(
                 ))
             })
             .collect();
-        if !restoring.is_empty() {
-            c.draw_series(restoring)
-                .ok()?
-                .label("isolated → healthy customers restored")
-                .legend(box_key(orange));
-        }
+        labelled!(
+            c,
+            restoring,
+            "isolated → healthy customers restored",
+            box_key(orange)
+        );
         let detected: Vec<_> = faults
             .iter()
             .enumerate()
             .filter_map(|(i, f)| Some(Cross::new((f.detect?, i as f64), 4, BLACK.stroke_width(1))))
             .collect();
-        if !detected.is_empty() {
-            c.draw_series(detected)
-                .ok()?
-                .label("detected")
-                .legend(|(x, y)| Cross::new((x + 8, y), 4, BLACK.stroke_width(1)));
-        }
+        labelled!(c, detected, "detected", |(x, y)| Cross::new(
+            (x + 8, y),
+            4,
+            BLACK.stroke_width(1)
+        ));
         let nf = faults.len();
         let open: Vec<_> = brk
             .iter()
@@ -1221,12 +1220,7 @@ fn interruption_timeline<DB: DrawingBackend>(
                 })
             })
             .collect();
-        if !open.is_empty() {
-            c.draw_series(open)
-                .ok()?
-                .label("breaker open (trip → reclose)")
-                .legend(box_key(grey));
-        }
+        labelled!(c, open, "breaker open (trip → reclose)", box_key(grey));
         let locked: Vec<_> = brk
             .iter()
             .enumerate()
@@ -1237,12 +1231,11 @@ fn interruption_timeline<DB: DrawingBackend>(
                 })
             })
             .collect();
-        if !locked.is_empty() {
-            c.draw_series(locked)
-                .ok()?
-                .label("lockout")
-                .legend(|(x, y)| TriangleMarker::new((x + 8, y), 6, BLACK.filled()));
-        }
+        labelled!(c, locked, "lockout", |(x, y)| TriangleMarker::new(
+            (x + 8, y),
+            6,
+            BLACK.filled()
+        ));
         // Each fault's figures beside it.
         for (i, f) in faults.iter().enumerate() {
             let secs = |x: Option<f64>| {
@@ -1410,12 +1403,11 @@ fn mesh_map<DB: DrawingBackend>(
             .filter(|(n, p)| **n != root && p.2.is_none())
             .map(|(_, p)| Circle::new((p.0, p.1), 4, RED.stroke_width(2)))
             .collect();
-        if !detached.is_empty() {
-            c.draw_series(detached)
-                .ok()?
-                .label("LMU without a route")
-                .legend(|(x, y)| Circle::new((x + 8, y), 4, RED.stroke_width(2)));
-        }
+        labelled!(c, detached, "LMU without a route", |(x, y)| Circle::new(
+            (x + 8, y),
+            4,
+            RED.stroke_width(2)
+        ));
         let r = at.get(&root)?;
         c.draw_series(std::iter::once(TriangleMarker::new(
             (r.0, r.1),
