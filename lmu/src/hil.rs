@@ -59,6 +59,8 @@ pub const WIRE_VERSION: u16 = 3;
 /// This crate's version, as the board reports it.
 pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+include!(concat!(env!("OUT_DIR"), "/build_id.rs"));
+
 /// The CRC: CRC-32C (iSCSI polynomial).
 pub const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 

@@ -98,6 +98,50 @@ pub enum Command {
     /// Merge the folders of a sharded sweep (`sweep --shard I/N`) into one,
     /// byte-identical to the same sweep run unsharded.
     Merge(MergeArgs),
+    /// Run a scenario with LMUs on boards in the loop: real nRF52840s over
+    /// a serial port, or emulated Cortex-M4s under QEMU.
+    ///
+    /// Each board-driven LMU is fed its inputs over the wire, in lock-step
+    /// with simulated time, and its outputs are carried out. An in-process
+    /// twin runs in its shadow on the same inputs; every step on which the
+    /// two differ, bit for bit, is written with its input to
+    /// DIR/hil_divergences.csv. Writes the same files as `run`, with
+    /// hil.* metrics in summary.json and the round trips in timing.json.
+    Hil(HilArgs),
+}
+
+/// `hil`'s arguments.
+#[derive(Debug, Args)]
+pub struct HilArgs {
+    /// The scenario.
+    #[command(flatten)]
+    pub scenario: ScenarioArg,
+    /// A board: serial:PATH[@BAUD] (default 1000000 baud), tcp:HOST:PORT,
+    /// unix:PATH, qemu (an emulated board per LMU, its UART on a socket)
+    /// or qemu:pty (on a pseudo-terminal, through the serial port code as
+    /// a real board). One per --lmu, in the same order, or one qemu for
+    /// all.
+    #[arg(long, value_name = "SPEC", required = true)]
+    pub board: Vec<crate::hil::BoardSpec>,
+    /// An LMU (mesh node index, as in lmus.csv) to run on a board
+    /// [default: 1].
+    #[arg(long, value_name = "ID")]
+    pub lmu: Vec<u32>,
+    /// The emulated board's firmware image [default:
+    /// hardware/qemu-m4/target/thumbv7em-none-eabihf/release/gridtwin-qemu-m4].
+    #[arg(long, value_name = "PATH")]
+    pub firmware: Option<PathBuf>,
+    /// When a board is reset mid-run: fail the run, or boot its LMU again
+    /// (board and shadow, next boot epoch) and go on, recording the reset
+    /// in DIR/hil_resets.csv.
+    #[arg(long, value_enum, default_value_t = crate::hil::OnReset::Fail)]
+    pub on_reset: crate::hil::OnReset,
+    /// How long to wait for each answer from a board [ms].
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: u64,
+    /// How many times a request is sent again after a timeout.
+    #[arg(long, value_name = "N", default_value_t = crate::hil::rig::DEFAULT_RETRIES)]
+    pub retries: u32,
 }
 
 /// `sweep`'s arguments.
@@ -189,6 +233,10 @@ pub enum CliError {
     /// A radio inspection failed (exit 2 on bad input, else 1).
     #[error(transparent)]
     Radio(#[from] radio::RadioCliError),
+    /// The boards of a HIL run could not be set up (exit 2 for bad flags,
+    /// else 1).
+    #[error(transparent)]
+    Rig(#[from] crate::hil::RigError),
     /// A sweep or a merge failed (exit 2 for a bad --vary, else 1).
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -223,6 +271,8 @@ impl CliError {
                 2
             }
             CliError::Sweep(_) => 1,
+            CliError::Rig(crate::hil::RigError::Usage(_)) => 2,
+            CliError::Rig(_) => 1,
             CliError::Grid(e) if e.is_input_error() => 2,
             CliError::Grid(_) => 1,
             CliError::Radio(e) if e.is_input_error() => 2,
@@ -259,7 +309,33 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Radio(args) => Ok(radio::execute(args, cli.global.out.as_deref())?),
         Command::Sweep(args) => sweep(&cli.global, args),
         Command::Merge(args) => merge(&cli.global, args),
+        Command::Hil(args) => hil(&cli.global, args),
     }
+}
+
+fn hil(global: &GlobalArgs, args: &HilArgs) -> Result<(), CliError> {
+    let scenario = load(global, &args.scenario.scenario)?;
+    let opts = crate::hil::RigOptions {
+        boards: args.board.clone(),
+        lmus: args.lmu.clone(),
+        firmware: crate::hil::rig::firmware_image(args.firmware.as_deref()),
+        on_reset: args.on_reset,
+        timeout: std::time::Duration::from_millis(args.timeout_ms),
+        retries: args.retries,
+    };
+    let mut rig = crate::hil::Rig::connect(&opts)?;
+    let result = simulate(global, &scenario, &mut rig);
+    // Every board's session ended with the run; the emulated ones exit.
+    for (k, code) in rig
+        .finish(std::time::Duration::from_secs(5))
+        .iter()
+        .enumerate()
+    {
+        if *code != Some(0) && result.is_ok() {
+            eprintln!("warning: emulated board {k} exited with {code:?}");
+        }
+    }
+    result
 }
 
 fn sweep(global: &GlobalArgs, args: &SweepArgs) -> Result<(), CliError> {
@@ -339,6 +415,19 @@ fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), CliError> {
         realtime: args.realtime,
         replay,
     });
+    let result = simulate(global, &scenario, &mut driver);
+    for w in driver.warnings() {
+        eprintln!("warning: {w}");
+    }
+    result
+}
+
+/// Runs `scenario` beside `driver` and writes its results.
+fn simulate(
+    global: &GlobalArgs,
+    scenario: &Scenario,
+    driver: &mut dyn world::Driver,
+) -> Result<(), CliError> {
     let threads = global
         .threads
         .or_else(|| std::thread::available_parallelism().ok())
@@ -349,11 +438,8 @@ fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), CliError> {
         .unwrap_or_else(|| Path::new("results").join(&scenario.name));
     let show = !global.quiet && std::io::stderr().is_terminal();
     let mut bar = progress::SimProgress::new(scenario.duration, show);
-    let out = world::run_driven(&scenario, threads, &mut bar, &mut driver).map_err(world_error)?;
+    let out = world::run_driven(scenario, threads, &mut bar, driver).map_err(world_error)?;
     bar.finish();
-    for w in driver.warnings() {
-        eprintln!("warning: {w}");
-    }
     write_run(
         &dir,
         &RunFiles {

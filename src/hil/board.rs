@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use gridtwin_lmu::frame::Keys;
 use gridtwin_lmu::hil::{
-    BoardMsg, CRATE_VERSION, Decoder, HostMsg, MAX_WIRE, Refusal, WIRE_VERSION, WireInput,
-    WireStats, encode,
+    BUILD_ID, BoardMsg, CRATE_VERSION, Decoder, HostMsg, MAX_WIRE, Refusal, WIRE_VERSION,
+    WireInput, WireStats, encode,
 };
 use gridtwin_lmu::node::{Config, Outputs};
 
@@ -26,12 +26,14 @@ use super::Link;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HilError {
-    /// The link failed.
+    /// The link failed (the cause is in the message, not a source, so
+    /// that it is said once).
     #[error("the link to the board failed: {0}")]
-    Io(#[from] std::io::Error),
-    /// The board speaks another wire version, or runs another crate version.
+    Io(std::io::Error),
+    /// The board speaks another wire version, or runs another crate
+    /// version or another LMU source (build id).
     #[error(
-        "the board runs wire version {board_wire} of gridtwin-lmu {board_crate} (build {build_id:08x}); this host speaks wire version {WIRE_VERSION} of {CRATE_VERSION}: flash the firmware built from this tree"
+        "the board runs wire version {board_wire} of gridtwin-lmu {board_crate} (build {build_id:08x}); this host speaks wire version {WIRE_VERSION} of gridtwin-lmu {CRATE_VERSION} (build {BUILD_ID:08x}): flash the firmware built from this tree"
     )]
     Mismatch {
         /// The board's wire version.
@@ -65,6 +67,12 @@ pub enum HilError {
         /// The request under way.
         what: String,
     },
+}
+
+impl From<std::io::Error> for HilError {
+    fn from(e: std::io::Error) -> HilError {
+        HilError::Io(e)
+    }
 }
 
 /// How long the handshake listens for a second hello after the first.
@@ -144,7 +152,10 @@ impl Board {
             build_id,
         } = answer
         {
-            if wire != WIRE_VERSION || crate_version.as_str() != CRATE_VERSION {
+            if wire != WIRE_VERSION
+                || crate_version.as_str() != CRATE_VERSION
+                || build_id != BUILD_ID
+            {
                 return Err(HilError::Mismatch {
                     board_wire: wire,
                     board_crate: crate_version.to_string(),
@@ -180,6 +191,11 @@ impl Board {
     /// The board firmware's build id.
     pub fn build_id(&self) -> u32 {
         self.build_id
+    }
+
+    /// The sequence number of the latest step.
+    pub fn seq(&self) -> u32 {
+        self.seq
     }
 
     /// Counters so far.
@@ -233,13 +249,27 @@ impl Board {
     }
 
     /// Ends the session (the emulated board exits); the board's own count
-    /// of the frames it accepted and dropped.
-    pub fn shutdown(mut self) -> Result<WireStats, HilError> {
+    /// of the frames it accepted and dropped, or `None` if the link closed
+    /// before its goodbye arrived: an emulated board may exit before its
+    /// last bytes leave a pseudo-terminal, and a board that has gone has
+    /// done what was asked.
+    pub fn shutdown(mut self) -> Result<Option<WireStats>, HilError> {
         match self.request("shutdown", &HostMsg::Shutdown, |m| {
             matches!(m, BoardMsg::Bye { .. })
-        })? {
-            BoardMsg::Bye { stats } => Ok(stats),
-            _ => unreachable!("only the awaited answer is returned"),
+        }) {
+            Ok(BoardMsg::Bye { stats }) => Ok(Some(stats)),
+            Ok(_) => unreachable!("only the awaited answer is returned"),
+            Err(HilError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -320,6 +350,7 @@ mod tests {
         noise: Vec<u8>,
         last: Option<(u32, Vec<u8>)>,
         executed: Arc<Mutex<u32>>,
+        build_id: u32,
     }
 
     impl Link for FakeBoard {
@@ -329,7 +360,7 @@ mod tests {
                     continue;
                 };
                 let answer = match msg {
-                    HostMsg::Hello { .. } => BoardMsg::hello(7),
+                    HostMsg::Hello { .. } => BoardMsg::hello(self.build_id),
                     HostMsg::Configure { config, keys } => {
                         let id = config.id;
                         self.lmu = Some(gridtwin_lmu::Lmu::new(config, keys));
@@ -383,20 +414,23 @@ mod tests {
         }
     }
 
+    fn fake_board(lose: Vec<u32>, noise: Vec<u8>) -> FakeBoard {
+        FakeBoard {
+            lmu: None,
+            decoder: Decoder::new(),
+            rx: Arc::new(Mutex::new(Vec::new())),
+            lose,
+            noise,
+            last: None,
+            executed: Arc::new(Mutex::new(0)),
+            build_id: BUILD_ID,
+        }
+    }
+
     fn fake(lose: Vec<u32>, noise: Vec<u8>) -> (Box<dyn Link>, Arc<Mutex<u32>>) {
-        let executed = Arc::new(Mutex::new(0));
-        (
-            Box::new(FakeBoard {
-                lmu: None,
-                decoder: Decoder::new(),
-                rx: Arc::new(Mutex::new(Vec::new())),
-                lose,
-                noise,
-                last: None,
-                executed: executed.clone(),
-            }),
-            executed,
-        )
+        let f = fake_board(lose, noise);
+        let executed = f.executed.clone();
+        (Box::new(f), executed)
     }
 
     /// Steps whose answers are lost are sent again and answered from the
@@ -408,7 +442,7 @@ mod tests {
     fn lost_answers_are_retried_once_each_and_noise_is_dropped() {
         let (link, executed) = fake(vec![2, 3], vec![0, 0x13, 0x37, 0xFF, 0]);
         let mut b = Board::connect(link, Duration::from_millis(1), 3).unwrap();
-        assert_eq!(b.build_id(), 7);
+        assert_eq!(b.build_id(), BUILD_ID);
         let cfg = Config::new(4);
         let keys = Keys {
             mesh: [1; 32],
@@ -432,6 +466,23 @@ mod tests {
         assert_eq!(b.stats().steps, 5);
         assert!(b.stats().resyncs >= 5, "{:?}", b.stats());
         assert_eq!(b.stats().rtts_s.len(), 5);
+    }
+
+    /// A board built from other LMU source (another build id) is refused
+    /// at the handshake, with both ids in the message.
+    #[test]
+    fn a_board_with_another_build_id_is_refused() {
+        // The same crate and wire version, another source.
+        let mut f = fake_board(vec![], vec![]);
+        f.build_id = BUILD_ID ^ 1;
+        let e = Board::connect(Box::new(f), Duration::from_millis(1), 0).unwrap_err();
+        assert!(matches!(e, HilError::Mismatch { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("{:08x}", BUILD_ID ^ 1))
+                && msg.contains(&format!("{BUILD_ID:08x}")),
+            "{msg}"
+        );
     }
 
     /// A board that never answers fails the request after its retries,
@@ -463,7 +514,7 @@ mod tests {
         b.configure(Config::new(4), keys).unwrap();
         // A board that reboots announces itself: inject its hello.
         let mut hello = [0u8; MAX_WIRE];
-        let n = encode(&BoardMsg::hello(7), &mut hello).unwrap();
+        let n = encode(&BoardMsg::hello(BUILD_ID), &mut hello).unwrap();
         b.pending.extend(&hello[..n]);
         let e = b.step(0, WireInput::Timer).unwrap_err();
         assert!(matches!(e, HilError::Reset { .. }), "{e}");

@@ -87,6 +87,48 @@ pub struct Timing {
     pub events_per_s: f64,
     /// Worker threads allowed for the run.
     pub threads: usize,
+    /// Boards in the loop (HIL runs only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub hil: Option<HilTiming>,
+}
+
+/// Wall-clock figures of the boards in the loop.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct HilTiming {
+    /// Median round trip of a lock-step exchange [s].
+    #[serde(rename = "hil.rtt_p50_s")]
+    pub rtt_p50_s: f64,
+    /// 99th percentile round trip [s].
+    #[serde(rename = "hil.rtt_p99_s")]
+    pub rtt_p99_s: f64,
+    /// Lock-step exchanges per wall second of the run [1/s].
+    #[serde(rename = "hil.steps_per_s")]
+    pub steps_per_s: f64,
+}
+
+impl HilTiming {
+    /// The figures from every step's round trip [s] over a run of
+    /// `wall_s` [s]. Percentiles are nearest-rank.
+    pub fn from_rtts(rtts_s: &[f64], wall_s: f64) -> HilTiming {
+        let mut v = rtts_s.to_vec();
+        v.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            if v.is_empty() {
+                return 0.0;
+            }
+            let k = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+            v[k - 1]
+        };
+        HilTiming {
+            rtt_p50_s: rank(0.50),
+            rtt_p99_s: rank(0.99),
+            steps_per_s: if wall_s > 0.0 {
+                v.len() as f64 / wall_s
+            } else {
+                0.0
+            },
+        }
+    }
 }
 
 impl Timing {

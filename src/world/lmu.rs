@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 
 use gridtwin_lmu::dsp::{PhasorFrame, SAMPLES_PER_CYCLE, Waveform};
 use gridtwin_lmu::frame::Keys;
+use gridtwin_lmu::hil::WireInput;
 use gridtwin_lmu::node::{Config, Input, LogEvent, Outputs, Setpoint};
 use gridtwin_lmu::{Command, Instant, Lmu};
 use num_complex::Complex32;
@@ -24,6 +25,7 @@ use rand::RngExt;
 
 use crate::grid::network::Network;
 use crate::grid::powerflow::{Solution, branch_flows};
+use crate::hil::{Board, HilError, OnReset};
 use crate::kernel::rng::stream;
 use crate::kernel::{EventId, SimDuration, SimTime};
 use crate::metrics::Summary;
@@ -277,6 +279,80 @@ struct Node {
     place: Option<Place>,
     /// The pending timer event: (when, id).
     timer: Option<(SimTime, EventId)>,
+    /// Inputs fed to its LMU.
+    inputs: u64,
+    /// The board that runs this LMU in the loop, if any; `lmu` is then
+    /// its in-process shadow.
+    board: Option<Attached>,
+}
+
+/// A board in the loop, running one LMU.
+#[derive(Debug)]
+struct Attached {
+    board: Board,
+    /// When its LMU next wants a timer, as it said.
+    poll_at: Option<SimTime>,
+}
+
+/// One step on which a board and its in-process shadow disagreed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Divergence {
+    /// When.
+    pub at: SimTime,
+    /// The LMU's node.
+    pub node: u32,
+    /// The step's sequence number on the wire.
+    pub seq: u32,
+    /// The parts of the outputs that differ (`frames`, `contactor`,
+    /// `setpoint`, `report`, `events`, `overflowed`, `poll_at`).
+    pub parts: Vec<&'static str>,
+    /// The input, as sent (postcard).
+    pub input: Vec<u8>,
+    /// The shadow's outputs and next timer (postcard).
+    pub shadow: Vec<u8>,
+    /// The board's outputs and next timer (postcard).
+    pub board: Vec<u8>,
+}
+
+/// Boards in the loop: what the host keeps beside the LMUs.
+#[derive(Debug, Default)]
+struct Hil {
+    on_reset: OnReset,
+    divergences: Vec<Divergence>,
+    /// The first failure, for the world to halt the run with.
+    failure: Option<HilError>,
+    /// Resets after which the LMU was booted again: (time, node).
+    resets: Vec<(SimTime, u32)>,
+}
+
+/// What a HIL run adds to the summary, the timing and the files.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HilReport {
+    /// Boards in the loop.
+    pub boards: u64,
+    /// Lock-step exchanges answered.
+    pub steps: u64,
+    /// Steps on which a board and its shadow disagreed.
+    pub divergences: u64,
+    /// Requests sent again after a timeout.
+    pub retries: u64,
+    /// Garbled frames from the boards, dropped (the link resynchronised).
+    pub resyncs: u64,
+    /// Garbled frames the boards dropped, as they counted them (boards
+    /// that said goodbye).
+    pub board_resyncs: u64,
+    /// Boards whose link closed before their goodbye arrived, so their
+    /// own counts are unknown.
+    pub unseen_goodbyes: u64,
+    /// Board resets seen.
+    pub resets: u64,
+    /// Resets after which the LMU was booted again (`--on-reset reinit`):
+    /// (time, node).
+    pub reinits: Vec<(SimTime, u32)>,
+    /// Round-trip time of each step [s], every board's, in order.
+    pub rtts_s: Vec<f64>,
+    /// `hil_divergences.csv`.
+    pub divergences_csv: Vec<u8>,
 }
 
 /// The LMUs of a mesh, by node index (node 0, the coordinator, has none).
@@ -292,6 +368,8 @@ pub struct LmuHost {
     sensor_faults: Vec<SensorFault>,
     /// Whether each node's LMU takes waveforms rather than phasors.
     waveform: Vec<bool>,
+    /// Boards in the loop, if any.
+    hil: Option<Hil>,
 }
 
 /// Resolution of the LMU's simulated ADC [bits] (the nRF52840's SAADC
@@ -351,6 +429,7 @@ impl LmuHost {
             marks: Vec::new(),
             sensor_faults: Vec::new(),
             waveform: Vec::new(),
+            hil: None,
         };
         for place in places {
             host.nodes.push(Node {
@@ -358,12 +437,15 @@ impl LmuHost {
                 epoch: 0,
                 place,
                 timer: None,
+                inputs: 0,
+                board: None,
             });
         }
         host
     }
 
-    fn boot(&self, id: u32, epoch: u32, place: Option<&Place>) -> Lmu {
+    /// The configuration of node `id`'s LMU in boot epoch `epoch`.
+    fn config(&self, id: u32, epoch: u32, place: Option<&Place>) -> Config {
         let mut cfg = Config::new(id as u16);
         if let Some(p) = place {
             cfg.upstream = p.upstream.map(|u| u as u16);
@@ -374,7 +456,86 @@ impl LmuHost {
         }
         cfg.report_interval = gridtwin_lmu::Duration::from_micros(self.interval.as_nanos() / 1_000);
         cfg.boot_epoch = epoch;
-        Lmu::new(cfg, KEYS)
+        cfg
+    }
+
+    /// Boots node `n`'s LMU in `epoch`: in-process, and on its board if it
+    /// has one.
+    fn boot(&mut self, n: u32, epoch: u32) {
+        let cfg = self.config(n, epoch, self.nodes[n as usize].place.as_ref());
+        let node = &mut self.nodes[n as usize];
+        node.epoch = epoch;
+        node.lmu = Some(Lmu::new(cfg.clone(), KEYS));
+        if let Some(a) = &mut node.board {
+            a.poll_at = None;
+            if let Err(e) = a.board.configure(cfg, KEYS)
+                && let Some(h) = &mut self.hil
+            {
+                h.failure.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Hands node `n`'s LMU to a board in the loop: from its next boot on,
+    /// the board's outputs are carried out, and the in-process LMU runs in
+    /// its shadow on the same inputs, each step compared bit for bit.
+    /// Attach before the run starts. Errors if node `n` has no LMU (the
+    /// coordinator, or beyond the mesh).
+    pub fn attach(&mut self, n: u32, board: Board, on_reset: OnReset) -> Result<(), String> {
+        if n == 0 || n as usize >= self.nodes.len() {
+            return Err(format!(
+                "there is no LMU {n}: LMUs are nodes 1 to {} (node 0 is the coordinator)",
+                self.nodes.len().saturating_sub(1)
+            ));
+        }
+        let node = &mut self.nodes[n as usize];
+        if node.board.is_some() {
+            return Err(format!("LMU {n} is given two boards"));
+        }
+        node.board = Some(Attached {
+            board,
+            poll_at: None,
+        });
+        self.hil.get_or_insert_with(Hil::default).on_reset = on_reset;
+        Ok(())
+    }
+
+    /// The first failure of a board in the loop, if any (taken).
+    pub fn take_hil_failure(&mut self) -> Option<HilError> {
+        self.hil.as_mut()?.failure.take()
+    }
+
+    /// Ends every board's session (the emulated boards exit) and reports
+    /// what the boards did; `None` without boards. Fails if a board does
+    /// not take its leave.
+    pub fn hil_finish(&mut self) -> Option<Result<HilReport, HilError>> {
+        let hil = self.hil.take()?;
+        let mut r = HilReport {
+            divergences: hil.divergences.len() as u64,
+            ..HilReport::default()
+        };
+        for node in &mut self.nodes {
+            let Some(a) = node.board.take() else {
+                continue;
+            };
+            let s = a.board.stats();
+            r.boards += 1;
+            r.steps += s.steps;
+            r.retries += s.retries;
+            r.resyncs += s.resyncs;
+            r.resets += s.resets;
+            r.rtts_s.extend(&s.rtts_s);
+            match a.board.shutdown() {
+                Ok(Some(w)) => {
+                    r.board_resyncs += u64::from(w.framing + w.crc + w.decode + w.overflow);
+                }
+                Ok(None) => r.unseen_goodbyes += 1,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        r.divergences_csv = divergences_csv(&hil.divergences);
+        r.reinits = hil.resets;
+        Some(Ok(r))
     }
 
     /// Feeds these LMUs (node indices) sampled waveforms instead of
@@ -407,7 +568,7 @@ impl LmuHost {
 
     /// Writes `pq.*` (EN 50160 compliance per LMU: at least 95 % of its
     /// completed 10-minute intervals within every limit) and returns
-    /// `lmus.csv`, one row per LMU.
+    /// `lmus.csv`, one row per LMU (with the inputs it was fed).
     pub fn pq_finish(&self, net: &Network, summary: &mut Summary) -> Vec<u8> {
         let mut w = csv::Writer::from_writer(Vec::new());
         let io = "writing CSV to memory cannot fail";
@@ -420,6 +581,7 @@ impl LmuHost {
             "dips",
             "swells",
             "interruptions",
+            "inputs",
         ])
         .expect(io);
         let (mut judged, mut compliant) = (0u64, 0u64);
@@ -442,6 +604,7 @@ impl LmuHost {
                 pq.dips.to_string(),
                 pq.swells.to_string(),
                 pq.interruptions.to_string(),
+                node.inputs.to_string(),
             ])
             .expect(io);
         }
@@ -497,8 +660,7 @@ impl LmuHost {
         if n == 0 || n as usize >= self.nodes.len() || self.nodes[n as usize].lmu.is_some() {
             return;
         }
-        let lmu = self.boot(n, 0, self.nodes[n as usize].place.as_ref());
-        self.nodes[n as usize].lmu = Some(lmu);
+        self.boot(n, 0);
     }
 
     /// The node crashes: its firmware stops.
@@ -513,11 +675,7 @@ impl LmuHost {
         if n == 0 || n as usize >= self.nodes.len() {
             return;
         }
-        let epoch = self.nodes[n as usize].epoch + 1;
-        let lmu = self.boot(n, epoch, self.nodes[n as usize].place.as_ref());
-        let node = &mut self.nodes[n as usize];
-        node.epoch = epoch;
-        node.lmu = Some(lmu);
+        self.boot(n, self.nodes[n as usize].epoch + 1);
         self.stats.reboots += 1;
     }
 
@@ -533,10 +691,20 @@ impl LmuHost {
         }
     }
 
-    /// When node `n` wants its next timer input.
+    /// When node `n` wants its next timer input (as its board said, for a
+    /// board in the loop).
     pub fn poll_at(&self, n: u32) -> Option<SimTime> {
-        let l = self.nodes.get(n as usize)?.lmu.as_ref()?;
-        l.poll_at().map(sim_time)
+        let node = self.nodes.get(n as usize)?;
+        let l = node.lmu.as_ref()?;
+        match &node.board {
+            Some(a) => a.poll_at,
+            None => l.poll_at().map(sim_time),
+        }
+    }
+
+    /// Inputs fed to node `n`'s LMU so far.
+    pub fn inputs(&self, n: u32) -> u64 {
+        self.nodes.get(n as usize).map_or(0, |node| node.inputs)
     }
 
     /// Feeds every LMU on the grid its measurement from a solution, in node
@@ -592,13 +760,19 @@ impl LmuHost {
         out
     }
 
-    /// Feeds node `n` one input; `None` if it has no running LMU.
+    /// Feeds node `n` one input; `None` if it has no running LMU (or its
+    /// board failed: see [`LmuHost::take_hil_failure`]).
     pub fn call(&mut self, now: SimTime, n: u32, input: Input<'_>) -> Option<Effects> {
         let node = self.nodes.get_mut(n as usize)?;
         let lmu = node.lmu.as_mut()?;
         self.out.clear();
         lmu.handle(instant(now), input, &mut self.out);
         self.stats.calls += 1;
+        node.inputs += 1;
+        if node.board.is_some() {
+            self.board_step(now, n, &input)?;
+        }
+        let node = &mut self.nodes[n as usize];
         let mut e = Effects::default();
         for f in &self.out.frames {
             let dst = match f.dst {
@@ -643,6 +817,121 @@ impl LmuHost {
         }
         Some(e)
     }
+
+    /// Node `n`'s board takes the input its shadow just took (whose
+    /// outputs are in `self.out`); the board's outputs replace the
+    /// shadow's, and any difference is recorded. On a board reset, per
+    /// the policy: the failure is kept, or both LMUs boot in the next
+    /// epoch and take the input again. `None` on failure.
+    fn board_step(&mut self, now: SimTime, n: u32, input: &Input<'_>) -> Option<()> {
+        let wire = WireInput::from_input(input);
+        let now_us = instant(now).total_micros();
+        let mut rebooted = false;
+        loop {
+            let hil = self.hil.as_mut()?;
+            let node = &mut self.nodes[n as usize];
+            let a = node.board.as_mut()?;
+            match a.board.step(now_us, wire.clone()) {
+                Ok(got) => {
+                    let board_poll = got.poll_at_us.map(|us| sim_time(Instant::from_micros(us)));
+                    let shadow_poll = node.lmu.as_ref().and_then(Lmu::poll_at).map(sim_time);
+                    let parts = differing_parts(&self.out, shadow_poll, &got.outputs, board_poll);
+                    if !parts.is_empty() {
+                        hil.divergences.push(Divergence {
+                            at: now,
+                            node: n,
+                            seq: a.board.seq(),
+                            parts,
+                            input: bits(&wire),
+                            shadow: bits(&(&self.out, shadow_poll.map(SimTime::as_nanos))),
+                            board: bits(&(&got.outputs, board_poll.map(SimTime::as_nanos))),
+                        });
+                    }
+                    a.poll_at = board_poll;
+                    self.out = got.outputs;
+                    return Some(());
+                }
+                Err(HilError::Reset { .. }) if hil.on_reset == OnReset::Reinit && !rebooted => {
+                    // The board lost its LMU: boot both anew, in the next
+                    // epoch, and feed them this input again.
+                    hil.resets.push((now, n));
+                    rebooted = true;
+                    self.reboot(n);
+                    let lmu = self.nodes[n as usize].lmu.as_mut()?;
+                    self.out.clear();
+                    lmu.handle(instant(now), *input, &mut self.out);
+                }
+                Err(e) => {
+                    hil.failure.get_or_insert(e);
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Postcard bytes of a value (floats by their bits).
+fn bits<T: serde::Serialize + ?Sized>(x: &T) -> Vec<u8> {
+    postcard::to_stdvec(x).expect("in-memory postcard encoding cannot fail")
+}
+
+/// The parts of two LMUs' outputs that differ, bit for bit.
+fn differing_parts(
+    a: &Outputs,
+    a_poll: Option<SimTime>,
+    b: &Outputs,
+    b_poll: Option<SimTime>,
+) -> Vec<&'static str> {
+    let differ = [
+        ("frames", bits(&a.frames) != bits(&b.frames)),
+        ("contactor", bits(&a.contactor) != bits(&b.contactor)),
+        ("setpoint", bits(&a.setpoint) != bits(&b.setpoint)),
+        ("report", bits(&a.report) != bits(&b.report)),
+        ("events", bits(&a.events) != bits(&b.events)),
+        ("overflowed", a.overflowed != b.overflowed),
+        ("poll_at", a_poll != b_poll),
+    ];
+    differ
+        .into_iter()
+        .filter_map(|(name, d)| d.then_some(name))
+        .collect()
+}
+
+/// `hil_resets.csv`: the board resets after which the LMU was booted
+/// again, one row each.
+pub fn resets_csv(resets: &[(SimTime, u32)]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = "writing CSV to memory cannot fail";
+    w.write_record(["t_s", "lmu"]).expect(io);
+    for (t, n) in resets {
+        w.write_record([format!("{:.6}", t.as_secs_f64()), n.to_string()])
+            .expect(io);
+    }
+    w.into_inner().expect(io)
+}
+
+/// `hil_divergences.csv`: one row per divergent step, with the input and
+/// both outputs in postcard hex (decode them with the LMU crate's types:
+/// `WireInput`, and `(Outputs, Option<u64>)` with the next timer in ns).
+fn divergences_csv(ds: &[Divergence]) -> Vec<u8> {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = "writing CSV to memory cannot fail";
+    w.write_record(["t_s", "lmu", "seq", "parts", "input", "shadow", "board"])
+        .expect(io);
+    for d in ds {
+        w.write_record([
+            format!("{:.6}", d.at.as_secs_f64()),
+            d.node.to_string(),
+            d.seq.to_string(),
+            d.parts.join(" "),
+            hex(&d.input),
+            hex(&d.shadow),
+            hex(&d.board),
+        ])
+        .expect(io);
+    }
+    w.into_inner().expect(io)
 }
 
 #[cfg(test)]

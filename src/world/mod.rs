@@ -199,6 +199,21 @@ impl World {
         self.lmus.as_ref()
     }
 
+    /// Hands LMU `n` to a board in the loop (see [`lmu::LmuHost::attach`]).
+    /// Before the run starts.
+    pub fn attach_board(
+        &mut self,
+        n: u32,
+        board: crate::hil::Board,
+        on_reset: crate::hil::OnReset,
+    ) -> Result<(), WorldError> {
+        let host = self.lmus.as_mut().ok_or_else(|| {
+            WorldError::HilSetup("the scenario has no mesh, so no LMUs for a board to run".into())
+        })?;
+        host.attach(n, board, on_reset)
+            .map_err(WorldError::HilSetup)
+    }
+
     /// Keeps every event message the gateway publishes from now on, for
     /// [`World::published`].
     pub fn keep_published(&mut self) {
@@ -583,6 +598,12 @@ impl Handler for World {
                 self.mesh_send(root, lmu, frame, Some(id), cx)
             }
         };
+        let result = result.and_then(|()| {
+            match self.lmus.as_mut().and_then(lmu::LmuHost::take_hil_failure) {
+                Some(e) => Err(WorldError::Hil(e)),
+                None => Ok(()),
+            }
+        });
         if let Err(e) = result {
             self.failure.get_or_insert(e);
             cx.halt();
@@ -603,6 +624,12 @@ pub enum WorldError {
     /// An edge adapter beside the run (the live MQTT bridge) failed.
     #[error("{0}")]
     Edge(String),
+    /// A board in the loop failed (the cause is in the message).
+    #[error("board in the loop: {0}")]
+    Hil(crate::hil::HilError),
+    /// A board could not be given its LMU (e.g. no such LMU).
+    #[error("{0}")]
+    HilSetup(String),
     /// A power flow failed during the run.
     #[error("grid at t = {at}: {source}")]
     Grid {
@@ -621,7 +648,7 @@ impl WorldError {
     /// Whether the scenario (or a file it names) is at fault rather than
     /// the run.
     pub fn is_input_error(&self) -> bool {
-        matches!(self, WorldError::GridBuild(_))
+        matches!(self, WorldError::GridBuild(_) | WorldError::HilSetup(_))
     }
 }
 
@@ -1009,6 +1036,23 @@ pub fn run_driven<O: Observer<World>>(
         summary.set_u64("lmu.isolations", s.isolations);
         summary.set_u64("lmu.isolations_downstream", s.isolations_downstream);
     }
+    let mut hil_timing = None;
+    if let Some(h) = &mut world.lmus
+        && let Some(r) = h.hil_finish()
+    {
+        let r = r.map_err(WorldError::Hil)?;
+        summary.set_u64("hil.boards", r.boards);
+        summary.set_u64("hil.steps", r.steps);
+        summary.set_u64("hil.divergences", r.divergences);
+        summary.set_u64("hil.retries", r.retries);
+        summary.set_u64("hil.resyncs", r.resyncs);
+        summary.set_u64("hil.board_resyncs", r.board_resyncs);
+        summary.set_u64("hil.resets", r.resets);
+        summary.set_u64("hil.reinits", r.reinits.len() as u64);
+        files.push(("hil_divergences.csv".to_string(), r.divergences_csv));
+        files.push(("hil_resets.csv".to_string(), lmu::resets_csv(&r.reinits)));
+        hil_timing = Some(crate::metrics::HilTiming::from_rtts(&r.rtts_s, wall_s));
+    }
     if let Some(g) = world.gateway {
         files.push(("commands.csv".to_string(), g.commands_csv()));
         series.push(g.finish(&mut summary));
@@ -1033,6 +1077,7 @@ pub fn run_driven<O: Observer<World>>(
                 0.0
             },
             threads,
+            hil: hil_timing,
         },
         series,
         files,

@@ -228,7 +228,7 @@ fn hil_qemu_board_steps_bit_for_bit_like_the_lmu_in_process() {
 }
 
 /// QEMU and the image, or a skip (a failure under `CI=true`).
-fn image() -> Option<PathBuf> {
+pub fn image() -> Option<PathBuf> {
     if gridtwin::hil::qemu::binary().is_none() {
         skip("qemu-system-arm not found (apt-get install qemu-system-arm)");
         return None;
@@ -276,7 +276,7 @@ fn hil_qemu_board_session_over_a_socket_and_a_serial_port() {
         assert_eq!(s.steps as usize, inputs().len(), "{uart:?}");
         assert_eq!((s.retries, s.resets), (0, 0), "{uart:?}");
         assert_eq!(s.rtts_s.len(), inputs().len());
-        let wire = board.shutdown().expect("bye");
+        let wire = board.shutdown().expect("bye").expect("the goodbye arrives");
         assert_eq!(wire.crc + wire.framing + wire.decode + wire.overflow, 0);
         assert_eq!(
             q.wait(Duration::from_secs(10)),

@@ -13,6 +13,7 @@ mod grid_pandapower;
 mod grid_pf;
 mod grid_series;
 mod hil_qemu;
+mod hil_run;
 mod ledger;
 mod loader_props;
 mod mesh_phy;

@@ -28,8 +28,9 @@
 //! and the next zero byte resynchronises the link.
 //!
 //! # Build id
-//! [`BUILD_ID`] is set by `build.rs`: `GRIDTWIN_BUILD_ID` if given, else the
-//! first 32 bits of the git commit built.
+//! [`BUILD_ID`] is the LMU crate's: a hash of its sources, computed when it
+//! is built, so the host (which links the same crate) accepts a board only
+//! when both were built from the same LMU source.
 #![no_std]
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
@@ -56,7 +57,7 @@ use gridtwin_lmu::{Instant, Lmu, Outputs};
 /// The LMU crate, for board crates that need its types.
 pub use gridtwin_lmu as lmu;
 
-include!(concat!(env!("OUT_DIR"), "/build_id.rs"));
+pub use gridtwin_lmu::hil::BUILD_ID;
 
 /// Largest chunk the loops read from a link at once [bytes].
 pub const READ_CHUNK: usize = 64;
