@@ -94,7 +94,10 @@ fn over_qemu(c: &mut Criterion) {
         );
         return;
     }
-    for (group, uart) in [("hil/qemu_socket", Uart::Socket), ("hil/qemu_pty", Uart::Pty)] {
+    for (group, uart) in [
+        ("hil/qemu_socket", Uart::Socket),
+        ("hil/qemu_pty", Uart::Pty),
+    ] {
         let (_qemu, link) = Qemu::start(&image, uart).expect("QEMU starts");
         let mut board = Board::connect(link, Duration::from_secs(5), 0).expect("hello");
         board.configure(config(), KEYS).expect("configured");

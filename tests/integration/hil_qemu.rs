@@ -24,6 +24,9 @@ use gridtwin_lmu::node::{Command as LmuCommand, Config, Input, Lmu, Outputs};
 
 use crate::at;
 
+/// The firmware's stack budget [bytes] (hardware/README.md).
+const STACK_BUDGET: usize = 32 * 1024;
+
 /// How long any one answer may take (QEMU answers in milliseconds).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -284,5 +287,16 @@ fn hil_qemu_board_session_over_a_socket_and_a_serial_port() {
             "{uart:?}: {}",
             q.output()
         );
+        // The firmware's stack, after every kind of input: within its
+        // budget of 32 KiB (static RAM is 12 KiB of the 64 KiB budget).
+        let out = q.output();
+        let used: usize = out
+            .lines()
+            .find_map(|l| l.strip_prefix("stack high-water mark: "))
+            .and_then(|r| r.strip_suffix(" bytes"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no stack figure in {out:?}"));
+        assert!(used > 0 && used <= STACK_BUDGET, "{used} bytes of stack");
+        eprintln!("{uart:?}: stack high-water mark {used} bytes");
     }
 }

@@ -4,7 +4,8 @@
 //! UART0 carries the HIL wire protocol (see `gridtwin_lmu::hil`); the
 //! session and its loop are `gridtwin_board`'s. On the host's `Shutdown`
 //! the firmware answers `Bye` and exits QEMU with success through
-//! semihosting; a panic exits it with failure. Nothing else is ever
+//! semihosting, after printing the stack's high-water mark on QEMU's
+//! stdout; a panic exits it with failure. Nothing else is ever
 //! written to UART0, and semihosting output (QEMU's stdout) is kept off
 //! the link.
 //!
@@ -13,10 +14,11 @@
 #![no_std]
 #![no_main]
 
+mod stack;
 mod uart;
 
 use cortex_m_rt::{entry, exception};
-use cortex_m_semihosting::debug;
+use cortex_m_semihosting::{debug, hprintln};
 use gridtwin_board::{BUILD_ID, Session};
 use panic_semihosting as _;
 
@@ -29,6 +31,8 @@ fn main() -> ! {
     };
     let mut link = uart::Uart0::init();
     gridtwin_board::run(session, &mut link);
+    // On QEMU's stdout (never the link), for the budget in the README.
+    hprintln!("stack high-water mark: {} bytes", stack::high_water());
     debug::exit(debug::EXIT_SUCCESS);
     #[allow(clippy::empty_loop)]
     loop {}
