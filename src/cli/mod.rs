@@ -117,10 +117,10 @@ pub struct HilArgs {
     #[command(flatten)]
     pub scenario: ScenarioArg,
     /// A board: serial:PATH[@BAUD] (default 1000000 baud), tcp:HOST:PORT,
-    /// unix:PATH, qemu (an emulated board per LMU, its UART on a socket)
-    /// or qemu:pty (on a pseudo-terminal, through the serial port code as
-    /// a real board). One per --lmu, in the same order, or one qemu for
-    /// all.
+    /// unix:PATH, qemu (an emulated board per LMU, its UART on a Unix
+    /// socket), qemu:pty (on a pseudo-terminal, through the serial port
+    /// code as a real board) or qemu:tcp (on a TCP socket). One per --lmu,
+    /// in the same order, or one qemu spec for all.
     #[arg(long, value_name = "SPEC", required = true)]
     pub board: Vec<crate::hil::BoardSpec>,
     /// An LMU (mesh node index, as in lmus.csv) to run on a board

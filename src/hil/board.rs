@@ -275,7 +275,11 @@ impl Board {
 
     /// Sends `msg` and waits for the answer `awaited` accepts, sending it
     /// again after each timeout, up to the retry limit. Other messages are
-    /// dropped, but a hello while awaiting anything else is a reset.
+    /// dropped. A hello while awaiting anything else is a reset, except
+    /// during a configuration: a board that announces itself late (a pty
+    /// holds its boot hello until the host opens it) or reboots then has
+    /// no state to lose, so the configuration is sent again, within the
+    /// retry limit.
     fn request(
         &mut self,
         what: &str,
@@ -289,7 +293,8 @@ impl Board {
             )))
         })?;
         let is_hello = matches!(msg, HostMsg::Hello { .. });
-        for attempt in 0..=self.retries {
+        let is_configure = matches!(msg, HostMsg::Configure { .. });
+        'attempts: for attempt in 0..=self.retries {
             if attempt > 0 {
                 self.stats.retries += 1;
             }
@@ -305,6 +310,7 @@ impl Board {
                     self.stats.resyncs += dropped(after) - dropped(before);
                     match got {
                         Some(m) if awaited(&m) => return Ok(m),
+                        Some(BoardMsg::Hello { .. }) if is_configure => continue 'attempts,
                         Some(BoardMsg::Hello { .. }) if !is_hello => {
                             self.stats.resets += 1;
                             self.pending.clear();
@@ -506,7 +512,7 @@ mod tests {
         );
 
         let (link, _) = fake(vec![], vec![]);
-        let mut b = Board::connect(link, Duration::from_millis(1), 0).unwrap();
+        let mut b = Board::connect(link, Duration::from_millis(1), 1).unwrap();
         let keys = Keys {
             mesh: [1; 32],
             gateway: [2; 32],
@@ -519,5 +525,11 @@ mod tests {
         let e = b.step(0, WireInput::Timer).unwrap_err();
         assert!(matches!(e, HilError::Reset { .. }), "{e}");
         assert_eq!(b.stats().resets, 1);
+        // A hello during a configuration is a late boot hello, or a
+        // reboot that lost nothing: the configuration is sent again.
+        b.pending.extend(&hello[..n]);
+        b.configure(Config::new(4), keys).unwrap();
+        assert_eq!((b.stats().resets, b.stats().retries), (1, 1));
+        b.step(0, WireInput::Timer).unwrap();
     }
 }

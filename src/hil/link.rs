@@ -121,9 +121,10 @@ pub enum BoardSpec {
     Tcp(String),
     /// `unix:PATH`: a Unix socket (QEMU's socket chardev).
     Unix(PathBuf),
-    /// `qemu` (its UART on a Unix socket) or `qemu:pty` (on a
-    /// pseudo-terminal, opened as a serial port, as real boards are): the
-    /// emulated board, started and stopped by gridtwin.
+    /// `qemu` (its UART on a Unix socket), `qemu:pty` (on a
+    /// pseudo-terminal, opened as a serial port, as real boards are) or
+    /// `qemu:tcp` (on a TCP socket, as a board behind a serial server):
+    /// the emulated board, started and stopped by gridtwin.
     Qemu(super::qemu::Uart),
 }
 
@@ -134,10 +135,11 @@ impl std::str::FromStr for BoardSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<BoardSpec, String> {
-        let help = "write serial:PATH[@BAUD], tcp:HOST:PORT, unix:PATH, qemu or qemu:pty";
+        let help = "write serial:PATH[@BAUD], tcp:HOST:PORT, unix:PATH, qemu, qemu:pty or qemu:tcp";
         match s {
             "qemu" => return Ok(BoardSpec::Qemu(super::qemu::Uart::Socket)),
             "qemu:pty" => return Ok(BoardSpec::Qemu(super::qemu::Uart::Pty)),
+            "qemu:tcp" => return Ok(BoardSpec::Qemu(super::qemu::Uart::Tcp)),
             _ => {}
         }
         let (kind, rest) = s.split_once(':').ok_or_else(|| format!("`{s}`: {help}"))?;
@@ -210,6 +212,10 @@ mod tests {
         assert_eq!(
             "qemu:pty".parse(),
             Ok(BoardSpec::Qemu(crate::hil::qemu::Uart::Pty))
+        );
+        assert_eq!(
+            "qemu:tcp".parse(),
+            Ok(BoardSpec::Qemu(crate::hil::qemu::Uart::Tcp))
         );
         assert_eq!(
             "serial:/dev/ttyACM0".parse(),

@@ -33,6 +33,9 @@ pub enum Uart {
     Socket,
     /// A pseudo-terminal, opened as a serial port.
     Pty,
+    /// A TCP socket on 127.0.0.1 that QEMU serves, on a free port: the
+    /// path of a board behind a serial-to-TCP server.
+    Tcp,
 }
 
 /// `qemu-system-arm` on the `PATH` (or in `/usr/bin`).
@@ -69,6 +72,14 @@ impl Qemu {
         }
         let dir = tempfile::tempdir()?;
         let sock = dir.path().join("hil.sock");
+        // A free port: the system's pick for a listener, closed at once
+        // for QEMU to take.
+        let port = match uart {
+            Uart::Tcp => std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port(),
+            _ => 0,
+        };
         let mut cmd = Command::new(qemu);
         cmd.args(["-M", "mps2-an386", "-cpu", "cortex-m4", "-display", "none"])
             .args(["-monitor", "none", "-icount", "shift=auto"])
@@ -85,6 +96,13 @@ impl Qemu {
             Uart::Pty => {
                 cmd.args(["-serial", "pty"]);
             }
+            Uart::Tcp => {
+                cmd.arg("-chardev")
+                    .arg(format!(
+                        "socket,id=hil,host=127.0.0.1,port={port},server=on,wait=on,nodelay=on"
+                    ))
+                    .args(["-serial", "chardev:hil"]);
+            }
         }
         let child = cmd
             .arg("-kernel")
@@ -98,11 +116,19 @@ impl Qemu {
         // firmware prints through semihosting; kept in `qemu.out`.
         let pty = q.follow_stdout()?;
         let link: Box<dyn super::Link> = match uart {
-            Uart::Socket => {
+            Uart::Socket | Uart::Tcp => {
                 let deadline = Instant::now() + START_TIMEOUT;
                 loop {
-                    if let Ok(s) = UnixStream::connect(&sock) {
-                        break Box::new(s);
+                    let link: Option<Box<dyn super::Link>> = match uart {
+                        Uart::Tcp => super::BoardSpec::Tcp(format!("127.0.0.1:{port}"))
+                            .open()
+                            .ok(),
+                        _ => UnixStream::connect(&sock)
+                            .ok()
+                            .map(|s| Box::new(s) as Box<dyn super::Link>),
+                    };
+                    if let Some(link) = link {
+                        break link;
                     }
                     if let Ok(Some(status)) = q.child.try_wait() {
                         return Err(io::Error::other(format!(

@@ -191,6 +191,7 @@ fn spec_name(spec: &BoardSpec) -> String {
         BoardSpec::Unix(p) => format!("unix:{}", p.display()),
         BoardSpec::Qemu(super::qemu::Uart::Socket) => "qemu".into(),
         BoardSpec::Qemu(super::qemu::Uart::Pty) => "qemu:pty".into(),
+        BoardSpec::Qemu(super::qemu::Uart::Tcp) => "qemu:tcp".into(),
     }
 }
 

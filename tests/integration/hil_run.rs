@@ -68,7 +68,7 @@ fn inputs(lmus_csv: &str, n: u32) -> u64 {
 
 /// Acceptance: two LMUs on two emulated boards (a Unix-socket UART each),
 /// then one on a board reached through its pseudo-terminal as a serial
-/// port. `hil.steps` equals the inputs the pure run fed those LMUs,
+/// port, then one over TCP. `hil.steps` equals the inputs the pure run fed those LMUs,
 /// nothing diverges, nothing is retried or dropped, and every file but
 /// the HIL report and the wall-clock timing is byte-identical to the pure
 /// run's: the fault is isolated exactly as in the pure simulation.
@@ -84,7 +84,11 @@ fn hil_run_on_emulated_boards_is_the_pure_simulation_bit_for_bit() {
     let pure_summary = read(&pure, "summary.json");
     assert!(pure_summary.contains("\"flisr.minimal_share\": 1.0"));
 
-    for (board, lmus) in [("qemu", &[41u32, 42][..]), ("qemu:pty", &[41][..])] {
+    for (board, lmus) in [
+        ("qemu", &[41u32, 42][..]),
+        ("qemu:pty", &[41][..]),
+        ("qemu:tcp", &[42][..]),
+    ] {
         let dir = tmp.path().join(board.replace(':', "_"));
         let mut args = vec!["hil", SCENARIO, "--board", board, "--out"];
         args.push(dir.to_str().unwrap());
