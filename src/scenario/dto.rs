@@ -142,6 +142,7 @@ pub enum TraceFile {
 /// | `profile_step` | duration between profile evaluations | `"1min"` |
 /// | `pv` | PV systems, see [`PvFile`] | `[]` |
 /// | `rooftop_pv` | rooftop PV on a share of the customers, see [`RooftopPvFile`] | none |
+/// | `districts` | a town of copies of the feeder under one source, see [`DistrictsFile`] | none (the feeder alone) |
 /// | `switches` | lines that act as switches, see [`SwitchFile`] | `[]` |
 /// | `switching` | scheduled switching actions, see [`SwitchingFile`] | `[]` |
 /// | `solver.tol_pu` | convergence tolerance [pu] | `1e-10` |
@@ -180,6 +181,53 @@ pub struct GridFile {
     /// [`RecloserSettings`]); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protection: Option<RecloserSettings>,
+    /// A town of copies of the feeder (an OpenDSS feeder only); absent:
+    /// the feeder alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub districts: Option<DistrictsFile>,
+}
+
+/// A town of `count` districts, each a copy of the feeder, renamed
+/// `dNNN_<name>` (so bus `f2p34` of district 7 is `d007_f2p34`), placed
+/// row by row on a square grid `spacing_m` apart, every district's
+/// transformer on the one source bus, the source `count` times as strong
+/// (a stiff MV busbar: each district sees the source it had alone).
+/// District *k* gives its loads the load shapes of the loads *k* places
+/// further on in the feeder (cyclically), so districts do not peak in
+/// step.
+///
+/// ```ron
+/// districts: (count: 100, spacing_m: 1500.0),
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistrictsFile {
+    /// How many districts, 1 to 10 000.
+    pub count: u32,
+    /// Districts per row; default ⌈√count⌉.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<u32>,
+    /// Distance between neighbouring districts [m].
+    #[serde(default = "district_spacing")]
+    pub spacing_m: f64,
+}
+
+fn district_spacing() -> f64 {
+    2000.0
+}
+
+impl DistrictsFile {
+    /// The layout it asks for.
+    pub fn layout(&self) -> crate::grid::dss::districts::Layout {
+        crate::grid::dss::districts::Layout {
+            count: self.count,
+            columns: self
+                .columns
+                .unwrap_or_else(|| (f64::from(self.count)).sqrt().ceil() as u32)
+                .max(1),
+            spacing_m: self.spacing_m,
+        }
+    }
 }
 
 fn one_minute() -> SimDuration {

@@ -309,6 +309,37 @@ fn check_grid(g: &GridFile) -> Result<(), Invalid> {
         }
         check_pv_output(&p, r.kw, r.kva, &r.profile, &r.control)?;
     }
+    if let Some(d) = &g.districts {
+        let p = at(&root, &["districts"]);
+        if !(1..=10_000).contains(&d.count) {
+            return Err(bad(
+                at(&p, &["count"]),
+                format!("count {} must lie in 1 to 10 000", d.count),
+                None,
+            ));
+        }
+        if d.columns == Some(0) {
+            return Err(bad(
+                at(&p, &["columns"]),
+                "columns must be at least 1".into(),
+                Some("or leave it out for a square town"),
+            ));
+        }
+        if !(d.spacing_m.is_finite() && d.spacing_m > 0.0) {
+            return Err(bad(
+                at(&p, &["spacing_m"]),
+                format!("spacing_m {} must be a positive distance", d.spacing_m),
+                Some("e.g. 2000.0: beyond radio range, districts keep their meshes apart"),
+            ));
+        }
+        if !matches!(g.feeder, FeederFile::Dss(_)) {
+            return Err(bad(
+                p,
+                "districts copy an OpenDSS feeder; this feeder is synthetic".into(),
+                Some("use feeder: Dss(\"Master.dss\"), or drop districts"),
+            ));
+        }
+    }
     for (i, s) in g.switching.iter().enumerate() {
         if !g.switches.iter().any(|w| w.line == s.line) {
             let mut p = root.clone();

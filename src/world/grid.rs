@@ -167,7 +167,11 @@ fn feeder(
     match &g.feeder {
         FeederFile::Dss(p) => {
             let full = scenario.resolve_path(p);
-            let c = DssCircuit::load(&full).map_err(|e| GridBuildError::Feeder(e.to_string()))?;
+            let mut c =
+                DssCircuit::load(&full).map_err(|e| GridBuildError::Feeder(e.to_string()))?;
+            if let Some(d) = &g.districts {
+                c = c.districts(d.layout());
+            }
             let net = Network::from_dss(&c)
                 .map_err(|e| GridBuildError::Feeder(format!("{}: {e}", full.display())))?;
             Ok((net, Some(c)))

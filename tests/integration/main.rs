@@ -7,6 +7,7 @@ mod cli;
 mod flisr;
 mod gateway;
 mod golden;
+mod grid_districts;
 mod grid_dss;
 mod grid_fault;
 mod grid_pandapower;

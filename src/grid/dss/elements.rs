@@ -214,6 +214,23 @@ pub struct VsourceDef {
     z_explicit: Option<(Complex64, Complex64)>,
 }
 
+impl VsourceDef {
+    /// The same source `k` times as strong: short-circuit levels times
+    /// `k`, impedances divided by `k` (as `k` such sources in parallel).
+    pub fn strengthened(&self, k: f64) -> VsourceDef {
+        let level = |l: Level| match l {
+            Level::Mva(x) => Level::Mva(x * k),
+            Level::Amps(x) => Level::Amps(x * k),
+        };
+        VsourceDef {
+            sc3: level(self.sc3),
+            sc1: level(self.sc1),
+            z_explicit: self.z_explicit.map(|(z1, z0)| (z1 / k, z0 / k)),
+            ..self.clone()
+        }
+    }
+}
+
 impl Default for VsourceDef {
     fn default() -> Self {
         // OpenDSS's defaults.

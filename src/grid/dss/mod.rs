@@ -18,6 +18,7 @@
 //! Units are converted on import: impedances to Ω/m ([`LineCodeDef`]), line
 //! lengths to m, voltages to V, powers to W and var.
 
+pub mod districts;
 mod elements;
 pub mod lex;
 
