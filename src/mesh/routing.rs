@@ -51,6 +51,12 @@
 //!   that hears it forgets every rank of the old one and joins afresh, and
 //!   a DIO of an old version is no parent candidate (RFC 6550 global
 //!   repair), so no ghost of the old tree survives the root's return.
+//! - **Several roots** (one coordinator per gateway) make several DODAGs
+//!   of one RPL instance: a DIO names its DODAG, each DODAG has its own
+//!   version, and a node joins whichever DODAG its best parent belongs to
+//!   (MRHOF over every DODAG heard; RFC 6550 lets a node move between the
+//!   DODAGs of an instance). Upward data goes to [`ANY_ROOT`] and is
+//!   delivered at the first root it reaches.
 
 use std::collections::BTreeMap;
 
@@ -80,6 +86,12 @@ pub const PARENT_SWITCH_THRESHOLD: f64 = 1.5;
 pub const MAX_LINK_ETX: f64 = 4.0;
 /// Hop limit of a packet.
 pub const HOP_LIMIT: u8 = 64;
+/// The destination of upward data: whichever root the packet reaches
+/// (the root of its source's DODAG, as the tree stands on the way).
+pub const ANY_ROOT: u32 = u32::MAX - 1;
+/// Most roots (DODAGs) a mesh may have: the DODAG's number travels in 14
+/// bits of a DIO.
+pub const MAX_ROOTS: usize = 1 << 14;
 /// EWMA weight of a new ETX sample.
 pub const ETX_ALPHA: f64 = 0.2;
 
@@ -169,30 +181,32 @@ pub const RANK_HOLD_DOWN: SimDuration = SimDuration::from_nanos(60_000_000_000);
 /// acknowledgement to clear a table entry).
 const DIO_TAG: u64 = 1 << 63;
 
-/// A DIO's content as carried in its tag: the DODAG version in bits
-/// 32–47, the rank in milli-ETX in bits 0–31 (`u32::MAX` for infinite).
-fn dio_tag(rank: f64, version: u16) -> u64 {
+/// A DIO's content as carried in its tag: the DODAG (the root's number
+/// among the roots) in bits 48–61, its version in bits 32–47, the rank in
+/// milli-ETX in bits 0–31 (`u32::MAX` for infinite).
+fn dio_tag(rank: f64, dodag: u16, version: u16) -> u64 {
     let r = if rank.is_finite() {
         (rank * 1000.0).round().min(f64::from(u32::MAX - 1)) as u64
     } else {
         u64::from(u32::MAX)
     };
-    DIO_TAG | (u64::from(version) << 32) | r
+    DIO_TAG | (u64::from(dodag & 0x3fff) << 48) | (u64::from(version) << 32) | r
 }
 
-/// The rank and version of a DIO tag.
-fn dio_content(tag: u64) -> Option<(f64, u16)> {
-    if tag & DIO_TAG == 0 {
+/// The rank, DODAG and version of a DIO tag.
+fn dio_content(tag: u64) -> Option<(f64, u16, u16)> {
+    if tag & DIO_TAG == 0 || tag == DIS_TAG {
         return None;
     }
     let r = (tag & u64::from(u32::MAX)) as u32;
     let version = ((tag >> 32) & 0xffff) as u16;
+    let dodag = ((tag >> 48) & 0x3fff) as u16;
     let rank = if r == u32::MAX {
         f64::INFINITY
     } else {
         f64::from(r) / 1000.0
     };
-    Some((rank, version))
+    Some((rank, dodag, version))
 }
 
 /// Whether DODAG version `a` is newer than `b` (RFC 6550 §7.2 lollipop
@@ -205,6 +219,7 @@ fn newer(a: u16, b: u16) -> bool {
 enum Packet {
     Dio {
         rank: f64,
+        dodag: u16,
         version: u16,
     },
     Dao {
@@ -226,6 +241,8 @@ enum Packet {
 struct Neighbour {
     rank: f64,
     etx: f64,
+    /// The DODAG it advertised.
+    dodag: u16,
 }
 
 #[derive(Clone, Debug)]
@@ -246,13 +263,22 @@ struct Node {
     detached_at: Option<SimTime>,
     /// Its current DIS interval, while detached (doubling).
     dis_i: SimDuration,
-    /// The DODAG version it belongs to (the root's, as last heard).
-    version: u16,
+    /// The DODAG it belongs to (its parent's; a root's own), as the
+    /// root's number.
+    dodag: u16,
+    /// The latest version heard of each DODAG (survives reboots); a root's
+    /// entry for its own DODAG is the version it runs.
+    versions: BTreeMap<u16, u16>,
     /// Times it has been brought up or down (guards its DIS timers).
     boot: u64,
 }
 
 impl Node {
+    /// The version of its DODAG, as it knows it.
+    fn version(&self) -> u16 {
+        self.versions.get(&self.dodag).copied().unwrap_or(0)
+    }
+
     fn fresh() -> Node {
         Node {
             up: true,
@@ -267,7 +293,8 @@ impl Node {
             min_rank: f64::INFINITY,
             detached_at: None,
             dis_i: DIS_INTERVAL,
-            version: 0,
+            dodag: 0,
+            versions: BTreeMap::new(),
             boot: 0,
         }
     }
@@ -313,7 +340,10 @@ pub struct RoutingStats {
 #[derive(Debug)]
 pub struct Mesh {
     radio: Radio,
-    root: u32,
+    /// The roots, in order: a root's index here numbers its DODAG.
+    roots: Vec<u32>,
+    /// Whether each node is a root.
+    root_flags: Vec<bool>,
     cfg: RoutingSettings,
     nodes: Vec<Node>,
     rngs: Vec<Xoshiro256PlusPlus>,
@@ -325,14 +355,29 @@ pub struct Mesh {
 type Out = (Vec<(SimTime, MeshEvent)>, Vec<Delivery>);
 
 impl Mesh {
-    /// A mesh over `radio` rooted at `root` (the coordinator).
-    pub fn new(radio: Radio, root: u32, cfg: RoutingSettings, seed: u64) -> Mesh {
+    /// A mesh over `radio` with these roots (the coordinators; at least
+    /// one, at most [`MAX_ROOTS`], distinct nodes of the radio).
+    pub fn new(radio: Radio, roots: Vec<u32>, cfg: RoutingSettings, seed: u64) -> Mesh {
         let n = radio.len();
+        assert!(
+            !roots.is_empty() && roots.len() <= MAX_ROOTS,
+            "1 to {MAX_ROOTS} roots"
+        );
         let mut nodes: Vec<Node> = (0..n).map(|_| Node::fresh()).collect();
-        nodes[root as usize].rank = 0.0;
+        for (d, &r) in roots.iter().enumerate() {
+            let node = &mut nodes[r as usize];
+            node.rank = 0.0;
+            node.dodag = d as u16;
+            node.versions.insert(d as u16, 0);
+        }
+        let mut root_flags = vec![false; n];
+        for &r in &roots {
+            root_flags[r as usize] = true;
+        }
         Mesh {
             radio,
-            root,
+            roots,
+            root_flags,
             cfg,
             nodes,
             rngs: (0..n)
@@ -374,12 +419,29 @@ impl Mesh {
         self.nodes[n as usize].parent
     }
 
-    /// A node's rank (path ETX to the root; infinite when detached).
+    /// A node's rank (path ETX to its root; infinite when detached).
     pub fn rank(&self, n: u32) -> f64 {
         self.nodes[n as usize].rank
     }
 
-    /// Whether following parents from `n` reaches the root through nodes
+    /// Whether `n` is a root.
+    pub fn is_root(&self, n: u32) -> bool {
+        self.root_flags.get(n as usize).copied().unwrap_or(false)
+    }
+
+    /// The roots.
+    pub fn roots(&self) -> &[u32] {
+        &self.roots
+    }
+
+    /// The root of the DODAG `n` belongs to, while it is attached (a root:
+    /// itself).
+    pub fn root_of(&self, n: u32) -> Option<u32> {
+        let node = &self.nodes[n as usize];
+        (node.rank.is_finite()).then(|| self.roots[node.dodag as usize])
+    }
+
+    /// Whether following parents from `n` reaches a root through nodes
     /// that are all up, without a loop.
     pub fn has_route(&self, n: u32) -> bool {
         let mut x = n;
@@ -387,7 +449,7 @@ impl Mesh {
             if !self.nodes[x as usize].up {
                 return false;
             }
-            if x == self.root {
+            if self.is_root(x) {
                 return true;
             }
             match self.nodes[x as usize].parent {
@@ -403,23 +465,26 @@ impl Mesh {
     pub fn set_up(&mut self, now: SimTime, n: u32, up: bool) -> Vec<(SimTime, MeshEvent)> {
         self.radio.set_up(n, up);
         let generation = self.nodes[n as usize].generation + 1;
-        // The DODAG version survives a reboot (non-volatile); a root that
+        // DODAG versions survive a reboot (non-volatile); a root that
         // comes up starts a new one, so that no node keeps a rank from the
         // old tree (RFC 6550 global repair).
-        let mut version = self.nodes[n as usize].version;
+        let mut versions = std::mem::take(&mut self.nodes[n as usize].versions);
+        let dodag = self.roots.iter().position(|&r| r == n);
         let boot = self.nodes[n as usize].boot + 1;
-        if up && n == self.root {
-            version = version.wrapping_add(1);
+        if let (true, Some(d)) = (up, dodag) {
+            let v = versions.entry(d as u16).or_insert(0);
+            *v = v.wrapping_add(1);
         }
         self.nodes[n as usize] = Node::fresh();
         self.nodes[n as usize].generation = generation;
         self.nodes[n as usize].up = up;
-        self.nodes[n as usize].version = version;
+        self.nodes[n as usize].versions = versions;
         self.nodes[n as usize].boot = boot;
         let mut ev = Vec::new();
         if up {
-            if n == self.root {
+            if let Some(d) = dodag {
                 self.nodes[n as usize].rank = 0.0;
+                self.nodes[n as usize].dodag = d as u16;
             } else {
                 // A node that boots solicits DIOs at once (within a second,
                 // jittered), rather than waiting for its neighbours' Trickle
@@ -571,9 +636,9 @@ impl Mesh {
                 // A detached node does not advertise (it poisoned once when
                 // it detached).
                 if s.up && s.generation == generation && s.trickle_c < k && s.rank.is_finite() {
-                    let (rank, version) = (s.rank, s.version);
+                    let tag = dio_tag(s.rank, s.dodag, s.version());
                     self.stats.dio += 1;
-                    self.broadcast(now, node, dio_tag(rank, version), &mut ev);
+                    self.broadcast(now, node, tag, &mut ev);
                 }
             }
             MeshEvent::TrickleEnd { node, generation } => {
@@ -586,7 +651,7 @@ impl Mesh {
             }
             MeshEvent::Dis { node, boot } => {
                 let s = &self.nodes[node as usize];
-                if s.up && s.boot == boot && s.rank.is_infinite() && node != self.root {
+                if s.up && s.boot == boot && s.rank.is_infinite() && !self.is_root(node) {
                     self.send_dis(now, node, &mut ev);
                 }
             }
@@ -672,7 +737,11 @@ impl Mesh {
                     return;
                 }
                 let p = match dio_content(frame.tag) {
-                    Some((rank, version)) => Packet::Dio { rank, version },
+                    Some((rank, dodag, version)) => Packet::Dio {
+                        rank,
+                        dodag,
+                        version,
+                    },
                     None => match self.packets.get(&frame.tag) {
                         Some(p) => p.clone(),
                         None => return,
@@ -699,7 +768,7 @@ impl Mesh {
                         self.nodes[at as usize]
                             .down
                             .insert(target, (frame.src, expiry));
-                        if at != self.root {
+                        if !self.is_root(at) {
                             self.send_dao(now, at, target, hops + 1, ev);
                         }
                     }
@@ -780,19 +849,27 @@ impl Mesh {
         // capped at FAIL_ETX.
         let psr = phy::psr(phy::lin(rssi_dbm - profile_noise), 160.0);
         let etx0 = (1.0 / psr.max(1.0 / FAIL_ETX)).min(FAIL_ETX);
-        if let &Packet::Dio { version, .. } = p {
-            if newer(version, node.version) {
-                // A new DODAG version (the root rebooted): every rank heard
-                // so far belongs to the old one, and so does this node's.
-                node.version = version;
-                node.parent = None;
-                node.rank = f64::INFINITY;
-                node.min_rank = f64::INFINITY;
-                node.detached_at = None;
-                for other in node.neighbours.values_mut() {
-                    other.rank = f64::INFINITY;
+        if let &Packet::Dio { dodag, version, .. } = p {
+            let known = node.versions.get(&dodag).copied();
+            if known.is_none_or(|k| newer(version, k)) {
+                node.versions.insert(dodag, version);
+            }
+            if known.is_some_and(|k| newer(version, k)) {
+                // A new version of that DODAG (its root rebooted): every
+                // rank heard in it so far belongs to the old one, and so
+                // does this node's, if it belongs to it.
+                if node.dodag == dodag && node.rank > 0.0 {
+                    node.parent = None;
+                    node.rank = f64::INFINITY;
+                    node.min_rank = f64::INFINITY;
+                    node.detached_at = None;
                 }
-            } else if newer(node.version, version) {
+                for other in node.neighbours.values_mut() {
+                    if other.dodag == dodag {
+                        other.rank = f64::INFINITY;
+                    }
+                }
+            } else if known.is_some_and(|k| newer(k, version)) {
                 // An old version: not a parent candidate; tell it at once.
                 node.neighbours
                     .entry(from)
@@ -807,16 +884,21 @@ impl Mesh {
         let nb = node.neighbours.entry(from).or_insert(Neighbour {
             rank: f64::INFINITY,
             etx: etx0,
+            dodag: 0,
         });
-        if let Packet::Dio { rank, .. } = p {
+        if let &Packet::Dio { rank, dodag, .. } = p {
             nb.etx = (1.0 - DIO_ETX_WEIGHT) * nb.etx + DIO_ETX_WEIGHT * etx0;
-            // Only an unchanged finite rank is consistent (Trickle's c).
-            let consistent = rank.is_finite() && nb.rank == *rank;
-            nb.rank = *rank;
+            // Only an unchanged finite rank, in this node's own DODAG, is
+            // consistent (Trickle's c): another DODAG's adverts must not
+            // quiet this one's.
+            let consistent =
+                rank.is_finite() && nb.rank == rank && nb.dodag == dodag && dodag == node.dodag;
+            nb.rank = rank;
+            nb.dodag = dodag;
             if consistent {
                 node.trickle_c += 1;
             }
-            if at != self.root {
+            if !self.is_root(at) {
                 self.select_parent(now, at, ev);
             }
         }
@@ -824,7 +906,7 @@ impl Mesh {
 
     /// MRHOF parent selection with hysteresis.
     fn select_parent(&mut self, now: SimTime, n: u32, ev: &mut Vec<(SimTime, MeshEvent)>) {
-        if n == self.root {
+        if self.is_root(n) {
             return;
         }
         let node = &self.nodes[n as usize];
@@ -835,12 +917,12 @@ impl Mesh {
             .iter()
             .filter(|(_, nb)| usable(nb))
             .min_by(|a, b| cost(a.1).total_cmp(&cost(b.1)).then(a.0.cmp(b.0)))
-            .map(|(id, nb)| (*id, cost(nb)));
+            .map(|(id, nb)| (*id, cost(nb), nb.dodag));
         let current = node.parent.and_then(|p| {
             node.neighbours
                 .get(&p)
                 .filter(|nb| usable(nb))
-                .map(|nb| (p, cost(nb)))
+                .map(|nb| (p, cost(nb), nb.dodag))
         });
         let choice = match (current, best) {
             (Some(cur), Some(b)) if b.1 + PARENT_SWITCH_THRESHOLD < cur.1 => Some(b),
@@ -852,14 +934,15 @@ impl Mesh {
             Some(t) if now.saturating_since(t) >= RANK_HOLD_DOWN => f64::INFINITY,
             _ => node.min_rank + MAX_RANK_INCREASE,
         };
-        let choice = choice.filter(|&(_, c)| c <= bound);
+        let choice = choice.filter(|&(_, c, _)| c <= bound);
         let old_rank = node.rank;
         let old_parent = node.parent;
         let node = &mut self.nodes[n as usize];
         match choice {
-            Some((p, c)) => {
+            Some((p, c, dodag)) => {
                 node.parent = Some(p);
                 node.rank = c;
+                node.dodag = dodag;
                 node.min_rank = if node.detached_at.is_some() && bound.is_infinite() {
                     c
                 } else {
@@ -882,8 +965,9 @@ impl Mesh {
             // solicit DIOs until a parent is found.
             self.send_dis(now, n, ev);
             self.stats.dio += 1;
-            let version = self.nodes[n as usize].version;
-            self.broadcast(now, n, dio_tag(f64::INFINITY, version), ev);
+            let node = &self.nodes[n as usize];
+            let tag = dio_tag(f64::INFINITY, node.dodag, node.version());
+            self.broadcast(now, n, tag, ev);
         }
         if new_parent != old_parent {
             self.stats.parent_changes += 1;
@@ -932,11 +1016,11 @@ impl Mesh {
         else {
             return;
         };
-        if at == dst {
+        if at == dst || (dst == ANY_ROOT && self.is_root(at)) {
             del.push(Delivery {
                 at: now,
                 src,
-                dst,
+                dst: at,
                 tag,
                 hops,
             });
@@ -947,12 +1031,19 @@ impl Mesh {
             return;
         }
         let node = &self.nodes[at as usize];
+        // Upward data may go straight to the node's own root when that is
+        // a good neighbour, as to any destination.
+        let target = if dst == ANY_ROOT {
+            self.roots[node.dodag as usize]
+        } else {
+            dst
+        };
         let direct = node
             .neighbours
-            .get(&dst)
+            .get(&target)
             .is_some_and(|nb| nb.etx <= P2P_DIRECT_ETX);
         let (next, upward) = match node.down.get(&dst) {
-            _ if direct => (Some(dst), false),
+            _ if direct => (Some(target), false),
             Some(&(child, expiry)) if expiry >= now => (Some(child), false),
             _ => (node.parent, true),
         };
@@ -1038,7 +1129,7 @@ mod tests {
 
     fn mesh(seed: u64) -> Mesh {
         let radio = Radio::new(RadioConfig::default(), line_and_branch(), seed);
-        Mesh::new(radio, 0, RoutingSettings::default(), seed)
+        Mesh::new(radio, vec![0], RoutingSettings::default(), seed)
     }
 
     fn run_until(sim: &mut Simulation<Ev>, d: &mut Driver, t_s: u64) {
@@ -1144,6 +1235,67 @@ mod tests {
         assert!(healed <= 60, "{healed} s");
     }
 
+    /// Two coordinators at the ends of a line of ten nodes 300 m apart:
+    /// each node joins the nearer root's DODAG, upward data goes to
+    /// whichever root its tree leads to, and when one root fails its
+    /// DODAG's nodes move to the other; when it returns with a new
+    /// version, its neighbourhood joins it again.
+    #[test]
+    fn two_roots_make_two_dodags_that_take_over_from_each_other() {
+        let pos: Vec<Position> = (0..10)
+            .map(|i| Position::new(i as f64 * 300.0, 0.0, 8.0))
+            .collect();
+        let radio = Radio::new(RadioConfig::default(), pos, 9);
+        let mut d = Driver {
+            mesh: Mesh::new(radio, vec![0, 9], RoutingSettings::default(), 9),
+            delivered: Vec::new(),
+        };
+        let mut sim = Simulation::new();
+        for (t, e) in d.mesh.start(SimTime::ZERO) {
+            sim.schedule_at(t, Ev::Mesh(e)).unwrap();
+        }
+        run_until(&mut sim, &mut d, 120);
+        for n in 1..9 {
+            let want = if n <= 4 { 0 } else { 9 };
+            assert_eq!(d.mesh.root_of(n), Some(want), "node {n}");
+        }
+        sim.schedule_at(
+            SimTime::from_nanos(121_000_000_000),
+            Ev::Send(2, ANY_ROOT, 1),
+        )
+        .unwrap();
+        sim.schedule_at(
+            SimTime::from_nanos(122_000_000_000),
+            Ev::Send(7, ANY_ROOT, 2),
+        )
+        .unwrap();
+        run_until(&mut sim, &mut d, 125);
+        let at = |tag| d.delivered.iter().find(|x| x.tag == tag).map(|x| x.dst);
+        assert_eq!((at(1), at(2)), (Some(0), Some(9)));
+
+        // Root 9 fails: its DODAG's nodes join root 0's within a minute.
+        for (t, e) in d
+            .mesh
+            .set_up(SimTime::from_nanos(130_000_000_000), 9, false)
+        {
+            sim.schedule_at(t, Ev::Mesh(e)).unwrap();
+        }
+        run_until(&mut sim, &mut d, 190);
+        for n in 1..9 {
+            assert_eq!(d.mesh.root_of(n), Some(0), "node {n} after root 9 failed");
+        }
+        // It returns with a new version of its DODAG: its neighbour moves
+        // back once the link's ETX, raised by the failures, has recovered
+        // through the root's DIOs (a one-hop path to a root beats a
+        // four-hop one by more than the switching threshold).
+        for (t, e) in d.mesh.set_up(SimTime::from_nanos(200_000_000_000), 9, true) {
+            sim.schedule_at(t, Ev::Mesh(e)).unwrap();
+        }
+        run_until(&mut sim, &mut d, 800);
+        assert_eq!(d.mesh.root_of(8), Some(9));
+        assert!((1..9).all(|n| d.mesh.has_route(n)));
+    }
+
     /// Two LMUs 60 m apart, both children of the coordinator 400 m away:
     /// a frame between them takes the one-hop shortcut, not the two hops
     /// through their common parent.
@@ -1156,7 +1308,7 @@ mod tests {
         ];
         let radio = Radio::new(RadioConfig::default(), pos, 5);
         let mut d = Driver {
-            mesh: Mesh::new(radio, 0, RoutingSettings::default(), 5),
+            mesh: Mesh::new(radio, vec![0], RoutingSettings::default(), 5),
             delivered: Vec::new(),
         };
         let mut sim = Simulation::new();

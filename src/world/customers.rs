@@ -36,7 +36,7 @@ pub fn csv(
     let tree = RadialTree::of(net);
     let mut lmu_at: Vec<Option<u32>> = vec![None; net.buses.len()];
     if let Some(h) = lmus {
-        for n in 1..h.len() as u32 {
+        for n in h.first()..h.len() as u32 {
             if let Some(p) = h.place(n) {
                 lmu_at[p.bus] = Some(n);
             }

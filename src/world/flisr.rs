@@ -64,7 +64,7 @@ pub fn outcomes(
     let n_buses = net.buses.len();
     // The LMU at each bus.
     let mut lmu_at: Vec<Option<u32>> = vec![None; n_buses];
-    for n in 1..host.len() as u32 {
+    for n in host.first()..host.len() as u32 {
         if let Some(p) = host.place(n) {
             lmu_at[p.bus] = Some(n);
         }

@@ -201,7 +201,8 @@ pub struct GatewayApp {
     site: String,
     id: String,
     events_topic: String,
-    lmus: u32,
+    /// The LMUs' nodes.
+    lmus: std::ops::Range<u32>,
     end: SimTime,
     uart_up: Uart,
     uart_down: Uart,
@@ -261,12 +262,12 @@ pub const SERIES_COLUMNS: &[&str] = &[
 ];
 
 impl GatewayApp {
-    /// Builds the gateway for `lmus` mesh nodes (the coordinator
-    /// included), reporting every `interval`.
+    /// Builds the gateway for the LMUs of these mesh nodes, reporting
+    /// every `interval`.
     pub fn build(
         scenario: &Scenario,
         g: &GatewayFile,
-        lmus: u32,
+        lmus: std::ops::Range<u32>,
         interval: SimDuration,
     ) -> Result<GatewayApp, super::grid::GridBuildError> {
         let end = SimTime::ZERO.saturating_add(scenario.duration);
@@ -330,7 +331,7 @@ impl GatewayApp {
         );
         let mut operator = Vec::new();
         for (i, cmd) in c.commands.iter().enumerate() {
-            if cmd.lmu >= lmus {
+            if !lmus.contains(&cmd.lmu) {
                 return Err(super::grid::GridBuildError::Scenario(Box::new(
                     scenario.error_at(
                         &[
@@ -341,8 +342,9 @@ impl GatewayApp {
                             crate::scenario::locate::Seg::Field("lmu".into()),
                         ],
                         format!(
-                            "the mesh has LMUs 1 to {}, not LMU {}",
-                            lmus.saturating_sub(1),
+                            "the mesh has LMUs {} to {}, not LMU {}",
+                            lmus.start,
+                            lmus.end.saturating_sub(1),
                             cmd.lmu
                         ),
                         None,
@@ -374,13 +376,13 @@ impl GatewayApp {
             site: g.site.clone(),
             id: g.id.clone(),
             events_topic: schema::events_topic(&g.site, &g.id),
-            lmus,
+            lmus: lmus.clone(),
             end,
             uart_up: Uart::new(uart),
             uart_down: Uart::new(uart),
             openers: BTreeMap::new(),
             sealer: Security::new(GATEWAY, KEYS, 0, &[]),
-            aggregator: Aggregator::new(1..lmus, interval, deadline),
+            aggregator: Aggregator::new(lmus.clone(), interval, deadline),
             client,
             up: Pipe {
                 link: Cellular::new(profile, scenario.seed, 0),
@@ -746,8 +748,8 @@ impl GatewayApp {
 
     fn command_in(&mut self, now: SimTime, p: &rumqttc::Publish, step: &mut Step) {
         self.stats.commands_received += 1;
-        let lmu = schema::lmu_of_topic(&self.site, &self.id, &p.topic)
-            .filter(|&l| l >= 1 && l < self.lmus);
+        let lmu =
+            schema::lmu_of_topic(&self.site, &self.id, &p.topic).filter(|l| self.lmus.contains(l));
         let (Some(lmu), Ok(msg)) = (lmu, schema::parse_command(&p.payload)) else {
             self.stats.commands_rejected += 1;
             return;

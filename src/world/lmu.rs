@@ -107,9 +107,9 @@ impl RadialTree {
 }
 
 /// Places an LMU at each bus on a radial network (node *i* at `buses[i]`,
-/// node 0 the coordinator): its feeding branch, its section, and its FLISR
-/// neighbours. `None` buses get no place.
-pub fn place(net: &Network, buses: &[Option<usize>]) -> Vec<Option<Place>> {
+/// nodes below `coordinators` the coordinators): its feeding branch, its
+/// section, and its FLISR neighbours. `None` buses get no place.
+pub fn place(net: &Network, buses: &[Option<usize>], coordinators: u32) -> Vec<Option<Place>> {
     let n = net.buses.len();
     let RadialTree { parent, order } = RadialTree::of(net);
     let mut node_at = vec![None; n];
@@ -118,13 +118,13 @@ pub fn place(net: &Network, buses: &[Option<usize>]) -> Vec<Option<Place>> {
             node_at[*b] = Some(i as u32);
         }
     }
-    // The nearest LMU above each node (the coordinator, node 0, counts as
-    // none: it has no contactor).
+    // The nearest LMU above each node (a coordinator counts as none: it
+    // has no contactor).
     let upstream_of = |b: usize| {
         let mut x = b;
         while let Some((p, _)) = parent[x] {
             if let Some(m) = node_at[p] {
-                return (m != 0).then_some(m);
+                return (m >= coordinators).then_some(m);
             }
             x = p;
         }
@@ -370,6 +370,8 @@ pub struct LmuHost {
     waveform: Vec<bool>,
     /// Boards in the loop, if any.
     hil: Option<Hil>,
+    /// The first LMU's node: nodes below are coordinators, with none.
+    first: u32,
 }
 
 /// Resolution of the LMU's simulated ADC [bits] (the nRF52840's SAADC
@@ -418,9 +420,9 @@ pub fn sampled(v: &[Complex32; 3], i: &[Complex32; 3]) -> Waveform {
 pub const GATEWAY_NODE: u32 = u32::MAX;
 
 impl LmuHost {
-    /// One LMU per node but the coordinator (node 0), each powered off
-    /// until [`LmuHost::power_on`].
-    pub fn new(places: Vec<Option<Place>>, interval: SimDuration) -> LmuHost {
+    /// One LMU per node but the coordinators (nodes below `first`), each
+    /// powered off until [`LmuHost::power_on`].
+    pub fn new(places: Vec<Option<Place>>, interval: SimDuration, first: u32) -> LmuHost {
         let mut host = LmuHost {
             nodes: Vec::new(),
             interval,
@@ -430,6 +432,7 @@ impl LmuHost {
             sensor_faults: Vec::new(),
             waveform: Vec::new(),
             hil: None,
+            first,
         };
         for place in places {
             host.nodes.push(Node {
@@ -482,9 +485,10 @@ impl LmuHost {
     /// Attach before the run starts. Errors if node `n` has no LMU (the
     /// coordinator, or beyond the mesh).
     pub fn attach(&mut self, n: u32, board: Board, on_reset: OnReset) -> Result<(), String> {
-        if n == 0 || n as usize >= self.nodes.len() {
+        if n < self.first || n as usize >= self.nodes.len() {
             return Err(format!(
-                "there is no LMU {n}: LMUs are nodes 1 to {} (node 0 is the coordinator)",
+                "there is no LMU {n}: LMUs are nodes {} to {} (below are coordinators)",
+                self.first,
                 self.nodes.len().saturating_sub(1)
             ));
         }
@@ -623,7 +627,12 @@ impl LmuHost {
         &self.marks
     }
 
-    /// Node count, the coordinator included.
+    /// The first LMU's node (the coordinators come before).
+    pub fn first(&self) -> u32 {
+        self.first
+    }
+
+    /// Node count, the coordinators included.
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -646,7 +655,7 @@ impl LmuHost {
     /// When each LMU first powers on: at a jittered instant within one
     /// report interval, from its own stream, so that reports spread out.
     pub fn start(&self, seed: u64) -> Vec<(SimTime, u32)> {
-        (1..self.nodes.len() as u32)
+        (self.first..self.nodes.len() as u32)
             .map(|n| {
                 let mut rng = stream(seed, "lmu", u64::from(n), "report-phase");
                 let at = rng.random_range(0..self.interval.as_nanos().max(1));
@@ -657,7 +666,8 @@ impl LmuHost {
 
     /// Node `n` powers on for the first time (boot epoch 0).
     pub fn power_on(&mut self, n: u32) {
-        if n == 0 || n as usize >= self.nodes.len() || self.nodes[n as usize].lmu.is_some() {
+        if n < self.first || n as usize >= self.nodes.len() || self.nodes[n as usize].lmu.is_some()
+        {
             return;
         }
         self.boot(n, 0);
@@ -672,7 +682,7 @@ impl LmuHost {
 
     /// The node reboots with the next boot epoch (its counters restart).
     pub fn reboot(&mut self, n: u32) {
-        if n == 0 || n as usize >= self.nodes.len() {
+        if n < self.first || n as usize >= self.nodes.len() {
             return;
         }
         self.boot(n, self.nodes[n as usize].epoch + 1);
@@ -712,7 +722,7 @@ impl LmuHost {
     pub fn measure(&mut self, now: SimTime, net: &Network, sol: &Solution) -> Vec<(u32, Effects)> {
         let flows = branch_flows(net, &sol.v);
         let mut out = Vec::new();
-        for n in 1..self.nodes.len() as u32 {
+        for n in self.first..self.nodes.len() as u32 {
             let Some(place) = &self.nodes[n as usize].place else {
                 continue;
             };

@@ -12,7 +12,7 @@ use crate::mesh::propagation::{
     F_2G4_HZ, Fading, Friis, LogDistance, PathLoss, Position, Shadowing, TwoRayExact, TwoRayGround,
 };
 use crate::mesh::radio::{MacSettings, Radio, RadioConfig};
-use crate::mesh::routing::{Delivery, Mesh, MeshEvent, RoutingSettings};
+use crate::mesh::routing::{ANY_ROOT, Delivery, Mesh, MeshEvent, RoutingSettings};
 use crate::metrics::Summary;
 use crate::scenario::Scenario;
 use crate::scenario::dto::{FadingFile, FaultFile, MeshFile, MeshNodesFile, PropagationFile};
@@ -55,7 +55,8 @@ pub enum MeshFault {
 pub struct MeshApp {
     faults: Vec<(SimTime, Option<SimTime>, MeshFault)>,
     mesh: Mesh,
-    root: u32,
+    /// The coordinators: nodes 0 to `coordinators - 1`, each a root.
+    coordinators: u32,
     /// The grid bus of each node, when the nodes sit on the grid.
     buses: Vec<Option<usize>>,
     interval: SimDuration,
@@ -68,8 +69,9 @@ pub struct MeshApp {
     latencies_s: Vec<(SimTime, u32, f64)>,
 }
 
-/// Node positions, the coordinator first, and the grid bus of each.
-type Placement = (Vec<Position>, Vec<Option<usize>>);
+/// Node positions, the coordinators first, the grid bus of each, and how
+/// many coordinators.
+type Placement = (Vec<Position>, Vec<Option<usize>>, u32);
 
 fn positions(m: &MeshFile, grid: Option<&Network>) -> Result<Placement, GridBuildError> {
     let h = m.pole_height_m;
@@ -79,6 +81,7 @@ fn positions(m: &MeshFile, grid: Option<&Network>) -> Result<Placement, GridBuil
                 .map(|i| Position::new(f64::from(i) * spacing_m, 0.0, h))
                 .collect(),
             vec![None; *count as usize],
+            1,
         )),
         (MeshNodesFile::GridJunctions, Some(net)) => {
             let mut degree = vec![0usize; net.buses.len()];
@@ -86,37 +89,50 @@ fn positions(m: &MeshFile, grid: Option<&Network>) -> Result<Placement, GridBuil
                 degree[b.from] += 1;
                 degree[b.to] += 1;
             }
-            let lv = net
+            // A coordinator at every transformer's LV bus (a town of
+            // districts has one per district), in the feeder's order.
+            let mut lvs: Vec<usize> = net
                 .branches
                 .iter()
-                .find(|b| matches!(b.kind, BranchKind::Transformer { .. }))
+                .filter(|b| matches!(b.kind, BranchKind::Transformer { .. }))
                 .map(|b| b.to)
-                .unwrap_or(net.source.bus);
+                .collect();
+            if lvs.is_empty() {
+                lvs.push(net.source.bus);
+            }
             let at = |b: usize| net.buses[b].xy.map(|(x, y)| Position::new(x, y, h));
-            let coordinator = at(lv)
-                .or_else(|| {
-                    // Without coordinates at the transformer, the nearest bus
-                    // downstream that has them.
-                    net.branches
-                        .iter()
-                        .find(|b| b.from == lv)
-                        .and_then(|b| at(b.to))
-                })
-                .ok_or_else(|| {
-                    GridBuildError::Feeder(
-                        "mesh.nodes = GridJunctions needs bus coordinates (buscoords) in the feeder"
-                            .into(),
-                    )
-                })?;
-            let mut out = vec![coordinator];
-            let mut buses = vec![Some(lv)];
-            for b in (0..net.buses.len()).filter(|&b| b != lv && degree[b] >= 3) {
+            let mut out = Vec::with_capacity(net.buses.len() / 4);
+            let mut buses = Vec::with_capacity(net.buses.len() / 4);
+            for &lv in &lvs {
+                let coordinator = at(lv)
+                    .or_else(|| {
+                        // Without coordinates at the transformer, the nearest
+                        // bus downstream that has them.
+                        net.branches
+                            .iter()
+                            .find(|b| b.from == lv)
+                            .and_then(|b| at(b.to))
+                    })
+                    .ok_or_else(|| {
+                        GridBuildError::Feeder(
+                            "mesh.nodes = GridJunctions needs bus coordinates (buscoords) in the feeder"
+                                .into(),
+                        )
+                    })?;
+                out.push(coordinator);
+                buses.push(Some(lv));
+            }
+            let mut is_lv = vec![false; net.buses.len()];
+            for &lv in &lvs {
+                is_lv[lv] = true;
+            }
+            for b in (0..net.buses.len()).filter(|&b| !is_lv[b] && degree[b] >= 3) {
                 if let Some(p) = at(b) {
                     out.push(p);
                     buses.push(Some(b));
                 }
             }
-            Ok((out, buses))
+            Ok((out, buses, lvs.len() as u32))
         }
         (MeshNodesFile::GridJunctions, None) => Err(GridBuildError::Feeder(
             "mesh.nodes = GridJunctions needs a grid".into(),
@@ -131,7 +147,7 @@ impl MeshApp {
         m: &MeshFile,
         grid: Option<&Network>,
     ) -> Result<MeshApp, GridBuildError> {
-        let (pos, buses) = positions(m, grid)?;
+        let (pos, buses, coordinators) = positions(m, grid)?;
         let profile = RadioProfile {
             tx_dbm: m.tx_dbm,
             sensitivity_dbm: m.sensitivity_dbm,
@@ -241,8 +257,8 @@ impl MeshApp {
         }
         Ok(MeshApp {
             faults,
-            mesh: Mesh::new(radio, 0, routing, scenario.seed),
-            root: 0,
+            mesh: Mesh::new(radio, (0..coordinators).collect(), routing, scenario.seed),
+            coordinators,
             buses,
             interval: m.report_interval,
             next_tag: 0,
@@ -262,9 +278,21 @@ impl MeshApp {
         self.len() == 0
     }
 
-    /// The coordinator's node index.
-    pub fn root(&self) -> u32 {
-        self.root
+    /// How many coordinators: nodes 0 to this − 1 (the LMUs follow).
+    pub fn coordinators(&self) -> u32 {
+        self.coordinators
+    }
+
+    /// Whether node `n` is a coordinator (a root of the mesh).
+    pub fn is_root(&self, n: u32) -> bool {
+        n < self.coordinators
+    }
+
+    /// The coordinator a command for LMU `n` leaves from: the root of the
+    /// DODAG it belongs to (whose DAOs gave that root a route to it), else
+    /// the first.
+    pub fn root_for(&self, n: u32) -> u32 {
+        self.mesh.root_of(n).unwrap_or(0)
     }
 
     /// The grid bus a node sits at, if the nodes sit on the grid.
@@ -362,7 +390,7 @@ impl MeshApp {
         }
         let tag = self.next_tag;
         self.next_tag += 1;
-        if dst == self.root {
+        if dst == ANY_ROOT || self.is_root(dst) {
             self.sent += 1;
         }
         let octets = bytes.len();
@@ -386,13 +414,13 @@ impl MeshApp {
             let Some((t0, dst)) = self.in_transit.get(&d.tag).map(|x| (x.0, x.1)) else {
                 continue;
             };
-            if dst != d.dst {
+            if dst != d.dst && !(dst == ANY_ROOT && self.is_root(d.dst)) {
                 continue;
             }
             let Some((_, _, bytes)) = self.in_transit.remove(&d.tag) else {
                 continue;
             };
-            if d.dst == self.root {
+            if self.is_root(d.dst) {
                 self.latencies_s
                     .push((d.at, d.src, d.at.saturating_since(t0).as_secs_f64()));
             }
@@ -464,7 +492,7 @@ impl MeshApp {
                 .radio()
                 .position(n)
                 .map_or((f64::NAN, f64::NAN), |p| (p.x, p.y));
-            let parent = if n == self.root {
+            let parent = if self.is_root(n) {
                 None
             } else {
                 self.mesh.parent(n)

@@ -344,7 +344,7 @@ impl World {
         let Some(m) = &mut self.mesh else {
             return Ok(());
         };
-        if dst as usize >= m.len() {
+        if dst != crate::mesh::routing::ANY_ROOT && dst as usize >= m.len() {
             return Ok(());
         }
         let (ev, arrivals) = m.send(now, src, dst, bytes);
@@ -364,10 +364,9 @@ impl World {
         arrivals: Vec<mesh::Arrival>,
         cx: &mut Context<'_, Event>,
     ) -> Result<(), WorldError> {
-        let root = self.mesh.as_ref().map_or(0, mesh::MeshApp::root);
         for a in arrivals {
             let command = self.command_tags.remove(&a.tag);
-            if a.dst == root {
+            if self.mesh.as_ref().is_some_and(|m| m.is_root(a.dst)) {
                 if let Some(g) = &mut self.gateway {
                     let step = g.from_mesh(a.at.max(cx.now()), a.bytes);
                     self.gateway_step(step, cx)?;
@@ -428,9 +427,13 @@ impl World {
                 cx.schedule_at(t, Event::Grid(e))?;
             }
         }
-        let root = self.mesh.as_ref().map_or(0, mesh::MeshApp::root);
         for (dst, bytes) in e.frames {
-            let dst = if dst == lmu::GATEWAY_NODE { root } else { dst };
+            // To the gateway: up to whichever coordinator the frame reaches.
+            let dst = if dst == lmu::GATEWAY_NODE {
+                crate::mesh::routing::ANY_ROOT
+            } else {
+                dst
+            };
             self.mesh_send(n, dst, bytes, None, cx)?;
         }
         self.lmu_timer(n, cx)
@@ -594,7 +597,7 @@ impl Handler for World {
                 r
             }
             Event::CommandFrame { lmu, frame, id } => {
-                let root = self.mesh.as_ref().map_or(0, mesh::MeshApp::root);
+                let root = self.mesh.as_ref().map_or(0, |m| m.root_for(lmu));
                 self.mesh_send(root, lmu, frame, Some(id), cx)
             }
         };
@@ -674,10 +677,10 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
     let lmus = mesh.as_ref().map(|m| {
         let buses: Vec<Option<usize>> = (0..m.len() as u32).map(|n| m.bus_of(n)).collect();
         let places = match &setup {
-            Some(s) => lmu::place(&s.net, &buses),
+            Some(s) => lmu::place(&s.net, &buses, m.coordinators()),
             None => vec![None; buses.len()],
         };
-        let mut host = lmu::LmuHost::new(places, m.report_interval());
+        let mut host = lmu::LmuHost::new(places, m.report_interval(), m.coordinators());
         if let Some(mf) = &scenario.mesh {
             host.set_waveform_lmus(&mf.waveform_lmus);
         }
@@ -707,7 +710,7 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         (Some(g), Some(m)) => Some(gateway::GatewayApp::build(
             scenario,
             g,
-            m.len() as u32,
+            m.coordinators()..m.len() as u32,
             m.report_interval(),
         )?),
         _ => None,
@@ -1026,7 +1029,10 @@ pub fn run_driven<O: Observer<World>>(
     }
     if let Some(h) = &world.lmus {
         let s = h.stats();
-        summary.set_u64("lmu.count", h.len().saturating_sub(1) as u64);
+        summary.set_u64(
+            "lmu.count",
+            h.len().saturating_sub(h.first() as usize) as u64,
+        );
         summary.set_u64("lmu.reports", s.reports);
         summary.set_u64("lmu.contactor_operations", s.contactor_ops);
         summary.set_u64("lmu.commands_executed", s.commands_executed);

@@ -119,3 +119,62 @@ fn bad_districts_are_refused_with_their_field() {
     .unwrap_err();
     assert!(e.to_string().contains("OpenDSS"), "{e}");
 }
+
+/// A town of three villages 3 km apart (each is about 1.1 km across), each with its LMUs on its
+/// junctions and a coordinator at its transformer: three DODAGs of one
+/// mesh, one per coordinator, beyond radio range of one another. Every
+/// LMU's tree leads to its own district's coordinator, the reports of
+/// every district reach the gateway (delivered at the coordinator they
+/// climb to), and a fault in the third district is isolated minimally by
+/// its own LMUs, peer to peer, before the breaker recloses.
+#[test]
+fn a_town_mesh_has_a_tree_per_district_and_isolates_a_fault_in_one() {
+    if crate::refdata("ieee_eu_lv").is_none() {
+        // The village's load shapes are the EU LV feeder's.
+        return;
+    }
+    let src = "(duration: \"1h\", seed: 5,
+        grid: (feeder: Dss(\"village/Master.dss\"), loads: ConstantPq,
+               districts: (count: 3, spacing_m: 3000.0), protection: (pickup_a: 300.0)),
+        mesh: (nodes: GridJunctions, propagation: Calibrated, shadowing_sigma_db: 4.0,
+               report_interval: \"5min\", dao_interval: \"60s\"),
+        gateway: (site: \"town\", id: \"gw0\", aggregation: WaitForAll(deadline: \"60s\")),
+        faults: [Short((at: \"40min\", bus: \"d002_f2p34\", kind: \"slg-a\", r_ohm: 0.01))])";
+    let s = Scenario::from_source("t.ron", src, &at("scenarios"), "t").unwrap();
+    let out = world::run(&s, 1, &mut ()).unwrap();
+    let sm = &out.summary;
+    assert_eq!(num(sm, "mesh.nodes"), 3.0 + 3.0 * 39.0);
+    assert_eq!(num(sm, "lmu.count"), 3.0 * 39.0);
+    assert!(num(sm, "mesh.pdr") >= 0.99, "{}", num(sm, "mesh.pdr"));
+    assert!(num(sm, "gateway.reports_received") >= 0.99 * num(sm, "lmu.reports"));
+    assert_eq!(num(sm, "flisr.faults"), 1.0);
+    assert_eq!(num(sm, "flisr.minimal_share"), 1.0);
+    assert!(num(sm, "flisr.isolate_s_max") < 1.0);
+
+    // Each LMU's parents lead to the coordinator of its own district.
+    let csv = out
+        .files
+        .iter()
+        .find(|(n, _)| n == "mesh_nodes.csv")
+        .map(|(_, b)| String::from_utf8(b.clone()).unwrap())
+        .unwrap();
+    let rows: Vec<Vec<String>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let district = |bus: &str| bus[..4].to_string();
+    for r in &rows[3..] {
+        let mut x: usize = r[0].parse().unwrap();
+        for _ in 0..rows.len() {
+            if x < 3 {
+                break;
+            }
+            x = rows[x][4]
+                .parse()
+                .unwrap_or_else(|_| panic!("{} detached", r[0]));
+        }
+        assert!(x < 3, "LMU {} has no route", r[0]);
+        assert_eq!(district(&rows[x][1]), district(&r[1]), "LMU {}", r[0]);
+    }
+}
