@@ -111,7 +111,7 @@ library_benchmark_group!(name = grid, benchmarks = [eu_lv_resolve, eu_lv_day, ra
 fn reception(s: Vec<Radio>) -> u64 {
     let mut received = 0;
     for r in s {
-        received += black_box(workloads::reception(r)).received;
+        received += black_box(workloads::reception(r)).0.received;
     }
     received
 }

@@ -23,7 +23,8 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(2));
     for n in [0, workloads::INTERFERERS] {
-        let stats = workloads::reception_n(workloads::reception_setup(), n);
+        let (stats, got) = workloads::reception_n(workloads::reception_setup(), n);
+        assert!(got, "the receiver gets the frame");
         eprintln!("{n} interferers: {stats:?}");
         g.bench_function(format!("{n}_interferers"), |b| {
             b.iter_batched(

@@ -29,7 +29,7 @@ use gridtwin::mesh::phy::RadioProfile;
 use gridtwin::mesh::propagation::{F_2G4_HZ, Fading, LogDistance, Position, Shadowing};
 use gridtwin::mesh::radio::{
     BROADCAST, DEFAULT_CUTOFF_MARGIN_DB, MacFrame, MacSettings, Radio, RadioConfig, RadioEvent,
-    RadioStats,
+    RadioOutput, RadioStats,
 };
 use gridtwin::metrics::Value;
 use gridtwin::scenario::Scenario;
@@ -261,13 +261,15 @@ fn broadcast(src: u32, payload_octets: usize) -> MacFrame {
 /// from 100 µs on, so the receiver's SINR changes at every start and end;
 /// each change closes a constant-SINR segment, and the frame's end turns
 /// the segments into a packet error rate and one draw. Every event is
-/// handled in time order; returns the channel's counters.
-pub fn reception(radio: Radio) -> RadioStats {
+/// handled in time order; returns the channel's counters and whether the
+/// receiver got the frame.
+pub fn reception(radio: Radio) -> (RadioStats, bool) {
     reception_n(radio, INTERFERERS)
 }
 
 /// [`reception`] with only the first `interferers` of the ring sending.
-pub fn reception_n(mut radio: Radio, interferers: usize) -> RadioStats {
+pub fn reception_n(mut radio: Radio, interferers: usize) -> (RadioStats, bool) {
+    let mut got = false;
     let mut queue: EventQueue<RadioEvent> = EventQueue::new();
     let (ev, _) = radio.transmit_now(SimTime::ZERO, broadcast(1, 100));
     for (t, e) in ev {
@@ -284,7 +286,9 @@ pub fn reception_n(mut radio: Radio, interferers: usize) -> RadioStats {
             (_, Some(_)) => {
                 let (id, e) = queue.pop().expect("peeked");
                 let (ev, out) = radio.handle(id.time(), e);
-                black_box(out);
+                got |= out
+                    .iter()
+                    .any(|o| matches!(o, RadioOutput::Delivered { at: 0, .. }));
                 for (t, e) in ev {
                     queue.schedule(t, e).expect("future");
                 }
@@ -299,7 +303,7 @@ pub fn reception_n(mut radio: Radio, interferers: usize) -> RadioStats {
             queue.schedule(t, e).expect("future");
         }
     }
-    radio.stats()
+    (radio.stats(), got)
 }
 
 // ---------------------------------------------------------------------
