@@ -4,7 +4,7 @@
 //!   houses, 48 PV systems, 39 LMUs on the mesh, the gateway, the BFT
 //!   ledger) with its duration cut to one simulated hour (midnight to
 //!   01:00, before any fault), built and run through `world::run`, the
-//!   library call behind `gridtwin run`. The outputs are built in memory
+//!   call behind `gridtwin run`. The outputs are built in memory
 //!   (summary, CSVs) but not written, and no plots are drawn. Loading and
 //!   validating the scenario file is outside the measurement; building the
 //!   world from it (the feeder files and load profiles included) is in.

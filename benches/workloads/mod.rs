@@ -459,7 +459,7 @@ pub fn flisr_report(n: &mut Lmu, frame: &[u8]) -> Outputs {
 /// Plants, and so 5 transactions each, in the block workload.
 pub const PLANTS: u32 = 200;
 
-/// The genesis state and 1 000 signed transactions (readings, issues,
+/// The genesis state and 1 000 signed transactions (readings, issuances,
 /// transfers, claims). Accounts: 0 the producer; 1..=200 plant meters;
 /// 201..=400 consumers; 401..=600 consumer meters.
 pub fn ledger_txs() -> (State, Vec<Tx>) {
@@ -600,7 +600,7 @@ pub fn default_scenario(duration: &str) -> Scenario {
         .expect("a shorter duration is valid")
 }
 
-/// Builds and runs `scenario` through `world::run`, the library call the
+/// Builds and runs `scenario` through `world::run`, the call the
 /// CLI's `run` makes (outputs are built in memory, not written); returns
 /// the events handled.
 pub fn run_scenario(scenario: &Scenario) -> u64 {
