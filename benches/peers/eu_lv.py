@@ -10,7 +10,9 @@ medians of repetitions, with time.perf_counter, in this one process.
 OpenDSS reads the feeder's own files (a copy of dss/ whose Master.dss has
 its final `solve` removed, so that the import and the first solve are
 timed apart, and the loads kept at constant PQ: vminpu=0.6 vmaxpu=1.4, as
-the reference results do).
+the reference results do). Since gridtwin records nothing while it
+solves, OpenDSS runs without the feeder's 1 810 monitors and its energy
+meter, but for one extra day with them (day_monitored_s).
 
 pandapower has no OpenDSS importer: the feeder is built here from the
 reference data's CSV files (buses.csv, lines.csv, linecodes.csv,
@@ -82,20 +84,34 @@ def opendss(refdata, ref):
     shutil.copytree(src, dss_dir)
     with open(os.path.join(dss_dir, "Master.dss")) as f:
         lines = f.read().splitlines()
-    out = []
-    for line in lines:
-        if line.strip().lower() == "solve":
-            continue
-        out.append(line)
-        if line.strip().lower().startswith("redirect loads.txt"):
-            out.append("batchedit load..* vminpu=0.6 vmaxpu=1.4")
-    master = os.path.join(dss_dir, "Master_nosolve.dss")
-    with open(master, "w") as f:
-        f.write("\n".join(out) + "\n")
 
-    def compile_():
+    def write_master(name, monitors):
+        """Master.dss without its final solve, loads kept constant PQ, and
+        with or without the feeder's 1 810 monitors and its energy meter."""
+        out = []
+        for line in lines:
+            low = line.strip().lower()
+            if low == "solve":
+                continue
+            if not monitors and (low.startswith("redirect monitors.txt")
+                                 or low.startswith("new energymeter")):
+                continue
+            out.append(line)
+            if low.startswith("redirect loads.txt"):
+                out.append("batchedit load..* vminpu=0.6 vmaxpu=1.4")
+        path = os.path.join(dss_dir, name)
+        with open(path, "w") as f:
+            f.write("\n".join(out) + "\n")
+        return path
+
+    # gridtwin records nothing while it solves: every timing below is of
+    # the feeder without its monitors, but for one day with them.
+    master = write_master("Master_lean.dss", monitors=False)
+    master_monitored = write_master("Master_monitored.dss", monitors=True)
+
+    def compile_(path=master):
         dss.Text.Command("clear")
-        dss.Text.Command('compile "%s"' % master)
+        dss.Text.Command('compile "%s"' % path)
 
     # Import (parse and build), then the first snapshot solve (system Y
     # built and factorised, iterations from the initial guess).
@@ -142,6 +158,12 @@ def opendss(refdata, ref):
         dss.Text.Command("set mode=yearly number=1440 stepsize=1m")
         days.append(timed(dss.Solution.Solve)[0])
         assert dss.Solution.Converged()
+    days_monitored = []
+    for _ in range(3):
+        compile_(master_monitored)
+        dss.Text.Command("set mode=yearly number=1440 stepsize=1m")
+        days_monitored.append(timed(dss.Solution.Solve)[0])
+    parse_monitored = timed(lambda: compile_(master_monitored))[0]
     os.chdir(cwd)
     shutil.rmtree(work)
     return {
@@ -150,6 +172,8 @@ def opendss(refdata, ref):
         "snapshot_s": statistics.median(snap),
         "resolve_s": resolve,
         "day_s": statistics.median(days),
+        "day_monitored_s": statistics.median(days_monitored),
+        "parse_monitored_s": parse_monitored,
         "max_dv_v": dv,
         "compared": compared,
     }
