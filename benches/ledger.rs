@@ -19,113 +19,12 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gridtwin::ledger::block::Ledger;
 use gridtwin::ledger::crypto::{Verifier, key_for};
-use gridtwin::ledger::state::{Account, Destination, Metered, Plant, Role, State};
-use gridtwin::ledger::tx::{AccountId, Certs, PlantId, Tx, TxBody};
+use gridtwin::ledger::tx::Tx;
 
-const PLANTS: u32 = 200;
-
-/// Accounts: 0 the producer; 1..=200 plant meters; 201..=400 consumers;
-/// 401..=600 consumer meters.
-fn setup() -> (State, Vec<Tx>) {
-    let key = |a: u32| key_for(7, "account", u64::from(a));
-    let mut accounts = vec![(
-        AccountId(0),
-        Account {
-            role: Role::Producer,
-            key: key(0).verifying_key(),
-        },
-    )];
-    let mut plants = Vec::new();
-    for i in 0..PLANTS {
-        let (meter, consumer, cmeter) = (1 + i, 201 + i, 401 + i);
-        accounts.push((
-            AccountId(meter),
-            Account {
-                role: Role::Meter(Metered::Plant(PlantId(i))),
-                key: key(meter).verifying_key(),
-            },
-        ));
-        accounts.push((
-            AccountId(consumer),
-            Account {
-                role: Role::Consumer,
-                key: key(consumer).verifying_key(),
-            },
-        ));
-        accounts.push((
-            AccountId(cmeter),
-            Account {
-                role: Role::Meter(Metered::Consumer(AccountId(consumer))),
-                key: key(cmeter).verifying_key(),
-            },
-        ));
-        plants.push((
-            PlantId(i),
-            Plant {
-                owner: AccountId(0),
-                meter: AccountId(meter),
-                destination: Destination::LocalMarket,
-            },
-        ));
-    }
-    let genesis = State::genesis(accounts, plants);
-    let mut txs = Vec::new();
-    for i in 0..PLANTS {
-        let (meter, consumer, cmeter) = (1 + i, 201 + i, 401 + i);
-        let certs = Certs {
-            plant: PlantId(i),
-            first: 0,
-            count: 3,
-        };
-        txs.push(Tx::signed(
-            &key(meter),
-            AccountId(meter),
-            0,
-            TxBody::Reading {
-                interval: 0,
-                wh: 5_000,
-            },
-        ));
-        txs.push(Tx::signed(
-            &key(meter),
-            AccountId(meter),
-            1,
-            TxBody::Issue {
-                plant: PlantId(i),
-                interval: 0,
-                kwh: 5,
-            },
-        ));
-        txs.push(Tx::signed(
-            &key(cmeter),
-            AccountId(cmeter),
-            0,
-            TxBody::Reading {
-                interval: 0,
-                wh: 4_000,
-            },
-        ));
-        txs.push(Tx::signed(
-            &key(0),
-            AccountId(0),
-            u64::from(i),
-            TxBody::Transfer {
-                to: AccountId(consumer),
-                certs,
-            },
-        ));
-        txs.push(Tx::signed(
-            &key(consumer),
-            AccountId(consumer),
-            0,
-            TxBody::Claim { certs, interval: 0 },
-        ));
-    }
-    (genesis, txs)
-}
+mod workloads;
 
 fn bench(c: &mut Criterion) {
-    let (genesis, txs) = setup();
+    let (genesis, txs) = workloads::ledger_txs();
     assert_eq!(txs.len(), 1000);
     let keys: Vec<_> = txs
         .iter()

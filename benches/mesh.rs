@@ -14,75 +14,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gridtwin::kernel::{Context, Handler, RunLimits, SimTime, Simulation};
-use gridtwin::mesh::propagation::Position;
-use gridtwin::mesh::radio::{MacFrame, Radio, RadioConfig, RadioEvent};
-use rand::RngExt;
+use gridtwin::mesh::radio::{Radio, RadioConfig};
 
-fn grid(side: usize) -> Vec<Position> {
-    (0..side * side)
-        .map(|i| Position::new((i % side) as f64 * 200.0, (i / side) as f64 * 200.0, 8.0))
-        .collect()
-}
+mod workloads;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Ev {
-    Radio(RadioEvent),
-    Send(u32, u32),
-}
-
-struct Net(Radio, u64);
-
-impl Handler for Net {
-    type Event = Ev;
-    fn handle(&mut self, e: Ev, cx: &mut Context<'_, Ev>) {
-        let now = cx.now();
-        let (ev, out) = match e {
-            Ev::Radio(r) => self.0.handle(now, r),
-            Ev::Send(src, dst) => self.0.send(
-                now,
-                MacFrame {
-                    src,
-                    dst,
-                    payload_octets: 20,
-                    tag: 0,
-                    attempts: 0,
-                    urgent: false,
-                },
-            ),
-        };
-        self.1 += out.len() as u64;
-        for (t, e) in ev {
-            cx.schedule_at(t, Ev::Radio(e)).expect("future");
-        }
-    }
-}
-
-/// One simulated second of one frame per node; returns the outputs.
-fn second_of_traffic(radio: Radio, side: usize) -> u64 {
-    let mut sim = Simulation::new();
-    let mut rng = gridtwin::kernel::rng::stream(1, "bench", 0, "traffic");
-    for i in 0..(side * side) as u32 {
-        let dst = if (i as usize) % side + 1 < side {
-            i + 1
-        } else {
-            i - 1
-        };
-        let at = rng.random_range(0..1_000_000_000u64);
-        sim.schedule_at(SimTime::from_nanos(at), Ev::Send(i, dst))
-            .expect("future");
-    }
-    let mut net = Net(radio, 0);
-    sim.run(
-        &mut net,
-        RunLimits {
-            stop_at: SimTime::from_nanos(2_000_000_000),
-            max_events: None,
-        },
-        &mut (),
-    );
-    net.1
-}
+use workloads::{second_of_traffic, town as grid};
 
 fn mesh(c: &mut Criterion) {
     let mut g = c.benchmark_group("mesh");
