@@ -131,7 +131,32 @@ pub fn per(ber: f64, bits: f64) -> f64 {
 
 /// Packet success rate of `bits` bits at linear SINR `sinr`.
 pub fn psr(sinr: f64, bits: f64) -> f64 {
+    if sinr >= CERTAIN_SINR && bits <= CERTAIN_BITS {
+        return 1.0;
+    }
     1.0 - per(ber(sinr), bits)
+}
+
+/// Longest run of bits [`CERTAIN_SINR`] holds for: eight times the
+/// largest PSDU, with room to spare.
+pub const CERTAIN_BITS: f64 = 8192.0;
+
+/// A linear SINR at or above [`certain_sinr`]`(`[`CERTAIN_BITS`]`)`
+/// (5.482, about 7.4 dB): from it, [`psr`] of up to [`CERTAIN_BITS`] bits
+/// is exactly 1.0 (a constant, to spare the logarithm per call).
+pub const CERTAIN_SINR: f64 = 5.49;
+
+/// The linear SINR from which [`psr`] of `bits` bits is exactly 1.0 in
+/// double precision, so that its 15 exponentials (and the PER's) can be
+/// skipped with the result unchanged, bit for bit.
+///
+/// Every term of [`ber`]'s sum is at most `C(16,k)·e^(−10·sinr)` (as
+/// `1/k − 1 ≤ −1/2` for `k ≥ 2`), so `BER ≤ (8/15/16)·65519·e^(−10·sinr)
+/// < 2184·e^(−10·sinr)`, and the PER is at most `bits·BER` (to a relative
+/// rounding error far below the factor 2 of margin kept here). `1 − x`
+/// rounds to 1.0 for `0 ≤ x ≤ 2^−54`; this asks for `x ≤ 2^−55`.
+pub fn certain_sinr(bits: f64) -> f64 {
+    ((2184.0 * bits.max(1.0)).ln() + 55.0 * std::f64::consts::LN_2) / 10.0
 }
 
 /// The mean PSR over log-normal shadowing of σ `sigma_db` around a mean
@@ -221,10 +246,7 @@ pub struct Segment {
 
 /// The success probability of a frame over its segments.
 pub fn psr_segments(segments: &[Segment]) -> f64 {
-    segments
-        .iter()
-        .map(|s| 1.0 - per(ber(s.sinr), s.bits))
-        .product()
+    segments.iter().map(|s| psr(s.sinr, s.bits)).product()
 }
 
 /// Whether a receiver can lock on a frame at the end of its preamble:
@@ -240,6 +262,26 @@ pub fn preamble_locks(signal_mw: f64, noise_mw: f64, interference_mw: f64) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Above [`certain_sinr`] the full formula gives exactly 1.0 too, for
+    /// every frame length (an ACK to the largest PSDU), on a fine grid of
+    /// SINRs up to 40 dB; just below it, it still may not.
+    #[test]
+    fn the_certain_sinr_shortcut_changes_no_result() {
+        assert!(CERTAIN_SINR >= certain_sinr(CERTAIN_BITS));
+        assert!(CERTAIN_SINR < certain_sinr(CERTAIN_BITS) * 1.01);
+        for bits in [40.0, 160.0, 1016.0, 1064.0, 4096.0] {
+            let s0 = certain_sinr(bits);
+            let mut s = s0;
+            while s < lin(40.0) {
+                assert_eq!(1.0 - per(ber(s), bits), 1.0, "{bits} bits at {s}");
+                s *= 1.0005;
+            }
+            // The margin is a small factor, not decades: at a fifth of
+            // the threshold a frame may still fail.
+            assert!(1.0 - per(ber(s0 / 5.0), bits) < 1.0, "{bits}");
+        }
+    }
 
     #[test]
     fn noise_floor_matches_ns3() {
