@@ -19,15 +19,12 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use gridtwin::hil::Board;
 use gridtwin::hil::qemu::{DEFAULT_IMAGE, Qemu, Uart};
-use gridtwin_lmu::dsp::{PhasorFrame, SAMPLES_PER_CYCLE, Waveform};
-use gridtwin_lmu::frame::Keys;
+use gridtwin_lmu::dsp::PhasorFrame;
 use gridtwin_lmu::hil::WireInput;
 use gridtwin_lmu::{Config, Instant, Lmu, Outputs};
 
-const KEYS: Keys = Keys {
-    mesh: [5; 32],
-    gateway: [6; 32],
-};
+mod workloads;
+use workloads::KEYS;
 
 /// Time between steps [µs]: a cycle (20 ms), as a waveform-fed LMU sees.
 const STEP_US: u64 = 20_000;
@@ -39,23 +36,6 @@ fn config() -> Config {
     c
 }
 
-/// One cycle of a loaded feeder's voltages and currents, with harmonics.
-fn waveform() -> Waveform {
-    let mut w = Waveform {
-        v: [[0.0; SAMPLES_PER_CYCLE]; 3],
-        i: [[0.0; SAMPLES_PER_CYCLE]; 3],
-    };
-    for k in 0..3 {
-        for n in 0..SAMPLES_PER_CYCLE {
-            let th = std::f32::consts::TAU * n as f32 / SAMPLES_PER_CYCLE as f32
-                - k as f32 * std::f32::consts::TAU / 3.0;
-            w.v[k][n] = 325.0 * th.cos() + 15.0 * (5.0 * th).cos();
-            w.i[k][n] = 40.0 * (th - 0.3).cos() + 4.0 * (3.0 * th).cos();
-        }
-    }
-    w
-}
-
 fn inputs() -> [(&'static str, WireInput); 3] {
     [
         ("timer", WireInput::Timer),
@@ -63,7 +43,7 @@ fn inputs() -> [(&'static str, WireInput); 3] {
             "phasors",
             WireInput::Phasors(PhasorFrame::balanced(231.0, 40.0, 20.0)),
         ),
-        ("waveform", WireInput::Waveform(waveform())),
+        ("waveform", WireInput::Waveform(workloads::waveform())),
     ]
 }
 

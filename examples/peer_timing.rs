@@ -25,13 +25,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use gridtwin::grid::dss::DssCircuit;
-use gridtwin::grid::network::Network;
 use gridtwin::grid::powerflow::{Settings, Solver};
 use gridtwin::kernel::rng::stream;
 use gridtwin::kernel::{Context, Handler, RunLimits, SimDuration, SimTime, Simulation};
 use rand_distr::{Distribution, Exp};
 use rand_xoshiro::Xoshiro256PlusPlus;
+
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
@@ -45,83 +46,30 @@ fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
 }
 
 fn eu_lv(master: &Path) {
-    let load = || {
-        let c = DssCircuit::load(master).expect("EU LV imports");
-        let mut net = Network::from_dss(&c).expect("EU LV models");
-        let pq = net
-            .loads
-            .iter()
-            .map(|l| (l.name.clone(), (l.p_w / 1e3, l.q_var / 1e3)))
-            .collect();
-        net.set_constant_pq(&pq).expect("own loads");
-        (c, net)
-    };
-    let parse_s = median((0..5).map(|_| time(load).0).collect());
-    let (c, mut net) = load();
-    let nominal: Vec<(f64, f64)> = net.loads.iter().map(|l| (l.p_w, l.q_var)).collect();
-    let mults: Vec<Vec<f64>> = net
-        .loads
-        .iter()
-        .map(|l| {
-            let def = c.loads.iter().find(|d| d.name == l.name).expect("load");
-            let shape = &c.loadshapes[def.yearly.as_ref().expect("shape")];
-            (1..=1440)
-                .map(|m| shape.at(f64::from(m) * 60.0).expect("point"))
-                .collect()
-        })
-        .collect();
+    let parse_s = median(
+        (0..5)
+            .map(|_| time(|| workloads::eu_lv_load(master)).0)
+            .collect(),
+    );
+    let mut eu = workloads::eu_lv_setup(master);
     let settings = Settings::default();
-    let set_minute = |net: &mut Network, m: usize| {
-        for (i, l) in net.loads.iter_mut().enumerate() {
-            l.p_w = nominal[i].0 * mults[i][m];
-            l.q_var = nominal[i].1 * mults[i][m];
-        }
-    };
     let snapshot_s = median(
         (0..20)
             .map(|_| {
                 time(|| {
-                    let solver = Solver::new(&net).expect("radial");
-                    solver.solve(&net, settings, None).expect("converges")
+                    let solver = Solver::new(&eu.net).expect("radial");
+                    solver.solve(&eu.net, settings, None).expect("converges")
                 })
                 .0
             })
             .collect(),
     );
-    let solver = Solver::new(&net).expect("radial");
-    let mut last = solver.solve(&net, settings, None).expect("converges").v;
-    let resolve_s = median(
-        (0..1440)
-            .map(|m| {
-                time(|| {
-                    set_minute(&mut net, m);
-                    last = solver
-                        .solve(&net, settings, Some(&last))
-                        .expect("converges")
-                        .v;
-                })
-                .0
-            })
-            .collect(),
-    );
-    let day_s = median(
-        (0..5)
-            .map(|_| {
-                time(|| {
-                    let mut v = solver.solve(&net, settings, None).expect("converges").v;
-                    for m in 0..1440 {
-                        set_minute(&mut net, m);
-                        v = solver.solve(&net, settings, Some(&v)).expect("converges").v;
-                    }
-                    v
-                })
-                .0
-            })
-            .collect(),
-    );
+    let resolve_s = median((0..1440).map(|m| time(|| eu.resolve(m)).0).collect());
+    let day_s = median((0..5).map(|_| time(|| eu.day(1440)).0).collect());
     // Minute 566 (09:26) is index 565.
-    set_minute(&mut net, 565);
-    let v = solver.solve(&net, settings, None).expect("converges").v;
+    eu.set_minute(565);
+    let net = &eu.net;
+    let v = eu.solver.solve(net, settings, None).expect("converges").v;
     let volts: Vec<String> = net
         .buses
         .iter()

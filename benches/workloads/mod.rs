@@ -125,8 +125,9 @@ pub struct EuLv {
     pub last: Vec<[num_complex::Complex64; 3]>,
 }
 
-/// Loads the EU LV feeder from `master` and solves it once at nominal.
-pub fn eu_lv_setup(master: &Path) -> EuLv {
+/// Imports the EU LV feeder from `master`, its loads at pure constant PQ
+/// (the IEEE definition).
+pub fn eu_lv_load(master: &Path) -> (DssCircuit, Network) {
     let c = DssCircuit::load(master).expect("EU LV imports");
     let mut net = Network::from_dss(&c).expect("EU LV models");
     let pq = net
@@ -135,6 +136,12 @@ pub fn eu_lv_setup(master: &Path) -> EuLv {
         .map(|l| (l.name.clone(), (l.p_w / 1e3, l.q_var / 1e3)))
         .collect();
     net.set_constant_pq(&pq).expect("own loads");
+    (c, net)
+}
+
+/// Loads the EU LV feeder from `master` and solves it once at nominal.
+pub fn eu_lv_setup(master: &Path) -> EuLv {
+    let (c, net) = eu_lv_load(master);
     let nominal: Vec<(f64, f64)> = net.loads.iter().map(|l| (l.p_w, l.q_var)).collect();
     let mults: Vec<Vec<f64>> = net
         .loads
