@@ -37,6 +37,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::Map;
+
 use super::{Destination, Role, State, Status, TxError};
 use crate::ledger::market::{Order, Tariffs, clear};
 use crate::ledger::tx::{AccountId, Certs, MAX_PREFERENCES, PlantId, TxBody};
@@ -101,17 +103,17 @@ pub struct DrEvent {
 /// The contracts' part of the state.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Book {
-    pub(super) balances: BTreeMap<AccountId, u64>,
+    pub(super) balances: Map<AccountId, u64>,
     /// Money at genesis [µ-currency].
     pub(super) supply: u64,
     pub(super) tariffs: Tariffs,
-    preferences: BTreeMap<AccountId, Vec<PlantId>>,
+    preferences: Map<AccountId, Vec<PlantId>>,
     /// Per interval: each buyer's (kWh, limit price).
-    bids: BTreeMap<u32, BTreeMap<AccountId, (u64, u64)>>,
+    bids: Map<u32, Map<AccountId, (u64, u64)>>,
     /// Per interval: each seller's (plant, kWh, limit price).
-    asks: BTreeMap<u32, BTreeMap<AccountId, (PlantId, u64, u64)>>,
-    settled: BTreeMap<u32, Settlement>,
-    totals: BTreeMap<AccountId, Totals>,
+    asks: Map<u32, Map<AccountId, (PlantId, u64, u64)>>,
+    settled: Map<u32, Settlement>,
+    totals: Map<AccountId, Totals>,
     events: Vec<DrEvent>,
 }
 
@@ -121,7 +123,7 @@ impl Book {
         let escrow: u64 = self
             .bids
             .values()
-            .flat_map(BTreeMap::values)
+            .flat_map(|m| m.values())
             .map(|&(kwh, price)| kwh * price)
             .sum();
         self.balances.values().sum::<u64>() + escrow
@@ -161,7 +163,7 @@ impl State {
     }
 
     /// Every settled interval, in order.
-    pub fn settlements(&self) -> &BTreeMap<u32, Settlement> {
+    pub fn settlements(&self) -> &Map<u32, Settlement> {
         &self.contracts.settled
     }
 
@@ -298,7 +300,7 @@ impl State {
                         max: MAX_PREFERENCES,
                     });
                 }
-                if let Some(p) = plants.iter().find(|p| !self.plants.contains_key(p)) {
+                if let Some(p) = plants.iter().find(|p| !self.plants.contains_key(*p)) {
                     return Err(TxError::UnknownPlant(*p));
                 }
             }
