@@ -481,27 +481,14 @@ pub fn ledger_txs() -> (State, Vec<Tx>) {
     let mut plants = Vec::new();
     for i in 0..PLANTS {
         let (meter, consumer, cmeter) = (1 + i, 201 + i, 401 + i);
-        accounts.push((
-            AccountId(meter),
-            Account {
-                role: Role::Meter(Metered::Plant(PlantId(i))),
-                key: key(meter).verifying_key(),
-            },
-        ));
-        accounts.push((
-            AccountId(consumer),
-            Account {
-                role: Role::Consumer,
-                key: key(consumer).verifying_key(),
-            },
-        ));
-        accounts.push((
-            AccountId(cmeter),
-            Account {
-                role: Role::Meter(Metered::Consumer(AccountId(consumer))),
-                key: key(cmeter).verifying_key(),
-            },
-        ));
+        for (id, role) in [
+            (meter, Role::Meter(Metered::Plant(PlantId(i)))),
+            (consumer, Role::Consumer),
+            (cmeter, Role::Meter(Metered::Consumer(AccountId(consumer)))),
+        ] {
+            let key = key(id).verifying_key();
+            accounts.push((AccountId(id), Account { role, key }));
+        }
         plants.push((
             PlantId(i),
             Plant {

@@ -16,13 +16,8 @@ pub trait Link: Send {
 }
 
 /// A read that timed out is no error here: it read nothing.
-fn timed(r: io::Result<usize>) -> io::Result<usize> {
+fn nothing_on_timeout(r: io::Result<usize>) -> io::Result<usize> {
     match r {
-        Ok(0) => Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the board closed the link",
-        )),
-        Ok(n) => Ok(n),
         Err(e)
             if matches!(
                 e.kind(),
@@ -31,7 +26,19 @@ fn timed(r: io::Result<usize>) -> io::Result<usize> {
         {
             Ok(0)
         }
-        Err(e) => Err(e),
+        r => r,
+    }
+}
+
+/// A socket read: 0 bytes is the board closing the link; a timeout reads
+/// nothing.
+fn timed(r: io::Result<usize>) -> io::Result<usize> {
+    match r {
+        Ok(0) => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the board closed the link",
+        )),
+        r => nothing_on_timeout(r),
     }
 }
 
@@ -91,19 +98,8 @@ impl Link for Serial {
         self.0
             .set_timeout(at_least_a_microsecond(timeout))
             .map_err(io::Error::other)?;
-        match self.0.read(buf) {
-            // A serial port reads 0 bytes at its timeout, not at an end.
-            Ok(n) => Ok(n),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                ) =>
-            {
-                Ok(0)
-            }
-            Err(e) => Err(e),
-        }
+        // A serial port reads 0 bytes at its timeout, not at an end.
+        nothing_on_timeout(self.0.read(buf))
     }
 }
 
