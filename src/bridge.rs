@@ -335,11 +335,10 @@ impl LiveDriver {
             self.invalid += 1;
             return Ok(false);
         };
-        let lmus = world.lmus().map_or(0, |h| h.len() as u32);
-        if lmu == 0 || lmu >= lmus {
+        let Some(gw) = world.gateway().and_then(|g| g.home_of(lmu)) else {
             self.invalid += 1;
             return Ok(false);
-        }
+        };
         let id = msg.id.clone().unwrap_or_else(|| {
             self.next_id += 1;
             format!("b{}", self.next_id)
@@ -347,7 +346,7 @@ impl LiveDriver {
         let action: Action = msg.action;
         sim.schedule_at(
             sim.now(),
-            Event::Gateway(GatewayEvent::External { lmu, action, id }),
+            Event::Gateway(gw, GatewayEvent::External { lmu, action, id }),
         )?;
         Ok(true)
     }
@@ -365,8 +364,14 @@ impl Driver for LiveDriver {
                     .into(),
             ));
         };
-        let (site, gw) = g.names();
-        let filter = schema::command_filter(site, gw);
+        // One gateway: its commands; several (a town's districts): every
+        // gateway's of the site.
+        let (site, gw) = g.app(0).names();
+        let filter = if g.len() == 1 {
+            schema::command_filter(site, gw)
+        } else {
+            schema::command_filter(site, "+")
+        };
         let client_id = format!("gridtwin-{site}-{gw}");
         world.keep_published();
         match Link::open(&url, &client_id, &filter) {
@@ -437,15 +442,23 @@ impl Driver for LiveDriver {
             }
         }
         let broker = link.broker.clone();
-        let (site, gw) = match world.gateway() {
-            Some(g) => {
-                let (s, g) = g.names();
-                (s.to_string(), g.to_string())
-            }
-            None => return Ok(()),
+        let Some(gateways) = world.gateway() else {
+            return Ok(());
         };
-        for (topic, payload) in incoming {
-            let Some(lmu) = schema::lmu_of_topic(&site, &gw, &topic) else {
+        // (command topic, LMU) pairs: the LMU a topic names, through the
+        // gateway of its district only.
+        let named: Vec<Option<u32>> = incoming
+            .iter()
+            .map(|(topic, _)| {
+                gateways.apps().iter().enumerate().find_map(|(i, g)| {
+                    let (site, gw) = g.names();
+                    schema::lmu_of_topic(site, gw, topic)
+                        .filter(|&l| gateways.home_of(l) == Some(i as u32))
+                })
+            })
+            .collect();
+        for ((_, payload), lmu) in incoming.into_iter().zip(named) {
+            let Some(lmu) = lmu else {
                 self.invalid += 1;
                 continue;
             };

@@ -122,12 +122,25 @@ pub struct Downlink {
 /// What a gateway step asks of the world.
 #[derive(Debug, Default)]
 pub struct Step {
-    /// Events to schedule.
-    pub events: Vec<(SimTime, GatewayEvent)>,
+    /// Events to schedule, each for a gateway (by index; the cloud's
+    /// commands go to the gateway of the LMU they name).
+    pub events: Vec<(SimTime, u32, GatewayEvent)>,
     /// Command frames for the mesh.
     pub downlink: Vec<Downlink>,
     /// Event messages published, as the bridge sends them: (topic, JSON).
     pub published: Vec<(String, Vec<u8>)>,
+}
+
+/// What one gateway's step asks of the world, before its events are
+/// routed to their gateways.
+#[derive(Debug, Default)]
+struct AppStep {
+    /// Events to schedule.
+    events: Vec<(SimTime, GatewayEvent)>,
+    /// Command frames for the mesh.
+    downlink: Vec<Downlink>,
+    /// Event messages published, as the bridge sends them: (topic, JSON).
+    published: Vec<(String, Vec<u8>)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,14 +208,16 @@ pub struct GatewayStats {
     pub outages: u64,
 }
 
-/// The gateway and the cloud.
+/// One gateway: the coordinator's UART, the aggregator of its district's
+/// LMUs, the MQTT client over its own 3G/4G link, and its session at the
+/// cloud's broker. The cloud's store is shared ([`Gateways`]).
 #[derive(Debug)]
 pub struct GatewayApp {
     site: String,
     id: String,
     events_topic: String,
-    /// The LMUs' nodes.
-    lmus: std::ops::Range<u32>,
+    /// The LMUs of its district (mesh nodes).
+    lmus: std::collections::BTreeSet<u32>,
     end: SimTime,
     uart_up: Uart,
     uart_down: Uart,
@@ -212,8 +227,8 @@ pub struct GatewayApp {
     client: Client,
     up: Pipe,
     down: Pipe,
+    /// This gateway's session at the cloud's broker.
     broker: Broker,
-    cloud: Cloud,
     /// The client's connection number (taken at each CONNECT).
     conn: u64,
     /// The connection the broker serves, if any.
@@ -228,7 +243,9 @@ pub struct GatewayApp {
     client_timer: Option<SimTime>,
     broker_timer: Option<SimTime>,
     outages: Vec<(SimTime, Option<SimTime>, OutageKind)>,
-    operator: Vec<(SimTime, u32, Action)>,
+    /// The operator's scheduled commands for its LMUs: (index in the
+    /// scenario's list, when, LMU, what).
+    operator: Vec<(usize, SimTime, u32, Action)>,
     stats: GatewayStats,
     records_published: u64,
     rounds_series: TimeSeries,
@@ -250,8 +267,10 @@ fn action(a: ActionFile) -> Action {
     }
 }
 
-/// Columns of `gateway.csv`, one row per published round.
+/// Columns of `gateway.csv`, one row per published round of any gateway
+/// (`gateway` is its index: its district's).
 pub const SERIES_COLUMNS: &[&str] = &[
+    "gateway",
     "round",
     "published_s",
     "records",
@@ -261,16 +280,48 @@ pub const SERIES_COLUMNS: &[&str] = &[
     "connected",
 ];
 
+fn cloud_of(scenario: &Scenario, g: &GatewayFile) -> Cloud {
+    let c = &g.cloud;
+    Cloud::new(
+        CloudSettings {
+            ingest_median: c.ingest_latency,
+            ingest_sigma_ln: c.ingest_sigma_ln,
+            v_nominal_v: c.v_nominal_v,
+            rules: c
+                .rules
+                .iter()
+                .map(|r| Rule {
+                    when: match r.when {
+                        ConditionFile::VoltageAbove(v) => Condition::VoltageAbove(v),
+                        ConditionFile::VoltageBelow(v) => Condition::VoltageBelow(v),
+                    },
+                    then: action(r.then),
+                    cooldown: r.cooldown,
+                })
+                .collect(),
+        },
+        scenario.seed,
+    )
+}
+
 impl GatewayApp {
-    /// Builds the gateway for the LMUs of these mesh nodes, reporting
-    /// every `interval`.
-    pub fn build(
+    /// Builds gateway `index` of `count` for the LMUs of these mesh nodes,
+    /// reporting every `interval`. A lone gateway keeps the scenario's id;
+    /// gateway `i` of several is `<id>-d<i>` (three digits), after its
+    /// district.
+    fn build(
         scenario: &Scenario,
         g: &GatewayFile,
-        lmus: std::ops::Range<u32>,
+        (index, count): (u32, u32),
+        lmus: Vec<u32>,
         interval: SimDuration,
-    ) -> Result<GatewayApp, super::grid::GridBuildError> {
+    ) -> GatewayApp {
         let end = SimTime::ZERO.saturating_add(scenario.duration);
+        let id = if count == 1 {
+            g.id.clone()
+        } else {
+            format!("{}-d{index:03}", g.id)
+        };
         let deadline = match g.aggregation {
             AggregationFile::WaitForAll { deadline } => Policy::WaitForAll { deadline },
             AggregationFile::FixedDeadline { deadline } => Policy::FixedDeadline { deadline },
@@ -282,9 +333,11 @@ impl GatewayApp {
         let m = &g.mqtt;
         let client = Client::new(ClientSettings {
             client_id: if m.client_id.is_empty() {
-                g.id.clone()
-            } else {
+                id.clone()
+            } else if count == 1 {
                 m.client_id.clone()
+            } else {
+                format!("{}-d{index:03}", m.client_id)
             },
             username: m.username.clone(),
             password: m.password.clone(),
@@ -301,62 +354,13 @@ impl GatewayApp {
             max_inflight: m.max_inflight,
             retransmit_after: m.retransmit_after,
             clean_session: m.clean_session,
-            command_filter: schema::command_filter(&g.site, &g.id),
+            command_filter: schema::command_filter(&g.site, &id),
             buffer_bytes: g.buffer_bytes,
             overflow: match g.overflow {
                 OverflowFile::DropOldest => Overflow::DropOldest,
                 OverflowFile::DropNewest => Overflow::DropNewest,
             },
         });
-        let c = &g.cloud;
-        let cloud = Cloud::new(
-            CloudSettings {
-                ingest_median: c.ingest_latency,
-                ingest_sigma_ln: c.ingest_sigma_ln,
-                v_nominal_v: c.v_nominal_v,
-                rules: c
-                    .rules
-                    .iter()
-                    .map(|r| Rule {
-                        when: match r.when {
-                            ConditionFile::VoltageAbove(v) => Condition::VoltageAbove(v),
-                            ConditionFile::VoltageBelow(v) => Condition::VoltageBelow(v),
-                        },
-                        then: action(r.then),
-                        cooldown: r.cooldown,
-                    })
-                    .collect(),
-            },
-            scenario.seed,
-        );
-        let mut operator = Vec::new();
-        for (i, cmd) in c.commands.iter().enumerate() {
-            if !lmus.contains(&cmd.lmu) {
-                return Err(super::grid::GridBuildError::Scenario(Box::new(
-                    scenario.error_at(
-                        &[
-                            crate::scenario::locate::Seg::Field("gateway".into()),
-                            crate::scenario::locate::Seg::Field("cloud".into()),
-                            crate::scenario::locate::Seg::Field("commands".into()),
-                            crate::scenario::locate::Seg::Index(i),
-                            crate::scenario::locate::Seg::Field("lmu".into()),
-                        ],
-                        format!(
-                            "the mesh has LMUs {} to {}, not LMU {}",
-                            lmus.start,
-                            lmus.end.saturating_sub(1),
-                            cmd.lmu
-                        ),
-                        None,
-                    ),
-                )));
-            }
-            operator.push((
-                SimTime::ZERO.saturating_add(cmd.at),
-                cmd.lmu,
-                action(cmd.action),
-            ));
-        }
         let mut outages = Vec::new();
         for f in &scenario.faults {
             let (o, kind) = match f {
@@ -372,28 +376,30 @@ impl GatewayApp {
             baud: g.uart_baud,
             ..UartSettings::default()
         };
-        Ok(GatewayApp {
+        // The links' streams: the up- and downlink of gateway i are 2i and
+        // 2i + 1.
+        let link = |dir: u64| Cellular::new(profile, scenario.seed, 2 * u64::from(index) + dir);
+        GatewayApp {
             site: g.site.clone(),
-            id: g.id.clone(),
-            events_topic: schema::events_topic(&g.site, &g.id),
-            lmus: lmus.clone(),
+            events_topic: schema::events_topic(&g.site, &id),
+            id,
+            lmus: lmus.iter().copied().collect(),
             end,
             uart_up: Uart::new(uart),
             uart_down: Uart::new(uart),
             openers: BTreeMap::new(),
             sealer: Security::new(GATEWAY, KEYS, 0, &[]),
-            aggregator: Aggregator::new(lmus.clone(), interval, deadline),
+            aggregator: Aggregator::new(lmus, interval, deadline),
             client,
             up: Pipe {
-                link: Cellular::new(profile, scenario.seed, 0),
+                link: link(0),
                 last: SimTime::ZERO,
             },
             down: Pipe {
-                link: Cellular::new(profile, scenario.seed, 1),
+                link: link(1),
                 last: SimTime::ZERO,
             },
-            broker: Broker::new(c.users.iter().cloned()),
-            cloud,
+            broker: Broker::new(g.cloud.users.iter().cloned()),
             conn: 0,
             broker_conn: None,
             halted: false,
@@ -402,16 +408,11 @@ impl GatewayApp {
             client_timer: None,
             broker_timer: None,
             outages,
-            operator,
+            operator: Vec::new(),
             stats: GatewayStats::default(),
             records_published: 0,
-            rounds_series: TimeSeries::new("gateway", SERIES_COLUMNS),
-        })
-    }
-
-    /// The cloud.
-    pub fn cloud(&self) -> &Cloud {
-        &self.cloud
+            rounds_series: TimeSeries::new("gateway", &SERIES_COLUMNS[1..]),
+        }
     }
 
     /// The MQTT client.
@@ -431,8 +432,8 @@ impl GatewayApp {
 
     /// The events that start the gateway: the link comes up at zero, the
     /// first round's deadline, outages and operator commands.
-    pub fn start(&mut self) -> Step {
-        let mut step = Step::default();
+    fn start(&mut self) -> AppStep {
+        let mut step = AppStep::default();
         let out = self.client.link(SimTime::ZERO, true);
         self.client_out(SimTime::ZERO, out, &mut step);
         step.events
@@ -443,8 +444,8 @@ impl GatewayApp {
                 step.events.push((*off, GatewayEvent::Outage(i, false)));
             }
         }
-        for (i, (at, _, _)) in self.operator.iter().enumerate() {
-            step.events.push((*at, GatewayEvent::Operator(i)));
+        for &(i, at, _, _) in &self.operator {
+            step.events.push((at, GatewayEvent::Operator(i)));
         }
         self.timers(&mut step);
         step.events.retain(|(t, _)| *t <= self.end);
@@ -453,8 +454,8 @@ impl GatewayApp {
 
     /// A frame for the gateway reached the coordinator at `now`: it crosses
     /// the UART.
-    pub fn from_mesh(&mut self, now: SimTime, frame: Vec<u8>) -> Step {
-        let mut step = Step::default();
+    fn uplink(&mut self, now: SimTime, frame: Vec<u8>) -> AppStep {
+        let mut step = AppStep::default();
         if self.halted {
             self.stats.frames_lost_down += 1;
             return step;
@@ -467,8 +468,8 @@ impl GatewayApp {
     }
 
     /// Handles an event at `now`.
-    pub fn handle(&mut self, now: SimTime, ev: GatewayEvent) -> Step {
-        let mut step = Step::default();
+    fn handle(&mut self, cloud: &mut Cloud, now: SimTime, ev: GatewayEvent) -> AppStep {
+        let mut step = AppStep::default();
         match ev {
             GatewayEvent::FromCoordinator(_) if self.halted => self.stats.frames_lost_down += 1,
             GatewayEvent::FromCoordinator(frame) => self.frame_in(now, &frame, &mut step),
@@ -483,7 +484,7 @@ impl GatewayApp {
                     step.events.push((next, GatewayEvent::Deadline(r + 1)));
                 }
             }
-            GatewayEvent::ToBroker(conn, p) => self.at_broker(now, conn, p, &mut step),
+            GatewayEvent::ToBroker(conn, p) => self.at_broker(cloud, now, conn, p, &mut step),
             GatewayEvent::ToClient(conn, p) => {
                 if conn != self.conn {
                     self.stats.stale_packets += 1;
@@ -507,7 +508,7 @@ impl GatewayApp {
                     self.broker_timer = None;
                 }
                 let out = self.broker.timer(now);
-                self.broker_out(now, out, &mut step);
+                self.broker_out(cloud, now, out, &mut step);
             }
             GatewayEvent::Outage(i, on) => match self.outages.get(i).map(|o| o.2) {
                 Some(OutageKind::Cellular) => {
@@ -522,7 +523,7 @@ impl GatewayApp {
                     if on {
                         self.broker_conn = None;
                     }
-                    self.broker_out(now, out, &mut step);
+                    self.broker_out(cloud, now, out, &mut step);
                 }
                 Some(OutageKind::Gateway) => {
                     // Down: the session drops as if the modem had gone.
@@ -543,15 +544,16 @@ impl GatewayApp {
                 None => {}
             },
             GatewayEvent::Operator(i) => {
-                if let Some(&(_, lmu, a)) = self.operator.get(i) {
-                    self.command(now, lmu, a, Source::Operator, None, &mut step);
+                if let Some(&(_, _, lmu, a)) = self.operator.iter().find(|o| o.0 == i) {
+                    self.command(cloud, now, lmu, a, Source::Operator, None, &mut step);
                 }
             }
             GatewayEvent::Rule { rule, lmu, action } => {
-                self.command(now, lmu, action, Source::Rule(rule), None, &mut step);
+                self.command(cloud, now, lmu, action, Source::Rule(rule), None, &mut step);
             }
             GatewayEvent::External { lmu, action, id } => {
-                self.command(now, lmu, action, Source::Bridge, Some(id), &mut step);
+                let source = Source::Bridge;
+                self.command(cloud, now, lmu, action, source, Some(id), &mut step);
             }
         }
         self.timers(&mut step);
@@ -559,12 +561,7 @@ impl GatewayApp {
         step
     }
 
-    /// The LMU carried out the command with this id.
-    pub fn executed(&mut self, id: &str, now: SimTime) {
-        self.cloud.executed(id, now);
-    }
-
-    fn timers(&mut self, step: &mut Step) {
+    fn timers(&mut self, step: &mut AppStep) {
         if let Some(t) = self.client.next_timer()
             && self.client_timer.is_none_or(|s| t < s)
         {
@@ -579,7 +576,7 @@ impl GatewayApp {
         }
     }
 
-    fn frame_in(&mut self, now: SimTime, frame: &[u8], step: &mut Step) {
+    fn frame_in(&mut self, now: SimTime, frame: &[u8], step: &mut AppStep) {
         self.stats.frames_in += 1;
         let Ok(p) = gridtwin_lmu::frame::Packet::new_checked(frame) else {
             self.stats.frames_rejected += 1;
@@ -611,7 +608,7 @@ impl GatewayApp {
         }
     }
 
-    fn publish(&mut self, now: SimTime, p: Published, step: &mut Step) {
+    fn publish(&mut self, now: SimTime, p: Published, step: &mut AppStep) {
         let msg = EventMessage {
             schema: EVENTS_SCHEMA.into(),
             site: self.site.clone(),
@@ -654,7 +651,7 @@ impl GatewayApp {
         SimTime::from_nanos(dr - d0)
     }
 
-    fn client_out(&mut self, now: SimTime, out: Vec<ClientOut>, step: &mut Step) {
+    fn client_out(&mut self, now: SimTime, out: Vec<ClientOut>, step: &mut AppStep) {
         for o in out {
             match o {
                 ClientOut::Send(p) => {
@@ -678,7 +675,14 @@ impl GatewayApp {
         }
     }
 
-    fn at_broker(&mut self, now: SimTime, conn: u64, p: Packet, step: &mut Step) {
+    fn at_broker(
+        &mut self,
+        cloud: &mut Cloud,
+        now: SimTime,
+        conn: u64,
+        p: Packet,
+        step: &mut AppStep,
+    ) {
         let is_connect = matches!(p, Packet::Connect(_));
         if !is_connect && self.broker_conn != Some(conn) {
             // A segment of a connection the broker no longer has: reset.
@@ -690,10 +694,16 @@ impl GatewayApp {
             self.broker_conn = Some(conn);
         }
         let out = self.broker.receive(now, p);
-        self.broker_out(now, out, step);
+        self.broker_out(cloud, now, out, step);
     }
 
-    fn broker_out(&mut self, now: SimTime, out: Vec<BrokerOut>, step: &mut Step) {
+    fn broker_out(
+        &mut self,
+        cloud: &mut Cloud,
+        now: SimTime,
+        out: Vec<BrokerOut>,
+        step: &mut AppStep,
+    ) {
         for o in out {
             match o {
                 BrokerOut::Send(p) => {
@@ -702,7 +712,7 @@ impl GatewayApp {
                     }
                 }
                 BrokerOut::Deliver(p) => {
-                    for (at, lmu, action, rule) in self.cloud.ingest(now, &p.payload) {
+                    for (at, lmu, action, rule) in cloud.ingest(now, &p.payload) {
                         step.events
                             .push((at, GatewayEvent::Rule { rule, lmu, action }));
                     }
@@ -724,29 +734,31 @@ impl GatewayApp {
         }
     }
 
-    fn send_down(&mut self, now: SimTime, conn: u64, p: Option<Packet>, step: &mut Step) {
+    fn send_down(&mut self, now: SimTime, conn: u64, p: Option<Packet>, step: &mut AppStep) {
         let bytes = p.as_ref().map_or(40, Packet::size);
         if let Some(at) = self.down.carry(now, bytes, &mut self.stats) {
             step.events.push((at, GatewayEvent::ToClient(conn, p)));
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn command(
         &mut self,
+        cloud: &mut Cloud,
         now: SimTime,
         lmu: u32,
         action: Action,
         source: Source,
         id: Option<String>,
-        step: &mut Step,
+        step: &mut AppStep,
     ) {
-        let o = self.cloud.issue(now, lmu, action, source, id);
+        let o = cloud.issue(now, lmu, action, source, id);
         let topic = schema::command_topic(&self.site, &self.id, o.lmu);
         let out = self.broker.publish(&topic, o.payload);
-        self.broker_out(now, out, step);
+        self.broker_out(cloud, now, out, step);
     }
 
-    fn command_in(&mut self, now: SimTime, p: &rumqttc::Publish, step: &mut Step) {
+    fn command_in(&mut self, now: SimTime, p: &rumqttc::Publish, step: &mut AppStep) {
         self.stats.commands_received += 1;
         let lmu =
             schema::lmu_of_topic(&self.site, &self.id, &p.topic).filter(|l| self.lmus.contains(l));
@@ -782,6 +794,166 @@ impl GatewayApp {
             }
             None => self.stats.uart_dropped += 1,
         }
+    }
+}
+
+/// A headline count, summed over the gateways: its name and each one's.
+type Count<'a> = (&'a str, &'a dyn Fn(&GatewayApp) -> u64);
+
+/// Every gateway of the run (one per coordinator: a town of districts has
+/// one per district, each aggregating its own district's LMUs) and the one
+/// cloud they publish to, with its broker. Each gateway has its own 3G/4G
+/// link and its own MQTT session at the broker; the cloud's store, rules
+/// and command records are shared. A command goes out through the gateway
+/// of the LMU's district.
+#[derive(Debug)]
+pub struct Gateways {
+    apps: Vec<GatewayApp>,
+    cloud: Cloud,
+    /// Each mesh node's gateway (its district's), by node number; `None`
+    /// for a coordinator.
+    home: Vec<Option<u32>>,
+}
+
+impl Gateways {
+    /// Builds a gateway for each coordinator `0..homes' max`: `home[n]` is
+    /// the gateway (district) of mesh node `n`, `None` for a coordinator.
+    pub fn build(
+        scenario: &Scenario,
+        g: &GatewayFile,
+        coordinators: u32,
+        home: Vec<Option<u32>>,
+        interval: SimDuration,
+    ) -> Result<Gateways, super::grid::GridBuildError> {
+        let count = coordinators.max(1);
+        let mut apps: Vec<GatewayApp> = (0..count)
+            .map(|i| {
+                let lmus = (0..home.len() as u32)
+                    .filter(|&n| home[n as usize] == Some(i))
+                    .collect();
+                GatewayApp::build(scenario, g, (i, count), lmus, interval)
+            })
+            .collect();
+        for (i, cmd) in g.cloud.commands.iter().enumerate() {
+            let Some(Some(gw)) = home.get(cmd.lmu as usize).copied() else {
+                return Err(super::grid::GridBuildError::Scenario(Box::new(
+                    scenario.error_at(
+                        &[
+                            crate::scenario::locate::Seg::Field("gateway".into()),
+                            crate::scenario::locate::Seg::Field("cloud".into()),
+                            crate::scenario::locate::Seg::Field("commands".into()),
+                            crate::scenario::locate::Seg::Index(i),
+                            crate::scenario::locate::Seg::Field("lmu".into()),
+                        ],
+                        format!(
+                            "the mesh has LMUs {} to {}, not LMU {}",
+                            coordinators,
+                            home.len().saturating_sub(1),
+                            cmd.lmu
+                        ),
+                        None,
+                    ),
+                )));
+            };
+            apps[gw as usize].operator.push((
+                i,
+                SimTime::ZERO.saturating_add(cmd.at),
+                cmd.lmu,
+                action(cmd.action),
+            ));
+        }
+        Ok(Gateways {
+            apps,
+            cloud: cloud_of(scenario, g),
+            home,
+        })
+    }
+
+    /// How many gateways.
+    pub fn len(&self) -> usize {
+        self.apps.len()
+    }
+
+    /// Whether there are none (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty()
+    }
+
+    /// Gateway `i`.
+    pub fn app(&self, i: usize) -> &GatewayApp {
+        &self.apps[i]
+    }
+
+    /// Every gateway, by index.
+    pub fn apps(&self) -> &[GatewayApp] {
+        &self.apps
+    }
+
+    /// The cloud.
+    pub fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
+    /// The gateway of LMU `lmu`'s district, if `lmu` is an LMU.
+    pub fn home_of(&self, lmu: u32) -> Option<u32> {
+        self.home.get(lmu as usize).copied().flatten()
+    }
+
+    /// Tags one gateway's events with the gateway each is for: the cloud's
+    /// commands go to the gateway of the LMU they name.
+    fn route(&self, gw: u32, s: AppStep) -> Step {
+        let events = s
+            .events
+            .into_iter()
+            .map(|(t, e)| {
+                let to = match &e {
+                    GatewayEvent::Rule { lmu, .. } | GatewayEvent::External { lmu, .. } => {
+                        self.home_of(*lmu).unwrap_or(gw)
+                    }
+                    _ => gw,
+                };
+                (t, to, e)
+            })
+            .collect();
+        Step {
+            events,
+            downlink: s.downlink,
+            published: s.published,
+        }
+    }
+
+    /// The events that start the gateways: each link comes up at zero, the
+    /// first round's deadline, outages and operator commands.
+    pub fn start(&mut self) -> Step {
+        let mut all = Step::default();
+        for gw in 0..self.apps.len() {
+            let s = self.apps[gw].start();
+            let s = self.route(gw as u32, s);
+            all.events.extend(s.events);
+        }
+        all
+    }
+
+    /// A frame for the gateway reached coordinator `root` at `now`: it
+    /// crosses that coordinator's UART to its gateway.
+    pub fn from_mesh(&mut self, root: u32, now: SimTime, frame: Vec<u8>) -> Step {
+        let gw = root.min(self.apps.len() as u32 - 1);
+        let s = self.apps[gw as usize].uplink(now, frame);
+        self.route(gw, s)
+    }
+
+    /// Handles an event of gateway `gw` at `now`.
+    pub fn handle(&mut self, gw: u32, now: SimTime, ev: GatewayEvent) -> Step {
+        let Some(app) = self.apps.get_mut(gw as usize) else {
+            return Step::default();
+        };
+        let s = app.handle(&mut self.cloud, now, ev);
+        self.route(gw, s)
+    }
+
+    /// The LMU carried out the command with this id.
+    pub fn executed(&mut self, id: &str, now: SimTime) {
+        self.cloud.executed(id, now);
     }
 
     /// Every command the cloud issued, as `commands.csv`: id, source, LMU,
@@ -822,51 +994,67 @@ impl GatewayApp {
         w.into_inner().expect(io)
     }
 
-    /// Writes the `gateway.*` headline metrics and returns `gateway.csv`.
+    /// Writes the `gateway.*` headline metrics (counts summed over the
+    /// gateways, the buffer peak the largest of them) and returns
+    /// `gateway.csv`: every gateway's published rounds, in order of
+    /// publication (ties by gateway).
     pub fn finish(self, summary: &mut Summary) -> TimeSeries {
-        let a = self.aggregator.stats();
-        let c = self.client.stats();
-        let b = self.client.buffer().stats();
+        let apps = &self.apps;
+        let sum = |f: &dyn Fn(&GatewayApp) -> u64| -> u64 { apps.iter().map(f).sum() };
+        let rounds = sum(&|g| g.aggregator.stats().rounds);
+        let complete = sum(&|g| g.aggregator.stats().complete_rounds);
         let cl = self.cloud.stats();
-        summary.set_u64("gateway.rounds", a.rounds);
-        summary.set_u64("gateway.rounds_complete", a.complete_rounds);
-        if a.rounds > 0 {
+        summary.set_u64("gateway.count", apps.len() as u64);
+        summary.set_u64("gateway.rounds", rounds);
+        summary.set_u64("gateway.rounds_complete", complete);
+        if rounds > 0 {
             summary.set_f64(
                 "gateway.rounds_complete_share",
-                a.complete_rounds as f64 / a.rounds as f64,
+                complete as f64 / rounds as f64,
             );
         }
-        summary.set_u64("gateway.reports_received", a.reports);
-        summary.set_u64("gateway.reports_duplicate", a.duplicates);
-        summary.set_u64("gateway.reports_late", a.late);
-        summary.set_u64("gateway.frames_rejected", self.stats.frames_rejected);
-        summary.set_u64("gateway.uart_dropped", self.stats.uart_dropped);
-        summary.set_u64("gateway.outages", self.stats.outages);
-        summary.set_u64("gateway.frames_lost_down", self.stats.frames_lost_down);
-        summary.set_u64("gateway.records_published", self.records_published);
+        let counts: [Count<'_>; 23] = [
+            ("reports_received", &|g| g.aggregator.stats().reports),
+            ("reports_duplicate", &|g| g.aggregator.stats().duplicates),
+            ("reports_late", &|g| g.aggregator.stats().late),
+            ("frames_rejected", &|g| g.stats.frames_rejected),
+            ("uart_dropped", &|g| g.stats.uart_dropped),
+            ("outages", &|g| g.stats.outages),
+            ("frames_lost_down", &|g| g.stats.frames_lost_down),
+            ("records_published", &|g| g.records_published),
+            ("records_dropped", &|g| {
+                g.client.buffer().stats().dropped_records
+            }),
+            ("records_pending_at_end", &|g| {
+                g.client.buffer().records() + g.client.inflight_records()
+            }),
+            ("messages_dropped", &|g| g.client.buffer().stats().dropped),
+            ("mqtt_connects", &|g| g.client.stats().connects),
+            ("mqtt_connections", &|g| g.client.stats().connected),
+            ("mqtt_auth_failures", &|g| g.client.stats().auth_failures),
+            ("mqtt_connection_losses", &|g| {
+                g.client.stats().connection_losses
+            }),
+            ("mqtt_published", &|g| g.client.stats().published),
+            ("mqtt_retransmissions", &|g| {
+                g.client.stats().retransmissions
+            }),
+            ("mqtt_qos0_unconfirmed", &|g| {
+                g.client.stats().qos0_unconfirmed
+            }),
+            ("mqtt_pings", &|g| g.client.stats().pings),
+            ("mqtt_bytes_sent", &|g| g.client.stats().bytes_sent),
+            ("tcp_retransmissions", &|g| g.stats.tcp_retransmissions),
+            ("cellular_outages", &|g| g.up.link.stats().outages),
+            ("commands_received", &|g| g.stats.commands_received),
+        ];
+        for (name, f) in counts {
+            summary.set_u64(&format!("gateway.{name}"), sum(f));
+        }
         summary.set_u64("gateway.records_stored", cl.stored);
-        summary.set_u64("gateway.records_dropped", b.dropped_records);
-        summary.set_u64(
-            "gateway.records_pending_at_end",
-            self.client.buffer().records() + self.client.inflight_records(),
-        );
         summary.set_u64("gateway.records_duplicate_in_cloud", cl.duplicates);
-        summary.set_u64("gateway.messages_dropped", b.dropped);
-        summary.set_u64("gateway.buffer_peak_bytes", b.peak_bytes as u64);
-        summary.set_u64("gateway.mqtt_connects", c.connects);
-        summary.set_u64("gateway.mqtt_connections", c.connected);
-        summary.set_u64("gateway.mqtt_auth_failures", c.auth_failures);
-        summary.set_u64("gateway.mqtt_connection_losses", c.connection_losses);
-        summary.set_u64("gateway.mqtt_published", c.published);
-        summary.set_u64("gateway.mqtt_retransmissions", c.retransmissions);
-        summary.set_u64("gateway.mqtt_qos0_unconfirmed", c.qos0_unconfirmed);
-        summary.set_u64("gateway.mqtt_pings", c.pings);
-        summary.set_u64("gateway.mqtt_bytes_sent", c.bytes_sent);
-        summary.set_u64(
-            "gateway.tcp_retransmissions",
-            self.stats.tcp_retransmissions,
-        );
-        summary.set_u64("gateway.cellular_outages", self.up.link.stats().outages);
+        let peak = apps.iter().map(|g| g.client.buffer().stats().peak_bytes);
+        summary.set_u64("gateway.buffer_peak_bytes", peak.max().unwrap_or(0) as u64);
         let mut e2e: Vec<f64> = self.cloud.e2e_latencies_s().to_vec();
         e2e.sort_by(f64::total_cmp);
         for (k, p) in [("p50", 0.50), ("p95", 0.95), ("p99", 0.99)] {
@@ -884,8 +1072,10 @@ impl GatewayApp {
             .collect();
         summary.set_u64("gateway.commands_issued", cmds.len() as u64);
         summary.set_u64("gateway.commands_delivered", done.len() as u64);
-        summary.set_u64("gateway.commands_received", self.stats.commands_received);
-        summary.set_u64("gateway.commands_rejected", self.stats.commands_rejected);
+        summary.set_u64(
+            "gateway.commands_rejected",
+            sum(&|g| g.stats.commands_rejected),
+        );
         summary.set_u64("cloud.rule_firings", cl.rule_firings);
         summary.set_u64("cloud.messages_malformed", cl.malformed);
         if !cmds.is_empty() {
@@ -901,6 +1091,22 @@ impl GatewayApp {
                 summary.set_f64(&format!("gateway.command_latency_{k}_s"), v);
             }
         }
-        self.rounds_series
+        let mut rows: Vec<Vec<f64>> = Vec::new();
+        for (i, g) in apps.iter().enumerate() {
+            for r in g.rounds_series.rows() {
+                let mut row = Vec::with_capacity(r.len() + 1);
+                row.push(i as f64);
+                row.extend_from_slice(r);
+                rows.push(row);
+            }
+        }
+        // By publication time, then gateway (a stable sort keeps a
+        // gateway's own order).
+        rows.sort_by(|a, b| a[2].total_cmp(&b[2]).then(a[0].total_cmp(&b[0])));
+        let mut series = TimeSeries::new("gateway", SERIES_COLUMNS);
+        for r in &rows {
+            series.push(r);
+        }
+        series
     }
 }

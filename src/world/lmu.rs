@@ -106,6 +106,45 @@ impl RadialTree {
     }
 }
 
+/// The district of each mesh node (node *i* at `buses[i]`, nodes below
+/// `coordinators` the coordinators): the coordinator at the transformer
+/// that feeds its bus, found up the radial tree; `None` for a coordinator.
+/// Without a grid, or where no coordinator feeds a node, it is the first
+/// coordinator's.
+pub fn homes(
+    net: Option<&Network>,
+    buses: &[Option<usize>],
+    coordinators: u32,
+) -> Vec<Option<u32>> {
+    let mut district: Vec<Option<u32>> = Vec::new();
+    if let Some(net) = net {
+        let RadialTree { parent, order } = RadialTree::of(net);
+        district = vec![None; net.buses.len()];
+        for (i, b) in buses.iter().enumerate().take(coordinators as usize) {
+            if let Some(b) = b {
+                district[*b] = Some(i as u32);
+            }
+        }
+        // Breadth-first, so every parent is settled before its children.
+        for &b in &order {
+            if district[b].is_none()
+                && let Some((p, _)) = parent[b]
+            {
+                district[b] = district[p];
+            }
+        }
+    }
+    (0..buses.len() as u32)
+        .map(|n| {
+            (n >= coordinators).then(|| {
+                buses[n as usize]
+                    .and_then(|b| district.get(b).copied().flatten())
+                    .unwrap_or(0)
+            })
+        })
+        .collect()
+}
+
 /// Places an LMU at each bus on a radial network (node *i* at `buses[i]`,
 /// nodes below `coordinators` the coordinators): its feeding branch, its
 /// section, and its FLISR neighbours. `None` buses get no place.

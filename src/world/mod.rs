@@ -92,8 +92,8 @@ pub enum Event {
     /// A demand-response reduction of an LMU's section ends (the number
     /// tells the reductions apart).
     LoadRestore(u32, u64),
-    /// An event of the gateway or the cloud.
-    Gateway(gateway::GatewayEvent),
+    /// An event of a gateway (by index) or the cloud.
+    Gateway(u32, gateway::GatewayEvent),
     /// An event of the ledger.
     Ledger(crate::ledger::chain::LedgerEvent),
     /// A command frame has crossed the UART to the coordinator, for an LMU.
@@ -119,7 +119,7 @@ impl Event {
             Event::LmuTimer(_) => "lmu.timer",
             Event::LmuMeasure => "lmu.measure",
             Event::LoadRestore(..) => "lmu.load_restore",
-            Event::Gateway(g) => g.label(),
+            Event::Gateway(_, g) => g.label(),
             Event::CommandFrame { .. } => "gateway.command_frame",
             Event::Ledger(_) => "ledger",
         }
@@ -162,8 +162,8 @@ pub struct World {
     mesh: Option<mesh::MeshApp>,
     /// The LMUs (with the mesh).
     lmus: Option<lmu::LmuHost>,
-    /// The gateway and the cloud, if the scenario has them.
-    gateway: Option<gateway::GatewayApp>,
+    /// The gateways and the cloud, if the scenario has them.
+    gateway: Option<gateway::Gateways>,
     /// The ledger, if the scenario has one.
     ledger: Option<crate::ledger::chain::ChainModel>,
     /// The grid's meters feeding the ledger (with a grid and a ledger).
@@ -189,8 +189,8 @@ impl World {
         self.grid.as_ref()
     }
 
-    /// The gateway and cloud, if the scenario has them.
-    pub fn gateway(&self) -> Option<&gateway::GatewayApp> {
+    /// The gateways and the cloud, if the scenario has them.
+    pub fn gateway(&self) -> Option<&gateway::Gateways> {
         self.gateway.as_ref()
     }
 
@@ -368,7 +368,7 @@ impl World {
             let command = self.command_tags.remove(&a.tag);
             if self.mesh.as_ref().is_some_and(|m| m.is_root(a.dst)) {
                 if let Some(g) = &mut self.gateway {
-                    let step = g.from_mesh(a.at.max(cx.now()), a.bytes);
+                    let step = g.from_mesh(a.dst, a.at.max(cx.now()), a.bytes);
                     self.gateway_step(step, cx)?;
                 }
                 continue;
@@ -508,12 +508,13 @@ impl World {
 
     fn gateway_event(
         &mut self,
+        gw: u32,
         e: gateway::GatewayEvent,
         cx: &mut Context<'_, Event>,
     ) -> Result<(), WorldError> {
         let now = cx.now();
         if let Some(g) = &mut self.gateway {
-            let step = g.handle(now, e);
+            let step = g.handle(gw, now, e);
             self.gateway_step(step, cx)?;
         }
         Ok(())
@@ -525,8 +526,8 @@ impl World {
         cx: &mut Context<'_, Event>,
     ) -> Result<(), WorldError> {
         let now = cx.now();
-        for (t, e) in step.events {
-            cx.schedule_at(t, Event::Gateway(e))?;
+        for (t, gw, e) in step.events {
+            cx.schedule_at(t, Event::Gateway(gw, e))?;
         }
         for d in step.downlink {
             cx.schedule_at(
@@ -558,7 +559,7 @@ impl Handler for World {
             Event::LmuTimer(n) => self.lmu_input(n, false, cx),
             Event::LmuMeasure => self.lmu_measure(cx),
             Event::LoadRestore(n, g) => self.load_restore(n, g, cx),
-            Event::Gateway(e) => self.gateway_event(e, cx),
+            Event::Gateway(gw, e) => self.gateway_event(gw, e, cx),
             Event::Ledger(e) => {
                 let now = cx.now();
                 let mut r = Ok(());
@@ -707,12 +708,17 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         host
     });
     let mut gateway = match (&scenario.gateway, &mesh) {
-        (Some(g), Some(m)) => Some(gateway::GatewayApp::build(
-            scenario,
-            g,
-            m.coordinators()..m.len() as u32,
-            m.report_interval(),
-        )?),
+        (Some(g), Some(m)) => {
+            let buses: Vec<Option<usize>> = (0..m.len() as u32).map(|n| m.bus_of(n)).collect();
+            let homes = lmu::homes(setup.as_ref().map(|s| &s.net), &buses, m.coordinators());
+            Some(gateway::Gateways::build(
+                scenario,
+                g,
+                m.coordinators(),
+                homes,
+                m.report_interval(),
+            )?)
+        }
         _ => None,
     };
     let mut grid = setup.map(GridModel::new);
@@ -755,8 +761,8 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         }
     }
     if let Some(g) = &mut gateway {
-        for (t, e) in g.start().events {
-            sim.schedule_at(t, Event::Gateway(e))?;
+        for (t, gw, e) in g.start().events {
+            sim.schedule_at(t, Event::Gateway(gw, e))?;
         }
     }
     let (ledger, meters) = match &scenario.ledger {

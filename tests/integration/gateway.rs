@@ -96,7 +96,7 @@ fn drop_oldest_keeps_the_latest_rounds_and_drop_newest_the_earliest() {
             &format!("buffer_bytes: 20000, overflow: {policy},"),
         );
         let (w, msgs) = run_keeping(&src);
-        assert!(w.gateway().unwrap().client().stats().acked > 0);
+        assert!(w.gateway().unwrap().app(0).client().stats().acked > 0);
         // Rounds of the outage hour (60 to 119) that reached the cloud: the
         // store has every record of them or none.
         let cloud = w.gateway().unwrap().cloud();

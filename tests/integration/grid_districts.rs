@@ -138,7 +138,8 @@ fn a_town_mesh_has_a_tree_per_district_and_isolates_a_fault_in_one() {
                districts: (count: 3, spacing_m: 3000.0), protection: (pickup_a: 300.0)),
         mesh: (nodes: GridJunctions, propagation: Calibrated, shadowing_sigma_db: 4.0,
                report_interval: \"5min\", dao_interval: \"60s\"),
-        gateway: (site: \"town\", id: \"gw0\", aggregation: WaitForAll(deadline: \"60s\")),
+        gateway: (site: \"town\", id: \"gw0\", aggregation: WaitForAll(deadline: \"60s\"),
+                  cloud: (commands: [(at: \"20min\", lmu: 86, action: Report)])),
         faults: [Short((at: \"40min\", bus: \"d002_f2p34\", kind: \"slg-a\", r_ohm: 0.01))])";
     let s = Scenario::from_source("t.ron", src, &at("scenarios"), "t").unwrap();
     let out = world::run(&s, 1, &mut ()).unwrap();
@@ -177,4 +178,27 @@ fn a_town_mesh_has_a_tree_per_district_and_isolates_a_fault_in_one() {
         assert!(x < 3, "LMU {} has no route", r[0]);
         assert_eq!(district(&rows[x][1]), district(&r[1]), "LMU {}", r[0]);
     }
+
+    // A gateway per coordinator, each aggregating its own district's 39
+    // LMUs: every gateway publishes complete rounds of exactly 39 records
+    // (one gateway for the town would wait for 117).
+    assert_eq!(num(sm, "gateway.count"), 3.0);
+    let gw = out
+        .series
+        .iter()
+        .find(|t| t.name() == "gateway")
+        .expect("gateway.csv");
+    for g in 0..3 {
+        let complete = gw
+            .rows()
+            .filter(|r| r[0] == f64::from(g) && r[3] == 39.0 && r[4] == 0.0)
+            .count();
+        assert!(complete >= 6, "gateway {g}: {complete} complete rounds");
+    }
+    assert!(gw.rows().all(|r| r[3] + r[4] <= 39.0 || r[5] == 1.0));
+    // A command for an LMU of district 2 goes out through district 2's
+    // gateway, and is carried out.
+    assert_eq!(district(&rows[86][1]), "d002");
+    assert_eq!(num(sm, "gateway.commands_issued"), 1.0);
+    assert_eq!(num(sm, "gateway.commands_delivered"), 1.0);
 }
