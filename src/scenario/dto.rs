@@ -645,6 +645,7 @@ pub struct OpenConductorFile {
 /// | `trickle_imin`, `trickle_doublings` | DIO timing | `"1s"`, `8` |
 /// | `dao_interval` | downward-route refresh | `"60s"` |
 /// | `waveform_lmus` | LMUs (node indices) fed one cycle of sampled waveforms through a 12-bit ADC model per measurement, instead of phasors | `[]` |
+/// | `channels` | 802.15.4 channels (1 to 16) shared out among a town's districts: each district's coordinator and LMUs use one, the districts on a channel as far apart as can be; radios on different channels do not hear one another | `1` |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MeshFile {
@@ -677,6 +678,13 @@ pub struct MeshFile {
     /// ADC model) rather than phasors.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waveform_lmus: Vec<u32>,
+    /// 802.15.4 channels shared out among the districts, 1 to 16.
+    #[serde(skip_serializing_if = "is_one")]
+    pub channels: u8,
+}
+
+fn is_one(n: &u8) -> bool {
+    *n == 1
 }
 
 impl Default for MeshFile {
@@ -695,6 +703,7 @@ impl Default for MeshFile {
             trickle_doublings: 8,
             dao_interval: SimDuration::from_secs(60).expect("fits"),
             waveform_lmus: Vec::new(),
+            channels: 1,
         }
     }
 }

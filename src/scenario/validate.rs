@@ -452,7 +452,12 @@ fn check_mesh(m: &super::dto::MeshFile, has_grid: bool) -> Result<(), Invalid> {
             None,
         ));
     }
-    let checks: [(&str, bool, String); 4] = [
+    let checks: [(&str, bool, String); 5] = [
+        (
+            "channels",
+            (1..=16).contains(&m.channels),
+            format!("{} (802.15.4 has 16 channels at 2.4 GHz)", m.channels),
+        ),
         (
             "pole_height_m",
             m.pole_height_m > 0.0 && m.pole_height_m.is_finite(),

@@ -170,34 +170,78 @@ pub fn place(net: &Network, buses: &[Option<usize>], coordinators: u32) -> Vec<O
         None
     };
     let ups: Vec<Option<u32>> = buses.iter().map(|b| b.and_then(upstream_of)).collect();
+    let mut downstream: Vec<Vec<u32>> = vec![Vec::new(); buses.len()];
+    for (j, u) in ups.iter().enumerate() {
+        if let Some(u) = u {
+            downstream[*u as usize].push(j as u32);
+        }
+    }
+    // A section is a subtree of the radial tree: number the buses in
+    // depth-first pre-order, so that the subtree of `b` is the buses
+    // numbered from `pre[b]` to `last[b]`.
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for &x in &order {
+        if let Some((p, _)) = parent[x] {
+            children[p].push(x);
+        }
+    }
+    let mut pre = vec![usize::MAX; n];
+    let mut last = vec![0usize; n];
+    let mut next = 0usize;
+    let mut stack: Vec<(usize, usize)> = order.first().map(|&r| (r, 0)).into_iter().collect();
+    while let Some(&mut (x, ref mut k)) = stack.last_mut() {
+        if *k == 0 {
+            pre[x] = next;
+            next += 1;
+        }
+        if let Some(&c) = children[x].get(*k) {
+            *k += 1;
+            stack.push((c, 0));
+        } else {
+            last[x] = next - 1;
+            stack.pop();
+        }
+    }
+    // Loads and PV by pre-order number, so a section's are one range.
+    let by_pre = |at: &dyn Fn(usize) -> usize, count: usize| {
+        let mut v: Vec<(usize, usize)> = (0..count).map(|i| (pre[at(i)], i)).collect();
+        v.sort_unstable();
+        v
+    };
+    let loads_pre = by_pre(&|i| net.loads[i].bus, net.loads.len());
+    let pvs_pre = by_pre(&|i| net.pv[i].bus, net.pv.len());
+    let within = |b: usize, sorted: &[(usize, usize)], bus_of: &dyn Fn(usize) -> usize| {
+        let mut v: Vec<usize> = if pre[b] == usize::MAX {
+            Vec::new()
+        } else {
+            let lo = sorted.partition_point(|&(p, _)| p < pre[b]);
+            let hi = sorted.partition_point(|&(p, _)| p <= last[b]);
+            sorted[lo..hi].iter().map(|&(_, i)| i).collect()
+        };
+        // Unreachable buses belong only to a section at themselves.
+        v.extend(
+            sorted
+                .iter()
+                .rev()
+                .take_while(|&&(p, _)| p == usize::MAX)
+                .map(|&(_, i)| i)
+                .filter(|&i| bus_of(i) == b),
+        );
+        v.sort_unstable();
+        v
+    };
     buses
         .iter()
         .enumerate()
         .map(|(i, b)| {
             let b = (*b)?;
-            // The section: b and every bus whose chain of parents reaches b.
-            let mut inside = vec![false; n];
-            inside[b] = true;
-            for &x in &order {
-                if let Some((p, _)) = parent[x]
-                    && inside[p]
-                {
-                    inside[x] = true;
-                }
-            }
             Some(Place {
                 bus: b,
                 feeder: parent[b].map(|(_, k)| (k, net.branches[k].to == b)),
-                pvs: (0..net.pv.len())
-                    .filter(|&i| inside[net.pv[i].bus])
-                    .collect(),
-                loads: (0..net.loads.len())
-                    .filter(|&i| inside[net.loads[i].bus])
-                    .collect(),
+                pvs: within(b, &pvs_pre, &|i| net.pv[i].bus),
+                loads: within(b, &loads_pre, &|i| net.loads[i].bus),
                 upstream: ups[i],
-                downstream: (0..buses.len() as u32)
-                    .filter(|&j| ups[j as usize] == Some(i as u32))
-                    .collect(),
+                downstream: std::mem::take(&mut downstream[i]),
             })
         })
         .collect()
@@ -987,6 +1031,91 @@ fn divergences_csv(ds: &[Divergence]) -> Vec<u8> {
 mod tests {
     use super::*;
     use gridtwin_lmu::dsp::Analyzer;
+
+    /// `place` finds sections by depth-first numbering; it must give what
+    /// the definition gives: a section is the bus and every bus whose chain
+    /// of parents reaches it, the upstream LMU the nearest one above, the
+    /// downstream LMUs those whose upstream it is. Checked on random radial
+    /// feeders of 300 buses with LMUs on a random fifth of them, a
+    /// coordinator at the transformer, and a bus cut off from the source.
+    #[test]
+    fn place_gives_the_sections_of_the_definition() {
+        use rand::RngExt;
+        for seed in 1..=8u64 {
+            let mut net = Network::synthetic_radial(300, seed);
+            // A bus with a load and no branch: unreachable.
+            let lone = net.buses.len();
+            let mut b = net.buses[2].clone();
+            b.name = "lone".into();
+            net.buses.push(b);
+            let mut load = net.loads[0].clone();
+            load.bus = lone;
+            net.loads.push(load);
+            let mut rng = crate::kernel::rng::stream(seed, "test", 0, "place");
+            let lv = net
+                .branches
+                .iter()
+                .find(|b| matches!(b.kind, crate::grid::network::BranchKind::Transformer { .. }))
+                .unwrap()
+                .to;
+            let mut buses = vec![Some(lv)];
+            buses.extend(
+                (0..net.buses.len())
+                    .filter(|&b| b != lv && b != net.source.bus && rng.random_range(0..5) == 0)
+                    .map(Some),
+            );
+            buses.push(Some(lone));
+            buses.push(None);
+            let got = place(&net, &buses, 1);
+            let RadialTree { parent, order } = RadialTree::of(&net);
+            let mut node_at = vec![None; net.buses.len()];
+            for (i, b) in buses.iter().enumerate() {
+                if let Some(b) = b {
+                    node_at[*b] = Some(i as u32);
+                }
+            }
+            let up = |b: usize| {
+                let mut x = b;
+                while let Some((p, _)) = parent[x] {
+                    if let Some(m) = node_at[p] {
+                        return (m >= 1).then_some(m);
+                    }
+                    x = p;
+                }
+                None
+            };
+            for (i, b) in buses.iter().enumerate() {
+                let Some(b) = *b else {
+                    assert!(got[i].is_none());
+                    continue;
+                };
+                let mut inside = vec![false; net.buses.len()];
+                inside[b] = true;
+                for &x in &order {
+                    if let Some((p, _)) = parent[x]
+                        && inside[p]
+                    {
+                        inside[x] = true;
+                    }
+                }
+                let g = got[i].as_ref().unwrap();
+                let loads: Vec<usize> = (0..net.loads.len())
+                    .filter(|&l| inside[net.loads[l].bus])
+                    .collect();
+                assert_eq!(g.loads, loads, "seed {seed}, LMU {i}");
+                assert!(net.pv.is_empty() && g.pvs.is_empty());
+                assert_eq!(g.upstream, up(b), "seed {seed}, LMU {i}");
+                let down: Vec<u32> = (0..buses.len() as u32)
+                    .filter(|&j| buses[j as usize].and_then(up) == Some(i as u32))
+                    .collect();
+                assert_eq!(g.downstream, down, "seed {seed}, LMU {i}");
+            }
+            assert_eq!(
+                got[buses.len() - 2].as_ref().unwrap().loads,
+                vec![net.loads.len() - 1]
+            );
+        }
+    }
 
     fn polar(mag: f32, deg: f32) -> Complex32 {
         Complex32::from_polar(mag, deg.to_radians())

@@ -140,6 +140,50 @@ fn positions(m: &MeshFile, grid: Option<&Network>) -> Result<Placement, GridBuil
     }
 }
 
+/// Each node's channel (0-based) when `channels` are shared out among the
+/// districts, the coordinators `0..coordinators` at their centres; empty
+/// for one channel. District by district, each takes the channel whose
+/// nearest district already on it is farthest away (the first of equals),
+/// so the first `channels` districts take one each and the rest reuse them
+/// as far apart as the layout allows. An LMU takes its district's.
+fn node_channels(
+    channels: u8,
+    pos: &[Position],
+    buses: &[Option<usize>],
+    grid: Option<&Network>,
+    coordinators: u32,
+) -> Vec<u8> {
+    if channels <= 1 || coordinators <= 1 {
+        return Vec::new();
+    }
+    let d = coordinators as usize;
+    let mut of_district: Vec<u8> = Vec::with_capacity(d);
+    for k in 0..d {
+        let nearest = |c: u8| {
+            (0..k)
+                .filter(|&j| of_district[j] == c)
+                .map(|j| {
+                    let (a, b) = (&pos[k], &pos[j]);
+                    (a.x - b.x).hypot(a.y - b.y)
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let mut best = (0u8, f64::NEG_INFINITY);
+        for c in 0..channels {
+            let far = nearest(c);
+            if far > best.1 {
+                best = (c, far);
+            }
+        }
+        of_district.push(best.0);
+    }
+    super::lmu::homes(grid, buses, coordinators)
+        .iter()
+        .enumerate()
+        .map(|(n, h)| of_district[h.unwrap_or(n as u32) as usize])
+        .collect()
+}
+
 impl MeshApp {
     /// Builds the mesh; `grid` is the feeder, when the scenario has one.
     pub fn build(
@@ -168,7 +212,8 @@ impl MeshApp {
             FadingFile::Rayleigh => Fading::Rayleigh,
             FadingFile::Nakagami(k) => Fading::Nakagami { m: k },
         };
-        let radio = Radio::new(
+        let channels = node_channels(m.channels, &pos, &buses, grid, coordinators);
+        let radio = Radio::on_channels(
             RadioConfig {
                 profile,
                 loss,
@@ -180,6 +225,7 @@ impl MeshApp {
                 mac: MacSettings::default(),
             },
             pos,
+            &channels,
             scenario.seed,
         );
         let routing = RoutingSettings {
