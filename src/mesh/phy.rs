@@ -254,8 +254,13 @@ pub fn psr_segments(segments: &[Segment]) -> f64 {
 /// interference overlapping the preamble (signal, noise and interference
 /// in mW).
 pub fn preamble_locks(signal_mw: f64, noise_mw: f64, interference_mw: f64) -> bool {
-    let sinr_ok = db(signal_mw / (noise_mw + interference_mw)) > PREAMBLE_SINR_DB;
-    let capture_ok = interference_mw == 0.0 || db(signal_mw / interference_mw) >= CAPTURE_SIR_DB;
+    // The thresholds as power ratios, so that no logarithm is taken per
+    // reception (`x > lin(T)` is `db(x) > T`).
+    static RATIOS: std::sync::LazyLock<(f64, f64)> =
+        std::sync::LazyLock::new(|| (lin(PREAMBLE_SINR_DB), lin(CAPTURE_SIR_DB)));
+    let (sinr_min, sir_min) = *RATIOS;
+    let sinr_ok = signal_mw / (noise_mw + interference_mw) > sinr_min;
+    let capture_ok = interference_mw == 0.0 || signal_mw / interference_mw >= sir_min;
     sinr_ok && capture_ok
 }
 

@@ -334,13 +334,25 @@ impl Radio {
             FADING_MARGIN_DB
         };
         let lockable = phy::lin(noise_dbm + phy::PREAMBLE_SINR_DB - margin);
+        // Without fading a link's power never changes, so whether its
+        // frames clear the preamble threshold over noise is known now (the
+        // test `tx_start` makes with fading, at a gain of exactly 1).
+        let noise_mw = phy::lin(noise_dbm);
+        let steady = cfg.fading == Fading::None;
         let strong = links
             .iter()
-            .map(|l| l.iter().copied().filter(|&(_, p)| p > lockable).collect())
+            .map(|l| {
+                l.iter()
+                    .copied()
+                    .filter(|&(_, p)| {
+                        p > lockable && (!steady || phy::db(p / noise_mw) > phy::PREAMBLE_SINR_DB)
+                    })
+                    .collect()
+            })
             .collect();
         let n = positions.len();
         Radio {
-            noise_mw: phy::lin(noise_dbm),
+            noise_mw,
             cca_mw: phy::lin(cfg.profile.sensitivity_dbm + 10.0),
             nodes: (0..n)
                 .map(|_| NodeState {
@@ -770,12 +782,18 @@ impl Radio {
             if !rs.up || rs.locked.is_some() || rs.transmitting.is_some() {
                 continue;
             }
-            let gain = phy::lin(self.cfg.fading.draw_db(&mut self.rngs[r as usize]));
             // A frame the receiver could never synchronise to (below the
-            // preamble threshold over noise alone) is interference only.
-            if phy::db(p * gain / self.noise_mw) <= phy::PREAMBLE_SINR_DB {
-                continue;
-            }
+            // preamble threshold over noise alone) is interference only;
+            // without fading, `strong` holds only links above it.
+            let gain = if self.cfg.fading == Fading::None {
+                1.0
+            } else {
+                let gain = phy::lin(self.cfg.fading.draw_db(&mut self.rngs[r as usize]));
+                if phy::db(p * gain / self.noise_mw) <= phy::PREAMBLE_SINR_DB {
+                    continue;
+                }
+                gain
+            };
             let i = (self.air[r as usize] - p).max(0.0);
             self.nodes[r as usize].locked = Some(Locked {
                 tx: id,
