@@ -250,7 +250,8 @@ struct Node {
     up: bool,
     rank: f64,
     parent: Option<u32>,
-    neighbours: BTreeMap<u32, Neighbour>,
+    /// By node number: a flat sorted map, scanned whole on every DIO heard.
+    neighbours: litemap::LiteMap<u32, Neighbour>,
     down: BTreeMap<u32, (u32, SimTime)>,
     trickle_i: SimDuration,
     trickle_c: u32,
@@ -284,7 +285,7 @@ impl Node {
             up: true,
             rank: f64::INFINITY,
             parent: None,
-            neighbours: BTreeMap::new(),
+            neighbours: litemap::LiteMap::new(),
             down: BTreeMap::new(),
             trickle_i: SimDuration::ZERO,
             trickle_c: 0,
@@ -864,7 +865,7 @@ impl Mesh {
                     node.min_rank = f64::INFINITY;
                     node.detached_at = None;
                 }
-                for other in node.neighbours.values_mut() {
+                for (_, other) in node.neighbours.iter_mut() {
                     if other.dodag == dodag {
                         other.rank = f64::INFINITY;
                     }
