@@ -346,7 +346,7 @@ impl LiveDriver {
         let action: Action = msg.action;
         sim.schedule_at(
             sim.now(),
-            Event::Gateway(gw, GatewayEvent::External { lmu, action, id }),
+            Event::Gateway(gw, Box::new(GatewayEvent::External { lmu, action, id })),
         )?;
         Ok(true)
     }

@@ -92,19 +92,28 @@ pub enum Event {
     /// A demand-response reduction of an LMU's section ends (the number
     /// tells the reductions apart).
     LoadRestore(u32, u64),
-    /// An event of a gateway (by index) or the cloud.
-    Gateway(u32, gateway::GatewayEvent),
+    /// An event of a gateway (by index) or the cloud. Boxed, as are the
+    /// ledger's and command frames, so that every event in the queue is
+    /// as small as the mesh's (32 bytes rather than 176).
+    Gateway(u32, Box<gateway::GatewayEvent>),
     /// An event of the ledger.
-    Ledger(crate::ledger::chain::LedgerEvent),
+    Ledger(Box<crate::ledger::chain::LedgerEvent>),
     /// A command frame has crossed the UART to the coordinator, for an LMU.
-    CommandFrame {
-        /// The LMU.
-        lmu: u32,
-        /// The sealed frame.
-        frame: Vec<u8>,
-        /// The command's id.
-        id: String,
-    },
+    CommandFrame(Box<CommandFrame>),
+}
+
+// Events are moved as the queue sorts them: keep them small.
+const _: () = assert!(std::mem::size_of::<Event>() <= 32);
+
+/// A command frame for an LMU, at the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandFrame {
+    /// The LMU.
+    pub lmu: u32,
+    /// The sealed frame.
+    pub frame: Vec<u8>,
+    /// The command's id.
+    pub id: String,
 }
 
 impl Event {
@@ -120,7 +129,7 @@ impl Event {
             Event::LmuMeasure => "lmu.measure",
             Event::LoadRestore(..) => "lmu.load_restore",
             Event::Gateway(_, g) => g.label(),
-            Event::CommandFrame { .. } => "gateway.command_frame",
+            Event::CommandFrame(_) => "gateway.command_frame",
             Event::Ledger(_) => "ledger",
         }
     }
@@ -527,16 +536,16 @@ impl World {
     ) -> Result<(), WorldError> {
         let now = cx.now();
         for (t, gw, e) in step.events {
-            cx.schedule_at(t, Event::Gateway(gw, e))?;
+            cx.schedule_at(t, Event::Gateway(gw, Box::new(e)))?;
         }
         for d in step.downlink {
             cx.schedule_at(
                 d.at,
-                Event::CommandFrame {
+                Event::CommandFrame(Box::new(CommandFrame {
                     lmu: d.lmu,
                     frame: d.frame,
                     id: d.id,
-                },
+                })),
             )?;
         }
         if let Some(log) = &mut self.published {
@@ -559,12 +568,12 @@ impl Handler for World {
             Event::LmuTimer(n) => self.lmu_input(n, false, cx),
             Event::LmuMeasure => self.lmu_measure(cx),
             Event::LoadRestore(n, g) => self.load_restore(n, g, cx),
-            Event::Gateway(gw, e) => self.gateway_event(gw, e, cx),
+            Event::Gateway(gw, e) => self.gateway_event(gw, *e, cx),
             Event::Ledger(e) => {
                 let now = cx.now();
                 let mut r = Ok(());
                 if let (crate::ledger::chain::LedgerEvent::Meter(k), Some(l), Some(m), Some(g)) =
-                    (&e, &mut self.ledger, &mut self.meters, &mut self.grid)
+                    (&*e, &mut self.ledger, &mut self.meters, &mut self.grid)
                 {
                     // The grid's meters read the interval, and DR enrolments
                     // shed loads from now.
@@ -575,7 +584,7 @@ impl Handler for World {
                     let mut at = Vec::new();
                     for (t, e) in l.meter_with(now, k, &readings) {
                         at.push(t);
-                        ev.push(Event::Ledger(e));
+                        ev.push(Event::Ledger(Box::new(e)));
                     }
                     for (t, e) in m.demand_response(g, l, now, k) {
                         at.push(t);
@@ -588,8 +597,8 @@ impl Handler for World {
                         Ok(())
                     });
                 } else if let Some(l) = &mut self.ledger {
-                    for (t, e) in l.handle(now, e) {
-                        if let Err(err) = cx.schedule_at(t, Event::Ledger(e)) {
+                    for (t, e) in l.handle(now, *e) {
+                        if let Err(err) = cx.schedule_at(t, Event::Ledger(Box::new(e))) {
                             r = Err(WorldError::from(err));
                             break;
                         }
@@ -597,7 +606,8 @@ impl Handler for World {
                 }
                 r
             }
-            Event::CommandFrame { lmu, frame, id } => {
+            Event::CommandFrame(c) => {
+                let CommandFrame { lmu, frame, id } = *c;
                 let root = self.mesh.as_ref().map_or(0, |m| m.root_for(lmu));
                 self.mesh_send(root, lmu, frame, Some(id), cx)
             }
@@ -762,7 +772,7 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
     }
     if let Some(g) = &mut gateway {
         for (t, gw, e) in g.start().events {
-            sim.schedule_at(t, Event::Gateway(gw, e))?;
+            sim.schedule_at(t, Event::Gateway(gw, Box::new(e)))?;
         }
     }
     let (ledger, meters) = match &scenario.ledger {
@@ -775,7 +785,7 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
     if let Some(l) = &ledger {
         for (t, e) in l.start() {
             if t <= end {
-                sim.schedule_at(t, Event::Ledger(e))?;
+                sim.schedule_at(t, Event::Ledger(Box::new(e)))?;
             }
         }
     }
