@@ -145,31 +145,47 @@ pub fn homes(
         .collect()
 }
 
-/// Places an LMU at each bus on a radial network (node *i* at `buses[i]`,
-/// nodes below `coordinators` the coordinators): its feeding branch, its
-/// section, and its FLISR neighbours. `None` buses get no place.
-pub fn place(net: &Network, buses: &[Option<usize>], coordinators: u32) -> Vec<Option<Place>> {
-    let n = net.buses.len();
-    let RadialTree { parent, order } = RadialTree::of(net);
+/// The mesh node at each of `n` buses (node *i* at `buses[i]`).
+fn nodes_at(n: usize, buses: &[Option<usize>]) -> Vec<Option<u32>> {
     let mut node_at = vec![None; n];
     for (i, b) in buses.iter().enumerate() {
         if let Some(b) = b {
             node_at[*b] = Some(i as u32);
         }
     }
-    // The nearest LMU above each node (a coordinator counts as none: it
-    // has no contactor).
-    let upstream_of = |b: usize| {
-        let mut x = b;
-        while let Some((p, _)) = parent[x] {
-            if let Some(m) = node_at[p] {
-                return (m >= coordinators).then_some(m);
-            }
-            x = p;
+    node_at
+}
+
+/// The nearest LMU above bus `b` in the radial tree (`parent`), if any: the
+/// first node met on the way up, unless it is a coordinator (nodes below
+/// `coordinators`), which has no contactor.
+fn nearest_lmu_above(
+    parent: &[Option<(usize, usize)>],
+    node_at: &[Option<u32>],
+    coordinators: u32,
+    b: usize,
+) -> Option<u32> {
+    let mut x = b;
+    while let Some((p, _)) = parent[x] {
+        if let Some(m) = node_at[p] {
+            return (m >= coordinators).then_some(m);
         }
-        None
-    };
-    let ups: Vec<Option<u32>> = buses.iter().map(|b| b.and_then(upstream_of)).collect();
+        x = p;
+    }
+    None
+}
+
+/// Places an LMU at each bus on a radial network (node *i* at `buses[i]`,
+/// nodes below `coordinators` the coordinators): its feeding branch, its
+/// section, and its FLISR neighbours. `None` buses get no place.
+pub fn place(net: &Network, buses: &[Option<usize>], coordinators: u32) -> Vec<Option<Place>> {
+    let n = net.buses.len();
+    let RadialTree { parent, order } = RadialTree::of(net);
+    let node_at = nodes_at(n, buses);
+    let ups: Vec<Option<u32>> = buses
+        .iter()
+        .map(|b| b.and_then(|b| nearest_lmu_above(&parent, &node_at, coordinators, b)))
+        .collect();
     let mut downstream: Vec<Vec<u32>> = vec![Vec::new(); buses.len()];
     for (j, u) in ups.iter().enumerate() {
         if let Some(u) = u {
@@ -1034,8 +1050,9 @@ mod tests {
 
     /// `place` finds sections by depth-first numbering; it must give what
     /// the definition gives: a section is the bus and every bus whose chain
-    /// of parents reaches it, the upstream LMU the nearest one above, the
-    /// downstream LMUs those whose upstream it is. Checked on random radial
+    /// of parents reaches it (walked here bus by bus), the downstream LMUs
+    /// those whose upstream LMU ([`nearest_lmu_above`], which `place` uses
+    /// too) it is. Checked on random radial
     /// feeders of 300 buses with LMUs on a random fifth of them, a
     /// coordinator at the transformer, and a bus cut off from the source.
     #[test]
@@ -1068,22 +1085,8 @@ mod tests {
             buses.push(None);
             let got = place(&net, &buses, 1);
             let RadialTree { parent, order } = RadialTree::of(&net);
-            let mut node_at = vec![None; net.buses.len()];
-            for (i, b) in buses.iter().enumerate() {
-                if let Some(b) = b {
-                    node_at[*b] = Some(i as u32);
-                }
-            }
-            let up = |b: usize| {
-                let mut x = b;
-                while let Some((p, _)) = parent[x] {
-                    if let Some(m) = node_at[p] {
-                        return (m >= 1).then_some(m);
-                    }
-                    x = p;
-                }
-                None
-            };
+            let node_at = nodes_at(net.buses.len(), &buses);
+            let up = |b: usize| nearest_lmu_above(&parent, &node_at, 1, b);
             for (i, b) in buses.iter().enumerate() {
                 let Some(b) = *b else {
                     assert!(got[i].is_none());
