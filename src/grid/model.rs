@@ -258,6 +258,19 @@ struct Stats {
     energy_not_supplied_wh: f64,
 }
 
+/// The extremes of the current solution.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Extremes {
+    /// Lowest live-node voltage [pu].
+    v_min_pu: f64,
+    /// Highest live-node voltage [pu].
+    v_max_pu: f64,
+    /// Largest transformer loading [%].
+    loading_max_pct: f64,
+    /// Largest voltage unbalance factor [%].
+    unbalance_max_pct: f64,
+}
+
 /// Powers of one solved state [W].
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Powers {
@@ -293,6 +306,12 @@ pub struct GridModel {
     active: Vec<bool>,
     solver: Option<Solver>,
     solution: Option<Solution>,
+    /// The extremes of `solution`.
+    extremes: Extremes,
+    /// 1/base² of each bus's phase voltage [1/V²] (0 without a base).
+    inv_base2: Vec<f64>,
+    /// The transformer branches.
+    transformers: Vec<usize>,
     /// Needs a new factorisation.
     topology_dirty: bool,
     /// Needs a new solve.
@@ -413,6 +432,18 @@ impl GridModel {
             active: vec![false; n_faults],
             solver: None,
             solution: None,
+            extremes: Extremes::default(),
+            inv_base2: net
+                .buses
+                .iter()
+                .map(|b| {
+                    let base = b.v_base_ln;
+                    if base > 0.0 { 1.0 / (base * base) } else { 0.0 }
+                })
+                .collect(),
+            transformers: (0..net.branches.len())
+                .filter(|&k| matches!(net.branches[k].kind, BranchKind::Transformer { .. }))
+                .collect(),
             topology_dirty: true,
             dirty: true,
             resolve_pending: false,
@@ -849,30 +880,56 @@ impl GridModel {
     }
 
     /// Lowest and highest live-node voltage [pu] of a solution.
+    ///
+    /// The extreme nodes are found on squared magnitudes (no square root
+    /// per node), and only their two voltages are taken to pu.
     fn v_range_pu(&self, sol: &Solution) -> (f64, f64) {
-        let mut r = (f64::INFINITY, 0.0f64);
-        for (b, bus) in self.net.buses.iter().enumerate() {
-            if bus.v_base_ln <= 0.0 {
+        let (mut lo, mut hi) = ((f64::INFINITY, 0, 0), (0.0f64, usize::MAX, 0));
+        for (b, &w) in self.inv_base2.iter().enumerate() {
+            if w <= 0.0 {
                 continue;
             }
             for k in (0..3).filter(|&k| sol.live[b][k]) {
-                let pu = sol.v[b][k].norm() / bus.v_base_ln;
-                r = (r.0.min(pu), r.1.max(pu));
+                let q = sol.v[b][k].norm_sqr() * w;
+                if q < lo.0 {
+                    lo = (q, b, k);
+                }
+                if q > hi.0 {
+                    hi = (q, b, k);
+                }
             }
         }
-        r
+        let pu = |(_, b, k): (f64, usize, usize)| sol.v[b][k].norm() / self.net.buses[b].v_base_ln;
+        (
+            if lo.0.is_finite() {
+                pu(lo)
+            } else {
+                f64::INFINITY
+            },
+            if hi.1 == usize::MAX { 0.0 } else { pu(hi) },
+        )
     }
 
+    /// The largest voltage unbalance factor of a bus with three live
+    /// phases [%] (0 when none), found on squared ratios.
     fn unbalance_max_pct(&self, sol: &Solution) -> f64 {
-        (0..self.net.buses.len())
+        let worst = (0..self.net.buses.len())
             .filter(|&b| sol.live[b] == [true; 3])
-            .filter_map(|b| quality::unbalance_pct(&sol.v[b]))
-            .fold(0.0, f64::max)
+            .filter_map(|b| quality::unbalance_ratio_sq(&sol.v[b]).map(|r| (r, b)))
+            .fold((0.0, usize::MAX), |a, x| if x.0 > a.0 { x } else { a });
+        if worst.1 == usize::MAX {
+            0.0
+        } else {
+            quality::unbalance_pct(&sol.v[worst.1]).unwrap_or(0.0)
+        }
     }
 
     fn loading_max_pct(&self, sol: &Solution) -> f64 {
         let mut worst = 0.0f64;
-        for br in self.net.branches.iter().filter(|b| b.closed) {
+        for br in self.transformers.iter().map(|&k| &self.net.branches[k]) {
+            if !br.closed {
+                continue;
+            }
             if let BranchKind::Transformer {
                 z_base, s_rated_va, ..
             } = br.kind
@@ -892,15 +949,25 @@ impl GridModel {
         worst
     }
 
-    fn track_extremes(&mut self, sol: &Solution) {
+    /// The extremes of a solution: (lowest, highest voltage [pu], largest
+    /// transformer loading [%], largest unbalance [%]).
+    fn extremes_of(&self, sol: &Solution) -> Extremes {
         let (lo, hi) = self.v_range_pu(sol);
-        self.stats.v_min_pu = self.stats.v_min_pu.min(lo);
-        self.stats.v_max_pu = self.stats.v_max_pu.max(hi);
-        self.stats.loading_max_pct = self.stats.loading_max_pct.max(self.loading_max_pct(sol));
-        self.stats.unbalance_max_pct = self
-            .stats
-            .unbalance_max_pct
-            .max(self.unbalance_max_pct(sol));
+        Extremes {
+            v_min_pu: lo,
+            v_max_pu: hi,
+            loading_max_pct: self.loading_max_pct(sol),
+            unbalance_max_pct: self.unbalance_max_pct(sol),
+        }
+    }
+
+    fn track_extremes(&mut self, sol: &Solution) {
+        let x = self.extremes_of(sol);
+        self.stats.v_min_pu = self.stats.v_min_pu.min(x.v_min_pu);
+        self.stats.v_max_pu = self.stats.v_max_pu.max(x.v_max_pu);
+        self.stats.loading_max_pct = self.stats.loading_max_pct.max(x.loading_max_pct);
+        self.stats.unbalance_max_pct = self.stats.unbalance_max_pct.max(x.unbalance_max_pct);
+        self.extremes = x;
     }
 
     fn track_customers(&mut self, sol: &Solution, now: SimTime) {
@@ -934,7 +1001,7 @@ impl GridModel {
     /// Records one row of `grid.csv` at `now` (after [`GridModel::advance_to`]).
     pub fn record(&mut self, now: SimTime) {
         let Some(sol) = &self.solution else { return };
-        let (lo, hi) = self.v_range_pu(sol);
+        let (lo, hi) = (self.extremes.v_min_pu, self.extremes.v_max_pu);
         let row = [
             now.as_secs_f64(),
             lo,
@@ -944,8 +1011,8 @@ impl GridModel {
             self.powers.load / 1e3,
             self.powers.pv / 1e3,
             (self.powers.source.re + self.powers.pv - self.powers.load) / 1e3,
-            self.loading_max_pct(sol),
-            self.unbalance_max_pct(sol),
+            self.extremes.loading_max_pct,
+            self.extremes.unbalance_max_pct,
             sol.energized.iter().filter(|&&e| e).count() as f64,
             self.off_since.iter().filter(|o| o.is_some()).count() as f64,
         ];

@@ -18,15 +18,16 @@ use num_complex::Complex64 as C;
 
 use super::mat3::V3;
 
-/// `a = 1∠120°`.
-fn a() -> C {
-    C::from_polar(1.0, 120f64.to_radians())
-}
+/// `a = 1∠120°` and `a²`, evaluated once.
+static A: std::sync::LazyLock<(C, C)> = std::sync::LazyLock::new(|| {
+    let a = C::from_polar(1.0, 120f64.to_radians());
+    (a, a * a)
+});
 
 /// Zero-, positive- and negative-sequence components of a phase set
 /// [same unit as the input].
 pub fn sequence(v: &V3) -> [C; 3] {
-    let (a, a2) = (a(), a() * a());
+    let (a, a2) = *A;
     [
         (v[0] + v[1] + v[2]) / 3.0,
         (v[0] + a * v[1] + a2 * v[2]) / 3.0,
@@ -39,6 +40,15 @@ pub fn sequence(v: &V3) -> [C; 3] {
 pub fn unbalance_pct(v: &V3) -> Option<f64> {
     let [_, v1, v2] = sequence(v);
     (v1.norm() > 0.0).then(|| v2.norm() / v1.norm() * 100.0)
+}
+
+/// The square of the unbalance factor's ratio, (|V2|/|V1|)², without a
+/// square root: it orders phase sets as [`unbalance_pct`] does (up to
+/// rounding), for finding the most unbalanced of many. `None` as there.
+pub fn unbalance_ratio_sq(v: &V3) -> Option<f64> {
+    let [_, v1, v2] = sequence(v);
+    let d = v1.norm_sqr();
+    (d > 0.0).then(|| v2.norm_sqr() / d)
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::phy::{self, RadioProfile, Segment};
+use super::phy::{self, RadioProfile};
 use super::propagation::{Fading, PathLoss, Position, Shadowing};
 use crate::kernel::rng::stream;
 use crate::kernel::{SimDuration, SimTime};
@@ -209,8 +209,6 @@ pub enum TxFailure {
 #[derive(Clone, Debug)]
 struct Tx {
     src: u32,
-    start: SimTime,
-    end: SimTime,
     frame: Option<MacFrame>,
     ack_for: Option<(u32, u8)>,
     seq: u8,
@@ -220,7 +218,12 @@ struct Tx {
 struct Locked {
     tx: u64,
     signal_mw: f64,
-    segments: Vec<Segment>,
+    /// The success probability of the PSDU bits received so far: the
+    /// product of each closed constant-SINR segment's PSR, in order (as
+    /// `phy::psr_segments` of the segments).
+    psr: f64,
+    /// When the frame's PSDU starts and when the frame ends.
+    psdu: (SimTime, SimTime),
     since: SimTime,
     preamble_interference_mw: f64,
     /// The locked frame's own mean power at this receiver [mW], to take
@@ -740,8 +743,6 @@ impl Radio {
             id,
             Tx {
                 src: n,
-                start: now,
-                end,
                 frame,
                 ack_for,
                 seq,
@@ -776,6 +777,7 @@ impl Radio {
         }
         // Idle receivers strong enough to synchronise lock on it.
         let preamble = phy::preamble_duration();
+        let psdu_start = now.saturating_add(Self::psdu_offset());
         for k in 0..self.strong[n as usize].len() {
             let (r, p) = self.strong[n as usize][k];
             let rs = &self.nodes[r as usize];
@@ -798,7 +800,8 @@ impl Radio {
             self.nodes[r as usize].locked = Some(Locked {
                 tx: id,
                 signal_mw: p * gain,
-                segments: Vec::new(),
+                psr: 1.0,
+                psdu: (psdu_start, end),
                 since: now,
                 preamble_interference_mw: i,
                 own_mw: p,
@@ -808,31 +811,29 @@ impl Radio {
         }
     }
 
-    /// Ends receiver `r`'s current constant-SINR segment at `now`.
-    fn close_segment(&mut self, r: u32, now: SimTime) {
-        let Some(l) = &self.nodes[r as usize].locked else {
-            return;
-        };
-        let Some(tx) = self.txs.get(&l.tx) else {
-            return;
-        };
-        // PSDU bits sent during [since, now].
-        let psdu_start = tx.start.saturating_add(SimDuration::from_nanos(
+    /// From a frame's start to its PSDU's: preamble, SFD and PHR.
+    fn psdu_offset() -> SimDuration {
+        SimDuration::from_nanos(
             (phy::PREAMBLE_SYMBOLS + phy::SFD_SYMBOLS + phy::PHR_SYMBOLS) * phy::SYMBOL_US * 1000,
-        ));
-        let a = l.since.max(psdu_start);
-        let b = now.min(tx.end);
+        )
+    }
+
+    /// Ends receiver `r`'s current constant-SINR segment at `now`: the
+    /// PSDU bits sent during it, at its SINR, multiply the frame's PSR.
+    fn close_segment(&mut self, r: u32, now: SimTime) {
         let i = self.interference(r);
-        let seg = (b > a).then(|| Segment {
-            bits: b.saturating_since(a).as_secs_f64() * phy::BIT_RATE,
-            sinr: l.signal_mw / (self.noise_mw + i),
-        });
-        if let Some(l) = &mut self.nodes[r as usize].locked {
-            if let Some(seg) = seg {
-                l.segments.push(seg);
-            }
-            l.since = now;
+        let noise = self.noise_mw;
+        let Some(l) = &mut self.nodes[r as usize].locked else {
+            return;
+        };
+        let (psdu_start, end) = l.psdu;
+        let a = l.since.max(psdu_start);
+        let b = now.min(end);
+        if b > a {
+            let bits = b.saturating_since(a).as_secs_f64() * phy::BIT_RATE;
+            l.psr *= phy::psr(l.signal_mw / (noise + i), bits);
         }
+        l.since = now;
     }
 
     /// Decides receiver `rx`'s lock if its frame's preamble has ended by
@@ -884,7 +885,7 @@ impl Radio {
             if !l.synced || !rs.up {
                 continue;
             }
-            let p = phy::psr_segments(&l.segments);
+            let p = l.psr;
             let u: f64 = self.rngs[r as usize].random();
             if u >= p {
                 self.stats.corrupted += 1;

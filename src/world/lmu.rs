@@ -24,7 +24,7 @@ use num_complex::Complex32;
 use rand::RngExt;
 
 use crate::grid::network::Network;
-use crate::grid::powerflow::{Solution, branch_flows};
+use crate::grid::powerflow::{Solution, branch_flow};
 use crate::hil::{Board, HilError, OnReset};
 use crate::kernel::rng::stream;
 use crate::kernel::{EventId, SimDuration, SimTime};
@@ -819,7 +819,6 @@ impl LmuHost {
     /// Feeds every LMU on the grid its measurement from a solution, in node
     /// order; returns each node's effects.
     pub fn measure(&mut self, now: SimTime, net: &Network, sol: &Solution) -> Vec<(u32, Effects)> {
-        let flows = branch_flows(net, &sol.v);
         let mut out = Vec::new();
         for n in self.first..self.nodes.len() as u32 {
             let Some(place) = &self.nodes[n as usize].place else {
@@ -831,7 +830,7 @@ impl LmuHost {
             // downstream.
             let i = match place.feeder {
                 Some((k, to_end)) => {
-                    let f = &flows[k];
+                    let f = branch_flow(&net.branches[k], &sol.v);
                     if to_end {
                         f.i_to.map(|z| -c32(z))
                     } else {
