@@ -222,25 +222,108 @@ struct Locked {
     /// product of each closed constant-SINR segment's PSR, in order (as
     /// `phy::psr_segments` of the segments).
     psr: f64,
-    /// When the frame's PSDU starts and when the frame ends.
-    psdu: (SimTime, SimTime),
+    /// When the frame started and when it ends. Its preamble ends
+    /// [`phy::preamble_duration`] after the start: the lock is decided
+    /// then, lazily, at the first change the receiver sees at or after that
+    /// instant (nothing it hears changes in between, so the outcome is the
+    /// same as deciding on time, without an event per receiver and frame).
+    span: (SimTime, SimTime),
     since: SimTime,
     preamble_interference_mw: f64,
     /// The locked frame's own mean power at this receiver [mW], to take
     /// out of the power on air.
     own_mw: f64,
-    /// When the preamble ends: the lock is decided then, lazily, at the
-    /// first change the receiver sees at or after that instant (nothing
-    /// it hears changes in between, so the outcome is the same as deciding
-    /// on time, without an event per receiver and frame).
-    preamble_end: SimTime,
     synced: bool,
+}
+
+/// A receiver's channel state, kept apart from its MAC's so that a
+/// transmission's pass over its neighbours streams through one dense
+/// array.
+#[derive(Clone, Debug, Default)]
+struct Rx {
+    /// The mean power of every transmission on air here [mW] (jammers
+    /// included), kept as transmissions start and end.
+    air: f64,
+    /// Cannot lock on a frame: down, or transmitting (half duplex).
+    deaf: bool,
+    /// The frame it is receiving.
+    locked: Option<Locked>,
+}
+
+/// From a frame's start to its PSDU's: preamble, SFD and PHR.
+fn psdu_offset() -> SimDuration {
+    SimDuration::from_nanos(
+        (phy::PREAMBLE_SYMBOLS + phy::SFD_SYMBOLS + phy::PHR_SYMBOLS) * phy::SYMBOL_US * 1000,
+    )
+}
+
+impl Rx {
+    /// Interference at a locked receiver: the power on air but its own
+    /// frame's [mW].
+    fn interference(&self) -> f64 {
+        let own = self.locked.as_ref().map_or(0.0, |l| l.own_mw);
+        (self.air - own).max(0.0)
+    }
+
+    /// What a locked receiver does before the power on air changes at
+    /// `now`: decide its lock if the preamble has ended, then close its
+    /// constant-SINR segment (noise [mW]).
+    fn settle(&mut self, now: SimTime, noise_mw: f64, stats: &mut RadioStats) {
+        if self.locked.is_some() {
+            self.resolve_preamble(now, noise_mw, stats);
+            self.close_segment(now, noise_mw);
+        }
+    }
+
+    /// While the locked frame's preamble lasts, the largest interference
+    /// it meets is remembered for the lock decision.
+    fn note_preamble_interference(&mut self) {
+        let i = self.interference();
+        if let Some(l) = &mut self.locked
+            && !l.synced
+        {
+            l.preamble_interference_mw = l.preamble_interference_mw.max(i);
+        }
+    }
+
+    /// Ends the current constant-SINR segment at `now`: the PSDU bits sent
+    /// during it, at its SINR, multiply the frame's PSR.
+    fn close_segment(&mut self, now: SimTime, noise_mw: f64) {
+        let i = self.interference();
+        let Some(l) = &mut self.locked else {
+            return;
+        };
+        let (start, end) = l.span;
+        let a = l.since.max(start.saturating_add(psdu_offset()));
+        let b = now.min(end);
+        if b > a {
+            let bits = b.saturating_since(a).as_secs_f64() * phy::BIT_RATE;
+            l.psr *= phy::psr(l.signal_mw / (noise_mw + i), bits);
+        }
+        l.since = now;
+    }
+
+    /// Decides the lock if its frame's preamble has ended by `now` (see
+    /// `Locked::span`).
+    fn resolve_preamble(&mut self, now: SimTime, noise_mw: f64, stats: &mut RadioStats) {
+        let i_now = self.interference();
+        let Some(l) = &mut self.locked else { return };
+        if l.synced || now < l.span.0.saturating_add(phy::preamble_duration()) {
+            return;
+        }
+        let i = l.preamble_interference_mw.max(i_now);
+        if phy::preamble_locks(l.signal_mw, noise_mw, i) {
+            l.synced = true;
+        } else {
+            self.locked = None;
+            stats.sync_failures += 1;
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
 struct NodeState {
     up: bool,
-    locked: Option<Locked>,
     transmitting: Option<u64>,
     queue: VecDeque<(MacFrame, u8)>,
     /// CSMA state of the head-of-line frame: (NB, BE), or None when idle.
@@ -249,6 +332,19 @@ struct NodeState {
     pending_ack: Option<(u32, u8)>,
     seq: u8,
     last_seq_from: BTreeMap<u32, u8>,
+}
+
+/// A link from a node to a neighbour within the cut-off.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Link {
+    /// The neighbour.
+    pub to: u32,
+    /// Whether the neighbour could lock on the node's frames (mean power,
+    /// plus [`FADING_MARGIN_DB`] with fading, above the preamble threshold
+    /// over noise); otherwise they only interfere there.
+    pub lockable: bool,
+    /// Mean received power at the neighbour [mW].
+    pub mw: f64,
 }
 
 /// Counters of the channel and the MAC.
@@ -277,15 +373,12 @@ pub struct RadioStats {
 pub struct Radio {
     cfg: RadioConfig,
     positions: Vec<Position>,
-    /// Per node: (neighbour, mean received power [mW]), by neighbour id.
-    links: Vec<Vec<(u32, f64)>>,
-    /// Per node: the neighbours that could lock on its frames (mean power,
-    /// plus [`FADING_MARGIN_DB`] with fading, above the preamble threshold
-    /// over noise); the rest only interfere.
-    strong: Vec<Vec<(u32, f64)>>,
-    /// Per node: the mean power of every transmission on air [mW], kept
-    /// as transmissions start and end (jammers included).
-    air: Vec<f64>,
+    /// Per node: the links from it, by neighbour id.
+    links: Vec<Vec<Link>>,
+    /// Scratch: the receivers of the frame ending now that received it.
+    receivers: Vec<u32>,
+    /// Per node: its receiver's channel state.
+    rx: Vec<Rx>,
     /// Mean power above which a frame can be locked on [mW].
     lockable_mw: f64,
     /// Links whose power a fault changed: their original power [mW].
@@ -342,13 +435,15 @@ impl Radio {
         // test `tx_start` makes with fading, at a gain of exactly 1).
         let noise_mw = phy::lin(noise_dbm);
         let steady = cfg.fading == Fading::None;
-        let strong = links
-            .iter()
+        let links = links
+            .into_iter()
             .map(|l| {
-                l.iter()
-                    .copied()
-                    .filter(|&(_, p)| {
-                        p > lockable && (!steady || phy::db(p / noise_mw) > phy::PREAMBLE_SINR_DB)
+                l.into_iter()
+                    .map(|(to, mw)| Link {
+                        to,
+                        mw,
+                        lockable: mw > lockable
+                            && (!steady || phy::db(mw / noise_mw) > phy::PREAMBLE_SINR_DB),
                     })
                     .collect()
             })
@@ -371,8 +466,8 @@ impl Radio {
             stats: RadioStats::default(),
             link_counts: BTreeMap::new(),
             links,
-            strong,
-            air: vec![0.0; n],
+            receivers: Vec::new(),
+            rx: vec![Rx::default(); n],
             lockable_mw: lockable,
             original: BTreeMap::new(),
             positions,
@@ -478,7 +573,7 @@ impl Radio {
 
     /// The nodes within the cut-off of `node`, with their mean received
     /// power [mW].
-    pub fn links_of(&self, node: u32) -> &[(u32, f64)] {
+    pub fn links_of(&self, node: u32) -> &[Link] {
         &self.links[node as usize]
     }
 
@@ -488,8 +583,10 @@ impl Radio {
         let s = &mut self.nodes[node as usize];
         if !up {
             *s = NodeState::default();
+            self.rx[node as usize].locked = None;
         }
         s.up = up;
+        self.rx[node as usize].deaf = !up || s.transmitting.is_some();
     }
 
     /// Switches a jammer on or off at `now`: a continuous interferer of
@@ -499,22 +596,15 @@ impl Radio {
         for r in 0..self.positions.len() as u32 {
             let p =
                 phy::lin(power_dbm - self.cfg.loss.loss_db(position, &self.positions[r as usize]));
-            if self.nodes[r as usize].locked.is_some() {
-                self.resolve_preamble(r, now);
-                self.close_segment(r, now);
-            }
-            let a = &mut self.air[r as usize];
-            *a = if on { *a + p } else { (*a - p).max(0.0) };
-            if on
-                && self.nodes[r as usize]
-                    .locked
-                    .as_ref()
-                    .is_some_and(|l| !l.synced)
-            {
-                let i = self.interference(r);
-                if let Some(l) = &mut self.nodes[r as usize].locked {
-                    l.preamble_interference_mw = l.preamble_interference_mw.max(i);
-                }
+            let rx = &mut self.rx[r as usize];
+            rx.settle(now, self.noise_mw, &mut self.stats);
+            rx.air = if on {
+                rx.air + p
+            } else {
+                (rx.air - p).max(0.0)
+            };
+            if on {
+                rx.note_preamble_interference();
             }
         }
     }
@@ -524,27 +614,21 @@ impl Radio {
     pub fn degrade_link(&mut self, now: SimTime, a: u32, b: u32, extra_db: f64) {
         for (src, dst) in [(a, b), (b, a)] {
             let l = &self.links[src as usize];
-            let Ok(k) = l.binary_search_by_key(&dst, |&(j, _)| j) else {
+            let Ok(k) = l.binary_search_by_key(&dst, |x| x.to) else {
                 continue;
             };
-            let base = *self.original.entry((src, dst)).or_insert(l[k].1);
+            let base = *self.original.entry((src, dst)).or_insert(l[k].mw);
             let new = base * phy::lin(-extra_db);
-            let old = l[k].1;
+            let old = l[k].mw;
             // A frame of src on air now: its receiver's air changes too.
             if self.nodes[src as usize].transmitting.is_some() {
-                if self.nodes[dst as usize].locked.is_some() {
-                    self.resolve_preamble(dst, now);
-                    self.close_segment(dst, now);
-                }
-                self.air[dst as usize] = (self.air[dst as usize] + new - old).max(0.0);
+                let rx = &mut self.rx[dst as usize];
+                rx.settle(now, self.noise_mw, &mut self.stats);
+                rx.air = (rx.air + new - old).max(0.0);
             }
-            self.links[src as usize][k].1 = new;
-            let strong = &mut self.strong[src as usize];
-            strong.retain(|&(j, _)| j != dst);
-            if new > self.lockable_mw {
-                let at = strong.partition_point(|&(j, _)| j < dst);
-                strong.insert(at, (dst, new));
-            }
+            let link = &mut self.links[src as usize][k];
+            link.mw = new;
+            link.lockable = new > self.lockable_mw;
         }
     }
 
@@ -615,18 +699,8 @@ impl Radio {
     /// cut-off.
     fn power(&self, src: u32, r: u32) -> f64 {
         let l = &self.links[src as usize];
-        l.binary_search_by_key(&r, |&(j, _)| j)
-            .map_or(0.0, |k| l[k].1)
-    }
-
-    /// Interference at locked receiver `r`: the power on air but its own
-    /// frame's [mW].
-    fn interference(&self, r: u32) -> f64 {
-        let own = self.nodes[r as usize]
-            .locked
-            .as_ref()
-            .map_or(0.0, |l| l.own_mw);
-        (self.air[r as usize] - own).max(0.0)
+        l.binary_search_by_key(&r, |x| x.to)
+            .map_or(0.0, |k| l[k].mw)
     }
 
     /// Handles one event at `now`.
@@ -670,7 +744,7 @@ impl Radio {
         out: &mut Vec<RadioOutput>,
     ) {
         let busy =
-            self.air[n as usize] >= self.cca_mw || self.nodes[n as usize].transmitting.is_some();
+            self.rx[n as usize].air >= self.cca_mw || self.nodes[n as usize].transmitting.is_some();
         let mac = self.cfg.mac;
         let s = &mut self.nodes[n as usize];
         let Some((nb, be)) = s.csma else { return };
@@ -733,11 +807,13 @@ impl Radio {
         } else {
             return;
         };
-        // Half duplex: a receiver that starts sending drops its reception.
-        s.locked = None;
         let id = self.next_tx;
         self.next_tx += 1;
-        self.nodes[n as usize].transmitting = Some(id);
+        s.transmitting = Some(id);
+        // Half duplex: a receiver that starts sending drops its reception.
+        let rx = &mut self.rx[n as usize];
+        rx.locked = None;
+        rx.deaf = true;
         let end = now.saturating_add(phy::frame_duration(octets.min(phy::MAX_PSDU)));
         self.txs.insert(
             id,
@@ -755,103 +831,54 @@ impl Radio {
             self.link_counts.entry((n, f.dst)).or_default().sent += 1;
         }
         ev.push((end, RadioEvent::TxEnd(id)));
-        // Locked receivers that hear this frame close their segment at the
-        // old SINR; then every receiver in range counts its power.
-        for k in 0..self.links[n as usize].len() {
-            let (r, p) = self.links[n as usize][k];
-            if self.nodes[r as usize].locked.is_some() {
-                self.resolve_preamble(r, now);
-                self.close_segment(r, now);
+        // Every receiver in range: a locked one closes its segment at the
+        // old SINR; each counts the frame's power; an idle one that could
+        // synchronise on it locks on it. (Each receiver's state is its own,
+        // so one pass in link order does what a pass for the power and a
+        // pass for the locks would.)
+        let noise = self.noise_mw;
+        let fading = self.cfg.fading;
+        let Radio {
+            links,
+            rx,
+            rngs,
+            stats,
+            ..
+        } = self;
+        for link in &links[n as usize] {
+            let (r, p) = (link.to as usize, link.mw);
+            let rs = &mut rx[r];
+            rs.settle(now, noise, stats);
+            rs.air += p;
+            if rs.locked.is_some() {
+                rs.note_preamble_interference();
+                continue;
             }
-            self.air[r as usize] += p;
-            if self.nodes[r as usize]
-                .locked
-                .as_ref()
-                .is_some_and(|l| !l.synced)
-            {
-                let i = self.interference(r);
-                if let Some(l) = &mut self.nodes[r as usize].locked {
-                    l.preamble_interference_mw = l.preamble_interference_mw.max(i);
-                }
-            }
-        }
-        // Idle receivers strong enough to synchronise lock on it.
-        let preamble = phy::preamble_duration();
-        let psdu_start = now.saturating_add(Self::psdu_offset());
-        for k in 0..self.strong[n as usize].len() {
-            let (r, p) = self.strong[n as usize][k];
-            let rs = &self.nodes[r as usize];
-            if !rs.up || rs.locked.is_some() || rs.transmitting.is_some() {
+            if !link.lockable || rs.deaf {
                 continue;
             }
             // A frame the receiver could never synchronise to (below the
             // preamble threshold over noise alone) is interference only;
-            // without fading, `strong` holds only links above it.
-            let gain = if self.cfg.fading == Fading::None {
+            // without fading, only links above it are lockable.
+            let gain = if fading == Fading::None {
                 1.0
             } else {
-                let gain = phy::lin(self.cfg.fading.draw_db(&mut self.rngs[r as usize]));
-                if phy::db(p * gain / self.noise_mw) <= phy::PREAMBLE_SINR_DB {
+                let gain = phy::lin(fading.draw_db(&mut rngs[r]));
+                if phy::db(p * gain / noise) <= phy::PREAMBLE_SINR_DB {
                     continue;
                 }
                 gain
             };
-            let i = (self.air[r as usize] - p).max(0.0);
-            self.nodes[r as usize].locked = Some(Locked {
+            rs.locked = Some(Locked {
                 tx: id,
                 signal_mw: p * gain,
                 psr: 1.0,
-                psdu: (psdu_start, end),
+                span: (now, end),
                 since: now,
-                preamble_interference_mw: i,
+                preamble_interference_mw: (rs.air - p).max(0.0),
                 own_mw: p,
-                preamble_end: now.saturating_add(preamble),
                 synced: false,
             });
-        }
-    }
-
-    /// From a frame's start to its PSDU's: preamble, SFD and PHR.
-    fn psdu_offset() -> SimDuration {
-        SimDuration::from_nanos(
-            (phy::PREAMBLE_SYMBOLS + phy::SFD_SYMBOLS + phy::PHR_SYMBOLS) * phy::SYMBOL_US * 1000,
-        )
-    }
-
-    /// Ends receiver `r`'s current constant-SINR segment at `now`: the
-    /// PSDU bits sent during it, at its SINR, multiply the frame's PSR.
-    fn close_segment(&mut self, r: u32, now: SimTime) {
-        let i = self.interference(r);
-        let noise = self.noise_mw;
-        let Some(l) = &mut self.nodes[r as usize].locked else {
-            return;
-        };
-        let (psdu_start, end) = l.psdu;
-        let a = l.since.max(psdu_start);
-        let b = now.min(end);
-        if b > a {
-            let bits = b.saturating_since(a).as_secs_f64() * phy::BIT_RATE;
-            l.psr *= phy::psr(l.signal_mw / (noise + i), bits);
-        }
-        l.since = now;
-    }
-
-    /// Decides receiver `rx`'s lock if its frame's preamble has ended by
-    /// `now` (see `Locked::preamble_end`).
-    fn resolve_preamble(&mut self, rx: u32, now: SimTime) {
-        let noise = self.noise_mw;
-        let i_now = self.interference(rx);
-        let rs = &mut self.nodes[rx as usize];
-        let Some(l) = &mut rs.locked else { return };
-        if l.synced || now < l.preamble_end {
-            return;
-        }
-        let i = l.preamble_interference_mw.max(i_now);
-        if phy::preamble_locks(l.signal_mw, noise, i) {
-            l.synced = true;
-        } else {
-            rs.locked = None;
-            self.stats.sync_failures += 1;
         }
     }
 
@@ -868,35 +895,48 @@ impl Radio {
         let src = tx.src as usize;
         // Locked receivers that hear it close their segment while it is
         // still on air; those locked on it finish, the others lose its
-        // interference.
-        for k in 0..self.links[src].len() {
-            let (r, p) = self.links[src][k];
-            if self.nodes[r as usize].locked.is_some() {
-                self.resolve_preamble(r, now);
-                self.close_segment(r, now);
-            }
-            self.air[r as usize] = (self.air[r as usize] - p).max(0.0);
-            let rs = &mut self.nodes[r as usize];
-            let Some(l) = &mut rs.locked else { continue };
-            if l.tx != id {
+        // interference. The MAC then handles, in link order, the frames
+        // received intact (each receiver's draw is from its own stream, so
+        // handling them after the pass changes no draw).
+        let noise = self.noise_mw;
+        let mut receivers = std::mem::take(&mut self.receivers);
+        let Radio {
+            links,
+            rx,
+            rngs,
+            stats,
+            ..
+        } = self;
+        for link in &links[src] {
+            let r = link.to as usize;
+            let rs = &mut rx[r];
+            rs.settle(now, noise, stats);
+            rs.air = (rs.air - link.mw).max(0.0);
+            if rs.locked.as_ref().is_none_or(|l| l.tx != id) {
                 continue;
             }
+            // (A locked receiver is not transmitting: deaf means down.)
             let l = rs.locked.take().expect("checked above");
-            if !l.synced || !rs.up {
+            if !l.synced || rs.deaf {
                 continue;
             }
-            let p = l.psr;
-            let u: f64 = self.rngs[r as usize].random();
-            if u >= p {
-                self.stats.corrupted += 1;
+            let u: f64 = rngs[r].random();
+            if u >= l.psr {
+                stats.corrupted += 1;
                 continue;
             }
-            self.stats.received += 1;
+            stats.received += 1;
+            receivers.push(link.to);
+        }
+        for &r in &receivers {
             self.received(now, r, &tx, ev, out);
         }
+        receivers.clear();
+        self.receivers = receivers;
         self.txs.remove(&id);
         let s = &mut self.nodes[src];
         s.transmitting = None;
+        self.rx[src].deaf = !s.up;
         if !s.up {
             return;
         }
@@ -1141,7 +1181,7 @@ mod tests {
             radio
                 .links_of(0)
                 .iter()
-                .any(|&(j, p)| j == 2 && phy::db(p) < -90.0)
+                .any(|l| l.to == 2 && phy::db(l.mw) < -90.0)
         );
         let net = run(
             radio,
@@ -1156,7 +1196,7 @@ mod tests {
 
         // R at 100 m from A and 300 m from B: A is 11.6 dB stronger.
         let radio = Radio::new(config(0.0, 10.0), line(&[0.0, 100.0, 400.0]), 1);
-        let p = |j: u32| radio.links_of(1).iter().find(|l| l.0 == j).unwrap().1;
+        let p = |j: u32| radio.links_of(1).iter().find(|l| l.to == j).unwrap().mw;
         assert!(phy::db(p(0) / p(2)) > 10.0);
         let net = run(
             radio,
@@ -1357,7 +1397,7 @@ mod fault_tests {
             Position::new(100.0, 50.0, 8.0),
         ];
         let mut apart = Radio::on_channels(cfg(), pos.clone(), &[3, 7, 3], 1);
-        assert!(apart.links_of(0).iter().all(|l| l.0 == 2));
+        assert!(apart.links_of(0).iter().all(|l| l.to == 2));
         assert!(apart.links_of(1).is_empty());
         assert!(!unicast(&mut apart, SimTime::ZERO));
         let mut together = Radio::on_channels(cfg(), pos, &[3, 3, 3], 1);

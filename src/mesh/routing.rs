@@ -1153,7 +1153,8 @@ mod tests {
         let mut stack = vec![0u32];
         seen[0] = true;
         while let Some(x) = stack.pop() {
-            for &(y, p) in m.radio().links_of(x) {
+            for l in m.radio().links_of(x) {
+                let (y, p) = (l.to, l.mw);
                 let ok = phy::psr(phy::lin(phy::db(p) - noise), 160.0) >= 0.2;
                 if ok && Some(y) != failed && !seen[y as usize] {
                     seen[y as usize] = true;
