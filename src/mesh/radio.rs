@@ -185,6 +185,9 @@ pub enum RadioOutput {
         /// Its received signal strength [dBm] (the mean power of the link,
         /// what an RSSI reading averages to).
         rssi_dbm: f64,
+        /// The sender's index among the receiver's own links
+        /// ([`Radio::links_of`]), if the receiver has a link back to it.
+        back: Option<u32>,
     },
     /// A unicast frame was acknowledged.
     Acked(MacFrame),
@@ -345,6 +348,9 @@ pub struct Link {
     pub lockable: bool,
     /// Mean received power at the neighbour [mW].
     pub mw: f64,
+    /// The index of this link's reverse among the neighbour's links
+    /// (`u32::MAX` if the neighbour has no link back).
+    back: u32,
 }
 
 /// Counters of the channel and the MAC.
@@ -375,8 +381,9 @@ pub struct Radio {
     positions: Vec<Position>,
     /// Per node: the links from it, by neighbour id.
     links: Vec<Vec<Link>>,
-    /// Scratch: the receivers of the frame ending now that received it.
-    receivers: Vec<u32>,
+    /// Scratch: the receivers of the frame ending now that received it,
+    /// with the link's power [mW] and its reverse's index.
+    receivers: Vec<(u32, f64, u32)>,
     /// Per node: its receiver's channel state.
     rx: Vec<Rx>,
     /// Mean power above which a frame can be locked on [mW].
@@ -435,15 +442,22 @@ impl Radio {
         // test `tx_start` makes with fading, at a gain of exactly 1).
         let noise_mw = phy::lin(noise_dbm);
         let steady = cfg.fading == Fading::None;
+        let back = |from: usize, to: u32| {
+            links[to as usize]
+                .binary_search_by_key(&(from as u32), |&(j, _)| j)
+                .map_or(u32::MAX, |k| k as u32)
+        };
         let links = links
-            .into_iter()
-            .map(|l| {
-                l.into_iter()
-                    .map(|(to, mw)| Link {
+            .iter()
+            .enumerate()
+            .map(|(from, l)| {
+                l.iter()
+                    .map(|&(to, mw)| Link {
                         to,
                         mw,
                         lockable: mw > lockable
                             && (!steady || phy::db(mw / noise_mw) > phy::PREAMBLE_SINR_DB),
+                        back: back(from, to),
                     })
                     .collect()
             })
@@ -695,14 +709,6 @@ impl Radio {
         ev.push((now.saturating_add(d), RadioEvent::BackoffEnd(node)));
     }
 
-    /// Mean power of `src`'s transmissions at `r` [mW], 0 beyond the
-    /// cut-off.
-    fn power(&self, src: u32, r: u32) -> f64 {
-        let l = &self.links[src as usize];
-        l.binary_search_by_key(&r, |x| x.to)
-            .map_or(0.0, |k| l[k].mw)
-    }
-
     /// Handles one event at `now`.
     pub fn handle(
         &mut self,
@@ -926,10 +932,15 @@ impl Radio {
                 continue;
             }
             stats.received += 1;
-            receivers.push(link.to);
+            // Only the addressee, or every receiver of a broadcast, does
+            // anything with it.
+            let to = tx.ack_for.map(|a| a.0).or(tx.frame.as_ref().map(|f| f.dst));
+            if to == Some(link.to) || to == Some(BROADCAST) {
+                receivers.push((link.to, link.mw, link.back));
+            }
         }
-        for &r in &receivers {
-            self.received(now, r, &tx, ev, out);
+        for &(r, mw, back) in &receivers {
+            self.received(now, r, mw, back, &tx, ev, out);
         }
         receivers.clear();
         self.receivers = receivers;
@@ -963,10 +974,16 @@ impl Radio {
         }
     }
 
+    /// Frame `tx` arrived intact at its addressee (or at a receiver of a
+    /// broadcast) `r`, over a link of mean power `mw` [mW] whose reverse
+    /// is `r`'s link `back`.
+    #[allow(clippy::too_many_arguments)]
     fn received(
         &mut self,
         now: SimTime,
         r: u32,
+        mw: f64,
+        back: u32,
         tx: &Tx,
         ev: &mut Vec<(SimTime, RadioEvent)>,
         out: &mut Vec<RadioOutput>,
@@ -1008,7 +1025,8 @@ impl Radio {
             out.push(RadioOutput::Delivered {
                 at: r,
                 frame: f.clone(),
-                rssi_dbm: phy::db(self.power(tx.src, r)),
+                rssi_dbm: phy::db(mw),
+                back: (back != u32::MAX).then_some(back),
             });
         }
     }

@@ -64,7 +64,7 @@ use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::phy;
-use super::radio::{BROADCAST, MacFrame, Radio, RadioEvent, RadioOutput, TxFailure};
+use super::radio::{BROADCAST, Link, MacFrame, Radio, RadioEvent, RadioOutput, TxFailure};
 use crate::kernel::rng::stream;
 use crate::kernel::{SimDuration, SimTime};
 
@@ -245,13 +245,138 @@ struct Neighbour {
     dodag: u16,
 }
 
+/// A node's neighbour table: a slot per radio link of the node (its
+/// neighbours in range, in node order), filled as they are heard, so that
+/// a frame's reverse link finds its sender's entry without a search; and a
+/// map for a sender heard over a link the node's own list lacks (links
+/// are symmetric unless a link's loss is).
+///
+/// It keeps its best parent candidate up to date as entries change, so
+/// that parent selection on every DIO heard need not scan the table: a
+/// change that makes the best worse forgets it, and the next selection
+/// scans once.
+#[derive(Clone, Debug, Default)]
+struct Neighbours {
+    by_link: Vec<Option<Neighbour>>,
+    extra: litemap::LiteMap<u32, Neighbour>,
+    /// The usable entry of least cost (then of least number), `Some(None)`
+    /// when none is usable, `None` when not known.
+    best: Option<Option<Candidate>>,
+}
+
+/// A parent candidate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Candidate {
+    id: u32,
+    /// Its slot among the node's links, if it is one.
+    slot: Option<usize>,
+    /// Its rank plus the link's ETX.
+    cost: f64,
+    dodag: u16,
+}
+
+impl Candidate {
+    /// `nb` (neighbour `id`) as a candidate, if usable: a finite rank over
+    /// a link of ETX at most [`MAX_LINK_ETX`].
+    fn of(id: u32, slot: Option<usize>, nb: &Neighbour) -> Option<Candidate> {
+        (nb.rank.is_finite() && nb.etx <= MAX_LINK_ETX).then_some(Candidate {
+            id,
+            slot,
+            cost: nb.rank + nb.etx,
+            dodag: nb.dodag,
+        })
+    }
+
+    /// Cheaper, or as cheap with a lower number.
+    fn beats(&self, other: &Candidate) -> bool {
+        self.cost
+            .total_cmp(&other.cost)
+            .then(self.id.cmp(&other.id))
+            .is_lt()
+    }
+}
+
+impl Neighbours {
+    /// The entry of neighbour `id`, at `slot` if it is one of the node's
+    /// links.
+    fn get(&self, slot: Option<usize>, id: u32) -> Option<&Neighbour> {
+        match slot {
+            Some(k) => self.by_link.get(k)?.as_ref(),
+            None => self.extra.get(&id),
+        }
+    }
+
+    /// Changes the entry of neighbour `id` with `f`, inserting `new` first
+    /// if it is absent and `new` is given; `None` if there is no entry.
+    fn update<R>(
+        &mut self,
+        slot: Option<usize>,
+        id: u32,
+        new: Option<Neighbour>,
+        f: impl FnOnce(&mut Neighbour) -> R,
+    ) -> Option<R> {
+        let nb = match (slot, new) {
+            (Some(k), Some(new)) => Some(self.by_link[k].get_or_insert(new)),
+            (Some(k), None) => self.by_link.get_mut(k).and_then(Option::as_mut),
+            (None, Some(new)) => Some(self.extra.entry(id).or_insert(new)),
+            (None, None) => self.extra.get_mut(&id),
+        }?;
+        let r = f(nb);
+        let now = Candidate::of(id, slot, nb);
+        // The best stays known unless it got worse.
+        self.best = match self.best {
+            Some(Some(b)) if b.id == id => match now {
+                Some(c) if c.cost.total_cmp(&b.cost).is_le() => Some(Some(c)),
+                _ => None,
+            },
+            Some(Some(b)) => Some(Some(now.filter(|c| c.beats(&b)).unwrap_or(b))),
+            Some(None) => Some(now),
+            None => None,
+        };
+        Some(r)
+    }
+
+    /// Changes every entry with `f`.
+    fn update_all(&mut self, mut f: impl FnMut(&mut Neighbour)) {
+        self.by_link.iter_mut().flatten().for_each(&mut f);
+        self.extra.iter_mut().for_each(|(_, nb)| f(nb));
+        self.best = None;
+    }
+
+    /// The best parent candidate; `links` are the node's radio links.
+    fn best(&mut self, links: &[Link]) -> Option<Candidate> {
+        if let Some(b) = self.best {
+            return b;
+        }
+        let mut best: Option<Candidate> = None;
+        let mut consider = |c: Option<Candidate>| {
+            if let Some(c) = c
+                && best.is_none_or(|b| c.beats(&b))
+            {
+                best = Some(c);
+            }
+        };
+        for (k, (nb, l)) in self.by_link.iter().zip(links).enumerate() {
+            if let Some(nb) = nb {
+                consider(Candidate::of(l.to, Some(k), nb));
+            }
+        }
+        for (&id, nb) in self.extra.iter() {
+            consider(Candidate::of(id, None, nb));
+        }
+        self.best = Some(best);
+        best
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Node {
     up: bool,
     rank: f64,
     parent: Option<u32>,
-    /// By node number: a flat sorted map, scanned whole on every DIO heard.
-    neighbours: litemap::LiteMap<u32, Neighbour>,
+    /// The parent's slot among the node's links, if it is one.
+    parent_slot: Option<usize>,
+    neighbours: Neighbours,
     down: BTreeMap<u32, (u32, SimTime)>,
     trickle_i: SimDuration,
     trickle_c: u32,
@@ -280,12 +405,18 @@ impl Node {
         self.versions.get(&self.dodag).copied().unwrap_or(0)
     }
 
-    fn fresh() -> Node {
+    /// A node that has heard nothing, with `links` radio links.
+    fn fresh(links: usize) -> Node {
         Node {
             up: true,
             rank: f64::INFINITY,
             parent: None,
-            neighbours: litemap::LiteMap::new(),
+            parent_slot: None,
+            neighbours: Neighbours {
+                by_link: vec![None; links],
+                extra: litemap::LiteMap::new(),
+                best: Some(None),
+            },
             down: BTreeMap::new(),
             trickle_i: SimDuration::ZERO,
             trickle_c: 0,
@@ -351,6 +482,8 @@ pub struct Mesh {
     packets: BTreeMap<u64, Packet>,
     next_packet: u64,
     stats: RoutingStats,
+    /// The radio's noise floor [dBm].
+    noise_dbm: f64,
 }
 
 type Out = (Vec<(SimTime, MeshEvent)>, Vec<Delivery>);
@@ -364,7 +497,9 @@ impl Mesh {
             !roots.is_empty() && roots.len() <= MAX_ROOTS,
             "1 to {MAX_ROOTS} roots"
         );
-        let mut nodes: Vec<Node> = (0..n).map(|_| Node::fresh()).collect();
+        let mut nodes: Vec<Node> = (0..n)
+            .map(|i| Node::fresh(radio.links_of(i as u32).len()))
+            .collect();
         for (d, &r) in roots.iter().enumerate() {
             let node = &mut nodes[r as usize];
             node.rank = 0.0;
@@ -376,7 +511,6 @@ impl Mesh {
             root_flags[r as usize] = true;
         }
         Mesh {
-            radio,
             roots,
             root_flags,
             cfg,
@@ -387,6 +521,8 @@ impl Mesh {
             packets: BTreeMap::new(),
             next_packet: 0,
             stats: RoutingStats::default(),
+            noise_dbm: radio.noise_dbm(),
+            radio,
         }
     }
 
@@ -476,7 +612,7 @@ impl Mesh {
             let v = versions.entry(d as u16).or_insert(0);
             *v = v.wrapping_add(1);
         }
-        self.nodes[n as usize] = Node::fresh();
+        self.nodes[n as usize] = Node::fresh(self.radio.links_of(n).len());
         self.nodes[n as usize].generation = generation;
         self.nodes[n as usize].up = up;
         self.nodes[n as usize].versions = versions;
@@ -728,6 +864,7 @@ impl Mesh {
                 at,
                 frame,
                 rssi_dbm,
+                back,
             } => {
                 if frame.tag == DIS_TAG {
                     // An attached node answers a solicitation by restarting
@@ -751,7 +888,8 @@ impl Mesh {
                 if !self.nodes[at as usize].up {
                     return;
                 }
-                self.heard(now, at, frame.src, rssi_dbm, &p, ev);
+                let slot = back.map(|k| k as usize);
+                self.heard(now, at, frame.src, slot, rssi_dbm, &p, ev);
                 match p {
                     Packet::Dio { .. } => {}
                     Packet::Dao { target, hops } => {
@@ -829,22 +967,40 @@ impl Mesh {
     }
 
     fn learn(&mut self, n: u32, neighbour: u32, sample: f64) {
-        if let Some(nb) = self.nodes[n as usize].neighbours.get_mut(&neighbour) {
-            nb.etx = (1.0 - ETX_ALPHA) * nb.etx + ETX_ALPHA * sample;
-        }
+        let node = &self.nodes[n as usize];
+        let slot = if node.parent == Some(neighbour) {
+            node.parent_slot
+        } else {
+            self.slot(n, neighbour)
+        };
+        self.nodes[n as usize]
+            .neighbours
+            .update(slot, neighbour, None, |nb| {
+                nb.etx = (1.0 - ETX_ALPHA) * nb.etx + ETX_ALPHA * sample;
+            });
     }
 
-    /// A frame from `from` was heard at `at`.
+    /// The slot of `id` among `n`'s radio links, if it is one.
+    fn slot(&self, n: u32, id: u32) -> Option<usize> {
+        self.radio
+            .links_of(n)
+            .binary_search_by_key(&id, |l| l.to)
+            .ok()
+    }
+
+    /// A frame from `from` (`at`'s link `slot`) was heard at `at`.
+    #[allow(clippy::too_many_arguments)]
     fn heard(
         &mut self,
         now: SimTime,
         at: u32,
         from: u32,
+        slot: Option<usize>,
         rssi_dbm: f64,
         p: &Packet,
         ev: &mut Vec<(SimTime, MeshEvent)>,
     ) {
-        let profile_noise = self.radio.noise_dbm();
+        let profile_noise = self.noise_dbm;
         let node = &mut self.nodes[at as usize];
         // An estimate from the signal strength: 1 / PSR of a 20-octet frame,
         // capped at FAIL_ETX.
@@ -865,16 +1021,15 @@ impl Mesh {
                     node.min_rank = f64::INFINITY;
                     node.detached_at = None;
                 }
-                for (_, other) in node.neighbours.iter_mut() {
+                node.neighbours.update_all(|other| {
                     if other.dodag == dodag {
                         other.rank = f64::INFINITY;
                     }
-                }
+                });
             } else if known.is_some_and(|k| newer(k, version)) {
                 // An old version: not a parent candidate; tell it at once.
                 node.neighbours
-                    .entry(from)
-                    .and_modify(|nb| nb.rank = f64::INFINITY);
+                    .update(slot, from, None, |nb| nb.rank = f64::INFINITY);
                 if node.rank.is_finite() {
                     self.trickle_reset(now, at, ev);
                 }
@@ -882,20 +1037,29 @@ impl Mesh {
             }
         }
         let node = &mut self.nodes[at as usize];
-        let nb = node.neighbours.entry(from).or_insert(Neighbour {
+        let new = Neighbour {
             rank: f64::INFINITY,
             etx: etx0,
             dodag: 0,
-        });
-        if let &Packet::Dio { rank, dodag, .. } = p {
+        };
+        let own = node.dodag;
+        let dio = match *p {
+            Packet::Dio { rank, dodag, .. } => Some((rank, dodag)),
+            _ => None,
+        };
+        let consistent = node.neighbours.update(slot, from, Some(new), |nb| {
+            let (rank, dodag) = dio?;
             nb.etx = (1.0 - DIO_ETX_WEIGHT) * nb.etx + DIO_ETX_WEIGHT * etx0;
             // Only an unchanged finite rank, in this node's own DODAG, is
             // consistent (Trickle's c): another DODAG's adverts must not
             // quiet this one's.
             let consistent =
-                rank.is_finite() && nb.rank == rank && nb.dodag == dodag && dodag == node.dodag;
+                rank.is_finite() && nb.rank == rank && nb.dodag == dodag && dodag == own;
             nb.rank = rank;
             nb.dodag = dodag;
+            Some(consistent)
+        });
+        if let Some(consistent) = consistent.flatten() {
             if consistent {
                 node.trickle_c += 1;
             }
@@ -910,23 +1074,16 @@ impl Mesh {
         if self.is_root(n) {
             return;
         }
-        let node = &self.nodes[n as usize];
-        let usable = |nb: &Neighbour| nb.rank.is_finite() && nb.etx <= MAX_LINK_ETX;
-        let cost = |nb: &Neighbour| nb.rank + nb.etx;
-        let best = node
+        let best = self.nodes[n as usize]
             .neighbours
-            .iter()
-            .filter(|(_, nb)| usable(nb))
-            .min_by(|a, b| cost(a.1).total_cmp(&cost(b.1)).then(a.0.cmp(b.0)))
-            .map(|(id, nb)| (*id, cost(nb), nb.dodag));
+            .best(self.radio.links_of(n));
+        let node = &self.nodes[n as usize];
         let current = node.parent.and_then(|p| {
-            node.neighbours
-                .get(&p)
-                .filter(|nb| usable(nb))
-                .map(|nb| (p, cost(nb), nb.dodag))
+            let slot = node.parent_slot;
+            Candidate::of(p, slot, node.neighbours.get(slot, p)?)
         });
         let choice = match (current, best) {
-            (Some(cur), Some(b)) if b.1 + PARENT_SWITCH_THRESHOLD < cur.1 => Some(b),
+            (Some(cur), Some(b)) if b.cost + PARENT_SWITCH_THRESHOLD < cur.cost => Some(b),
             (Some(cur), _) => Some(cur),
             (None, b) => b,
         };
@@ -935,13 +1092,19 @@ impl Mesh {
             Some(t) if now.saturating_since(t) >= RANK_HOLD_DOWN => f64::INFINITY,
             _ => node.min_rank + MAX_RANK_INCREASE,
         };
-        let choice = choice.filter(|&(_, c, _)| c <= bound);
+        let choice = choice.filter(|c| c.cost <= bound);
         let old_rank = node.rank;
         let old_parent = node.parent;
         let node = &mut self.nodes[n as usize];
         match choice {
-            Some((p, c, dodag)) => {
+            Some(Candidate {
+                id: p,
+                slot,
+                cost: c,
+                dodag,
+            }) => {
                 node.parent = Some(p);
+                node.parent_slot = slot;
                 node.rank = c;
                 node.dodag = dodag;
                 node.min_rank = if node.detached_at.is_some() && bound.is_infinite() {
@@ -1041,7 +1204,7 @@ impl Mesh {
         };
         let direct = node
             .neighbours
-            .get(&target)
+            .get(self.slot(at, target), target)
             .is_some_and(|nb| nb.etx <= P2P_DIRECT_ETX);
         let (next, upward) = match node.down.get(&dst) {
             _ if direct => (Some(target), false),
@@ -1078,6 +1241,72 @@ impl Mesh {
             octets,
             ev,
         );
+    }
+}
+
+#[cfg(test)]
+mod neighbour_tests {
+    use super::*;
+
+    /// Node 0's links as a radio makes them, to `count` nodes 10 m apart
+    /// on a line (all in range).
+    fn links(count: usize) -> Vec<Link> {
+        let pos: Vec<_> = (0..=count)
+            .map(|i| crate::mesh::propagation::Position::new(10.0 * i as f64, 0.0, 8.0))
+            .collect();
+        let radio = Radio::new(crate::mesh::radio::RadioConfig::default(), pos, 1);
+        let links = radio.links_of(0).to_vec();
+        assert_eq!(links.len(), count);
+        links
+    }
+
+    proptest::proptest! {
+        /// After any sequence of changes (DIO-like rank and ETX updates,
+        /// ACK-like ETX samples, whole-DODAG poisoning, entries over a
+        /// missing link), the kept best candidate is the one a full scan
+        /// finds: the usable entry of least rank + ETX, then of least
+        /// number.
+        #[test]
+        fn the_kept_best_candidate_is_the_scanned_one(
+            ops in proptest::collection::vec(
+                (0u8..4, 0usize..12, proptest::option::of(0.0f64..6.0), 0.5f64..6.0, 0u16..2),
+                1..80,
+            )
+        ) {
+            let links = links(8);
+            let n = links.len();
+            let mut kept = Neighbours {
+                by_link: vec![None; n],
+                extra: litemap::LiteMap::new(),
+                best: Some(None),
+            };
+            for (op, who, rank, etx, dodag) in ops {
+                // Slots past the links stand for senders over a missing
+                // link (numbers far above the links').
+                let (slot, id) = if who < n { (Some(who), links[who].to) } else { (None, 1000 + who as u32) };
+                let new = Neighbour { rank: f64::INFINITY, etx, dodag: 0 };
+                match op {
+                    0 => {
+                        kept.update(slot, id, Some(new), |nb| {
+                            nb.rank = rank.unwrap_or(f64::INFINITY);
+                            nb.etx = 0.5 * nb.etx + 0.5 * etx;
+                            nb.dodag = dodag;
+                        });
+                    }
+                    1 => {
+                        kept.update(slot, id, None, |nb| nb.etx = 0.9 * nb.etx + 0.1 * etx);
+                    }
+                    2 => kept.update_all(|nb| if nb.dodag == dodag { nb.rank = f64::INFINITY }),
+                    _ => {
+                        kept.update(slot, id, Some(new), |_| ());
+                    }
+                }
+                let mut fresh = kept.clone();
+                fresh.best = None;
+                let scanned = fresh.best(&links);
+                proptest::prop_assert_eq!(kept.best(&links), scanned);
+            }
+        }
     }
 }
 
