@@ -1040,6 +1040,10 @@ pub fn branch_flows(net: &Network, v: &[V3]) -> Vec<BranchFlow> {
     net.branches.iter().map(|br| branch_flow(br, v)).collect()
 }
 
+/// A branch's admittance blocks `(Y_ff, Y_ft, Y_tf, Y_tt)` [S], as
+/// [`Branch::blocks`] gives them.
+pub type Blocks = (M3, M3, M3, M3);
+
 /// The flow of one branch at voltages `v` (zero when open).
 pub fn branch_flow(br: &Branch, v: &[V3]) -> BranchFlow {
     if !br.closed {
@@ -1050,14 +1054,20 @@ pub fn branch_flow(br: &Branch, v: &[V3]) -> BranchFlow {
             s_to: ZV,
         };
     }
-    let (ff, ft, tf, tt) = br.blocks();
+    branch_flow_with(br, &br.blocks(), v)
+}
+
+/// The flow of one closed branch at voltages `v`, from its admittance
+/// blocks (for a caller that keeps them between solves).
+pub fn branch_flow_with(br: &Branch, blocks: &Blocks, v: &[V3]) -> BranchFlow {
+    let (ff, ft, tf, tt) = blocks;
     let (vf, vt) = (v[br.from], v[br.to]);
     let i_from = {
-        let (a, b) = (mat3::mulv(&ff, &vf), mat3::mulv(&ft, &vt));
+        let (a, b) = (mat3::mulv(ff, &vf), mat3::mulv(ft, &vt));
         [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
     };
     let i_to = {
-        let (a, b) = (mat3::mulv(&tf, &vf), mat3::mulv(&tt, &vt));
+        let (a, b) = (mat3::mulv(tf, &vf), mat3::mulv(tt, &vt));
         [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
     };
     BranchFlow {

@@ -24,7 +24,7 @@ use num_complex::Complex32;
 use rand::RngExt;
 
 use crate::grid::network::Network;
-use crate::grid::powerflow::{Solution, branch_flow};
+use crate::grid::powerflow::{Blocks, Solution, branch_flow, branch_flow_with};
 use crate::hil::{Board, HilError, OnReset};
 use crate::kernel::rng::stream;
 use crate::kernel::{EventId, SimDuration, SimTime};
@@ -471,6 +471,10 @@ pub struct LmuHost {
     hil: Option<Hil>,
     /// The first LMU's node: nodes below are coordinators, with none.
     first: u32,
+    /// Each node's feeder branch's admittance blocks, kept between solves
+    /// with the conductors they were computed for (an open-conductor fault
+    /// changes them).
+    blocks: Vec<Option<([bool; 3], Blocks)>>,
 }
 
 /// Resolution of the LMU's simulated ADC [bits] (the nRF52840's SAADC
@@ -532,6 +536,7 @@ impl LmuHost {
             waveform: Vec::new(),
             hil: None,
             first,
+            blocks: vec![None; places.len()],
         };
         for place in places {
             host.nodes.push(Node {
@@ -830,7 +835,17 @@ impl LmuHost {
             // downstream.
             let i = match place.feeder {
                 Some((k, to_end)) => {
-                    let f = branch_flow(&net.branches[k], &sol.v);
+                    let br = &net.branches[k];
+                    let f = if br.closed {
+                        let cached = &mut self.blocks[n as usize];
+                        if cached.as_ref().is_none_or(|c| c.0 != br.phases) {
+                            *cached = Some((br.phases, br.blocks()));
+                        }
+                        let (_, b) = cached.as_ref().expect("filled above");
+                        branch_flow_with(br, b, &sol.v)
+                    } else {
+                        branch_flow(br, &sol.v)
+                    };
                     if to_end {
                         f.i_to.map(|z| -c32(z))
                     } else {
