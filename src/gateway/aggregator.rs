@@ -101,7 +101,10 @@ pub struct Aggregator {
     interval: SimDuration,
     policy: Policy,
     rounds: BTreeMap<u64, Round>,
-    seen: BTreeSet<(u32, u32, u32)>,
+    /// The sequence numbers received from each LMU in each of its boot
+    /// epochs, as compressed bitmaps (a day's reports of an LMU are a few
+    /// runs, not one tree node each).
+    seen: BTreeMap<(u32, u32), roaring::RoaringBitmap>,
     stats: AggregatorStats,
 }
 
@@ -117,7 +120,7 @@ impl Aggregator {
             interval,
             policy,
             rounds: BTreeMap::new(),
-            seen: BTreeSet::new(),
+            seen: BTreeMap::new(),
             stats: AggregatorStats::default(),
         }
     }
@@ -143,7 +146,8 @@ impl Aggregator {
     /// Whoever drives the aggregator calls [`Aggregator::deadline`] at
     /// [`Aggregator::deadline_of`] of every round it has seen.
     pub fn receive(&mut self, now: SimTime, report: Report) -> Option<Published> {
-        if !self.seen.insert((report.lmu, report.epoch, report.seq)) {
+        let seen = self.seen.entry((report.lmu, report.epoch)).or_default();
+        if !seen.insert(report.seq) {
             self.stats.duplicates += 1;
             return None;
         }
