@@ -738,6 +738,19 @@ impl Radio {
         (ev, out)
     }
 
+    /// What a pass over a transmission's links works on, borrowed apart:
+    /// the links, the receivers, their random streams and the counters.
+    fn parts(
+        &mut self,
+    ) -> (
+        &[Vec<Link>],
+        &mut [Rx],
+        &mut [Xoshiro256PlusPlus],
+        &mut RadioStats,
+    ) {
+        (&self.links, &mut self.rx, &mut self.rngs, &mut self.stats)
+    }
+
     fn turnaround() -> SimDuration {
         SimDuration::from_nanos(phy::TURNAROUND_SYMBOLS * phy::SYMBOL_US * 1000)
     }
@@ -844,13 +857,7 @@ impl Radio {
         // pass for the locks would.)
         let noise = self.noise_mw;
         let fading = self.cfg.fading;
-        let Radio {
-            links,
-            rx,
-            rngs,
-            stats,
-            ..
-        } = self;
+        let (links, rx, rngs, stats) = self.parts();
         for link in &links[n as usize] {
             let (r, p) = (link.to as usize, link.mw);
             let rs = &mut rx[r];
@@ -906,13 +913,7 @@ impl Radio {
         // handling them after the pass changes no draw).
         let noise = self.noise_mw;
         let mut receivers = std::mem::take(&mut self.receivers);
-        let Radio {
-            links,
-            rx,
-            rngs,
-            stats,
-            ..
-        } = self;
+        let (links, rx, rngs, stats) = self.parts();
         for link in &links[src] {
             let r = link.to as usize;
             let rs = &mut rx[r];
