@@ -70,7 +70,7 @@ fn hold(mut s: Vec<Hold>) -> (Vec<Hold>, u64) {
 }
 
 fn eu_lv() -> EuLv {
-    let master = eu_lv_master().expect("the EU LV feeder in GRIDTWIN_REFDATA");
+    let master = eu_lv_master();
     eu_lv_setup(&master)
 }
 
@@ -172,6 +172,6 @@ library_benchmark_group!(name = twin, benchmarks = [default_scenario]);
 
 main!(
     config = LibraryBenchmarkConfig::default()
-        .pass_through_envs(["GRIDTWIN_REFDATA", "GRIDTWIN_GATE_SLOWDOWN"]);
+        .pass_through_envs(["GRIDTWIN_GATE_SLOWDOWN"]);
     library_benchmark_groups = kernel, grid, radio, mesh, lmu, ledger, twin
 );

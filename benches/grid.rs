@@ -10,8 +10,7 @@
 //!   the EU LV feeder with its one-minute shapes and three volt-var PV
 //!   systems, the feeder import and every event included.
 //!
-//! The EU LV groups need the reference data (`GRIDTWIN_REFDATA`, default
-//! `../shared/refdata`) and are skipped with a notice without it.
+//! The EU LV groups read the feeder in the repository's `data/ieee_eu_lv/`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -22,12 +21,7 @@ use gridtwin::grid::network::Network;
 mod workloads;
 
 fn eu_lv_benches(c: &mut Criterion) {
-    let Some(master) = workloads::eu_lv_master() else {
-        eprintln!(
-            "notice: the EU LV feeder is not in the reference data; skipping the EU LV benches"
-        );
-        return;
-    };
+    let master = workloads::eu_lv_master();
     let mut eu = workloads::eu_lv_setup(&master);
     let mut g = c.benchmark_group("pf/eu_lv");
     g.sample_size(20);
@@ -57,9 +51,7 @@ fn radial_10k(c: &mut Criterion) {
 }
 
 fn eu_lv_day_run(c: &mut Criterion) {
-    let Some(master) = workloads::eu_lv_master() else {
-        return;
-    };
+    let master = workloads::eu_lv_master();
     let pv = |name: &str, bus: &str| {
         format!(
             "(name: \"{name}\", bus: \"{bus}\", phases: \"a\", kw: 5.0, \

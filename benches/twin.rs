@@ -9,8 +9,8 @@
 //!   validating the scenario file is outside the measurement; building the
 //!   world from it (the feeder files and load profiles included) is in.
 //!
-//! Needs the reference data the village's load shapes point to
-//! (`../shared/refdata`).
+//! The village's load shapes are the EU LV feeder's profiles, in the
+//! repository's `data/ieee_eu_lv/`.
 
 use std::hint::black_box;
 use std::time::Duration;

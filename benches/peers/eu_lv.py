@@ -4,7 +4,7 @@ results/bench/peers.md) describes; prints one JSON object.
 
     python eu_lv.py REFDATA [--pp-minutes M]
 
-REFDATA is the reference data folder (GRIDTWIN_REFDATA). Timings are
+REFDATA is the data folder holding ieee_eu_lv/ (the repository's data/). Timings are
 medians of repetitions, with time.perf_counter, in this one process.
 
 OpenDSS reads the feeder's own files (a copy of dss/ whose Master.dss has

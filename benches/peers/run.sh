@@ -12,11 +12,11 @@
 # end (results/bench/peers.md is written from it). PEERS_VENV=DIR reuses a
 # virtual environment instead of creating one; PP_MINUTES (default 120) is
 # how many minutes of the day pandapower runs before its day is
-# extrapolated. Needs GRIDTWIN_REFDATA (default ../shared/refdata).
+# extrapolated. Reads the feeder in the repository's data/ieee_eu_lv/.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-refdata="${GRIDTWIN_REFDATA:-$root/../shared/refdata}"
+refdata="$root/data"
 out="${1:-$(mktemp -d -t gridtwin-peers-XXXXXX)}"
 mkdir -p "$out"
 

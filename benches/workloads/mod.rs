@@ -6,8 +6,8 @@
 //! read on a path whose cost depends on it. Sizes are arguments, so the gate
 //! can run short variants of the criterion workloads.
 //!
-//! The EU LV workloads read the reference data (`GRIDTWIN_REFDATA`, default
-//! `../shared/refdata` beside the project); [`refdata`] says where.
+//! The EU LV workloads read the feeder in the repository's
+//! `data/ieee_eu_lv/` ([`eu_lv_master`]).
 
 // Each bench binary uses only some of the workloads.
 #![allow(dead_code)]
@@ -96,18 +96,9 @@ impl Hold {
 // ---------------------------------------------------------------------
 // Grid: power flow.
 
-/// The reference data folder: `GRIDTWIN_REFDATA`, or `../shared/refdata`
-/// beside the project.
-pub fn refdata() -> PathBuf {
-    std::env::var_os("GRIDTWIN_REFDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/refdata"))
-}
-
-/// The EU LV feeder's `Master.dss`, if the reference data is there.
-pub fn eu_lv_master() -> Option<PathBuf> {
-    let master = refdata().join("ieee_eu_lv/dss/Master.dss");
-    master.is_file().then_some(master)
+/// The EU LV feeder's `Master.dss`, in the repository's `data/`.
+pub fn eu_lv_master() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/ieee_eu_lv/dss/Master.dss")
 }
 
 /// The EU LV feeder at pure constant PQ (nominal loads), its solver, the

@@ -6,8 +6,8 @@ transformer: three overhead feeders leave the LV board, each a main street of
 poles with side streets branching at 13 junction poles (an LMU sits on every
 junction pole: 39 LMUs in all). Houses hang on the poles by single-phase
 service drops, phases in rotation; each takes one of the 100 measured
-one-minute daily profiles of the IEEE European LV test feeder (public
-reference data, referenced by path, not copied).
+one-minute daily profiles of the IEEE European LV test feeder (in the
+repository's `data/ieee_eu_lv/`, referenced by path, not copied).
 
 Conductors (typical aluminium twisted aerial bundled cable, neutral of equal
 section; zero-sequence from R0 ~ 4 R1 and X0 ~ 3 X1 for a return through the
@@ -29,7 +29,7 @@ SEED = 7
 FEEDERS = 3
 JUNCTIONS_PER_FEEDER = 13
 HEADINGS_DEG = [30.0, 150.0, 270.0]
-PROFILES = "../../../shared/refdata/ieee_eu_lv/dss/Daily_1min_100profiles"
+PROFILES = "../../data/ieee_eu_lv/dss/Daily_1min_100profiles"
 
 here = Path(__file__).resolve().parent
 rng = random.Random(SEED)

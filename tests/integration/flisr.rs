@@ -13,7 +13,7 @@ use crate::{at, num, refdata};
 
 /// A run with a bolted SLG fault on phase a at `bus` at 15 min (the mesh
 /// has formed by then).
-fn run(bus: &str) -> Option<RunOutput> {
+fn run(bus: &str) -> RunOutput {
     run_with(bus, "")
 }
 
@@ -29,7 +29,7 @@ fn file<'a>(o: &'a RunOutput, name: &str) -> &'a str {
 /// verdict crosses the mesh in well under 0.1 s.
 #[test]
 fn a_mid_feeder_fault_is_isolated_minimally_within_a_second_and_the_rest_restored() {
-    let Some(o) = run("600") else { return };
+    let o = run("600");
     let s = &o.summary;
     assert_eq!(num(s, "flisr.faults"), 1.0);
     assert_eq!(num(s, "flisr.detect_s_max"), 0.0);
@@ -80,7 +80,7 @@ fn a_mid_feeder_fault_is_isolated_minimally_within_a_second_and_the_rest_restore
 /// opens at the instant the breaker trips.
 #[test]
 fn a_leaf_section_fault_is_isolated_when_the_breaker_trips() {
-    let Some(o) = run("300") else { return };
+    let o = run("300");
     let s = &o.summary;
     assert!((num(s, "flisr.isolate_s_max") - 0.1).abs() < 1e-9);
     assert_eq!(num(s, "flisr.minimal_share"), 1.0);
@@ -92,7 +92,7 @@ fn a_leaf_section_fault_is_isolated_when_the_breaker_trips() {
 /// and locks out. Everyone on the feeder is off to the end.
 #[test]
 fn a_fault_above_every_lmu_locks_the_breaker_out() {
-    let Some(o) = run("2") else { return };
+    let o = run("2");
     let s = &o.summary;
     assert_eq!(num(s, "grid.breaker_trips"), 3.0);
     assert_eq!(num(s, "grid.breaker_lockouts"), 1.0);
@@ -103,21 +103,19 @@ fn a_fault_above_every_lmu_locks_the_breaker_out() {
 /// The same run twice gives byte-identical outputs, at any thread count.
 #[test]
 fn fault_runs_are_deterministic() {
-    let (Some(a), Some(b)) = (run("600"), run("600")) else {
-        return;
-    };
+    let (a, b) = (run("600"), run("600"));
     assert_eq!(a.summary, b.summary);
     assert_eq!(a.files, b.files);
 }
 
 /// A 30-minute run with these faults.
-fn run_faults(faults: &str) -> Option<RunOutput> {
+fn run_faults(faults: &str) -> RunOutput {
     run_faults_with(faults, "")
 }
 
 /// A 30-minute run with these faults and these extra mesh settings.
-fn run_faults_with(faults: &str, mesh: &str) -> Option<RunOutput> {
-    let dir = refdata("ieee_eu_lv")?;
+fn run_faults_with(faults: &str, mesh: &str) -> RunOutput {
+    let dir = refdata("ieee_eu_lv");
     let src = format!(
         "(duration: \"30min\", seed: 3,
           grid: (feeder: Dss({:?}), profiles: Flat, protection: (pickup_a: 400.0)),
@@ -128,11 +126,11 @@ fn run_faults_with(faults: &str, mesh: &str) -> Option<RunOutput> {
         dir.join("dss/Master.dss")
     );
     let s = Scenario::from_source("t.ron", &src, &at("scenarios"), "t").unwrap();
-    Some(world::run(&s, 1, &mut ()).unwrap())
+    world::run(&s, 1, &mut ()).unwrap()
 }
 
 /// A bolted SLG fault at `bus` at 15 min, and `extra` faults.
-fn run_with(bus: &str, extra: &str) -> Option<RunOutput> {
+fn run_with(bus: &str, extra: &str) -> RunOutput {
     run_faults(&format!(
         "Short((at: \"15min\", bus: {bus:?}, kind: \"slg-a\", r_ohm: 0.01)), {extra}"
     ))
@@ -144,12 +142,10 @@ fn run_with(bus: &str, extra: &str) -> Option<RunOutput> {
 /// opens. The fault is still bounded, by a larger set than the minimal one.
 #[test]
 fn a_stuck_current_sensor_at_the_boundary_enlarges_the_isolation() {
-    let Some(o) = run_with(
+    let o = run_with(
         "600",
         "SensorFault((at: \"10min\", node: 41, sensor: Current, mode: Stuck))",
-    ) else {
-        return;
-    };
+    );
     let s = &o.summary;
     assert_eq!(num(s, "flisr.minimal_share"), 0.0);
     let csv = file(&o, "flisr.csv");
@@ -170,14 +166,12 @@ fn a_stuck_current_sensor_at_the_boundary_enlarges_the_isolation() {
 /// runs near 245 V): that LMU alone is judged non-compliant.
 #[test]
 fn a_drifting_voltage_sensor_fails_en50160_at_its_lmu_only() {
-    let (Some(clean), Some(drift)) = (
+    let (clean, drift) = (
         run_faults(""),
         run_faults(
             "SensorFault((at: \"0s\", node: 10, sensor: Voltage, mode: Drift(pct_per_h: 60.0)))",
         ),
-    ) else {
-        return;
-    };
+    );
     let row = |o: &RunOutput, n: &str| -> String {
         file(o, "lmus.csv")
             .lines()
@@ -213,15 +207,13 @@ fn a_drifting_voltage_sensor_fails_en50160_at_its_lmu_only() {
 /// reports are missing).
 #[test]
 fn a_fault_during_a_coordinator_outage_is_still_isolated_peer_to_peer() {
-    let (Some(base), Some(o)) = (
+    let (base, o) = (
         run_with("600", ""),
         run_with(
             "600",
             "CoordinatorOutage((at: \"10min\", duration: \"10min\"))",
         ),
-    ) else {
-        return;
-    };
+    );
     let s = &o.summary;
     assert_eq!(num(s, "flisr.faults"), 1.0);
     assert_eq!(num(s, "flisr.minimal_share"), 1.0);
@@ -243,12 +235,10 @@ fn a_fault_during_a_coordinator_outage_is_still_isolated_peer_to_peer() {
 #[test]
 fn lmus_fed_waveforms_isolate_as_with_phasors() {
     let fault = "Short((at: \"15min\", bus: \"600\", kind: \"slg-a\", r_ohm: 0.01))";
-    let (Some(p), Some(w)) = (
+    let (p, w) = (
         run_faults(fault),
         run_faults_with(fault, "waveform_lmus: [40, 41, 42]"),
-    ) else {
-        return;
-    };
+    );
     assert_eq!(num(&p.summary, "lmu.waveform_inputs"), 0.0);
     assert!(num(&w.summary, "lmu.waveform_inputs") > 3.0 * 30.0);
     for key in [
@@ -280,11 +270,9 @@ fn lmus_fed_waveforms_isolate_as_with_phasors() {
 #[test]
 fn every_kind_of_short_circuit_is_isolated_minimally() {
     for kind in ["slg-b", "slg-c", "ll-bc", "llg-ca", "3ph"] {
-        let Some(o) = run_faults(&format!(
+        let o = run_faults(&format!(
             "Short((at: \"15min\", bus: \"600\", kind: \"{kind}\", r_ohm: 0.01))"
-        )) else {
-            return;
-        };
+        ));
         let s = &o.summary;
         assert_eq!(num(s, "grid.breaker_trips"), 1.0, "{kind}");
         assert_eq!(num(s, "flisr.minimal_share"), 1.0, "{kind}");
@@ -297,11 +285,9 @@ fn every_kind_of_short_circuit_is_isolated_minimally() {
 /// path saw it, and it shows only as a voltage dip.
 #[test]
 fn a_fault_that_clears_before_the_breaker_trips_costs_only_a_dip() {
-    let Some(o) = run_faults(
+    let o = run_faults(
         "Short((at: \"15min\", bus: \"600\", kind: \"slg-a\", r_ohm: 0.01, duration: \"50ms\"))",
-    ) else {
-        return;
-    };
+    );
     let s = &o.summary;
     assert_eq!(num(s, "grid.breaker_trips"), 0.0);
     assert_eq!(num(s, "lmu.isolations"), 0.0);
@@ -315,10 +301,7 @@ fn a_fault_that_clears_before_the_breaker_trips_costs_only_a_dip() {
 /// overcurrent scheme's known blind spot.
 #[test]
 fn a_high_impedance_fault_stays_below_the_protection() {
-    let Some(o) = run_faults("Short((at: \"15min\", bus: \"600\", kind: \"slg-a\", r_ohm: 5.0))")
-    else {
-        return;
-    };
+    let o = run_faults("Short((at: \"15min\", bus: \"600\", kind: \"slg-a\", r_ohm: 5.0))");
     let s = &o.summary;
     assert_eq!(num(s, "grid.breaker_trips"), 0.0);
     assert_eq!(num(s, "lmu.isolations"), 0.0);

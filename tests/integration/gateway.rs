@@ -199,9 +199,7 @@ fn a_broker_outage_is_ridden_out() {
 /// de-energised, and nothing else.
 #[test]
 fn a_scheduled_open_reaches_its_lmu_and_the_grid_de_energises_its_section() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let feeder = dir.join("dss/Master.dss");
     let base = |commands: &str| {
         format!(
@@ -282,9 +280,7 @@ pub(crate) fn leaf_lmu_with_most_customers(sc: &Scenario) -> (u32, usize) {
 /// LMU's section for its duration, then the load comes back.
 #[test]
 fn a_demand_response_command_reduces_the_sections_load_for_its_duration() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let src = |commands: &str| {
         format!(
             "(duration: \"40min\", \

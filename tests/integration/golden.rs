@@ -2,7 +2,7 @@
 //! `results/golden/<name>.summary.json` byte for byte. A deliberate change is
 //! accepted with `GRIDTWIN_BLESS=1 cargo test` and committed with its reason.
 
-use crate::{at, gridtwin, refdata, stderr};
+use crate::{at, gridtwin, stderr};
 
 /// Runs `scenario` with the CLI, checks its summary against the golden
 /// file, and returns the summary's JSON.
@@ -99,9 +99,6 @@ fn minimal_matches_its_golden_summary() {
 /// feeder's, from the reference data).
 #[test]
 fn default_matches_its_golden_summary() {
-    if refdata("ieee_eu_lv").is_none() {
-        return;
-    }
     let s = check_golden("scenarios/default.ron", "default");
     let n = |k: &str| {
         s[k].as_f64()
@@ -138,9 +135,6 @@ fn default_matches_its_golden_summary() {
 /// `timing.json`, which holds the wall clock.
 #[test]
 fn the_default_study_is_byte_identical_at_one_and_two_threads() {
-    if refdata("ieee_eu_lv").is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let run = |threads: &str| {
         let out = tmp.path().join(format!("t{threads}"));
@@ -183,9 +177,6 @@ fn the_default_study_is_byte_identical_at_one_and_two_threads() {
 #[test]
 fn the_scenario_library_matches_its_golden_summaries() {
     let _ = check_golden("scenarios/ledger_byzantine.ron", "ledger_byzantine");
-    if refdata("ieee_eu_lv").is_none() {
-        return;
-    }
     let d = check_golden("scenarios/demand_response.ron", "demand_response");
     assert!(d["dr.reduced_kwh"].as_f64().unwrap() > 0.0);
     let e = check_golden("scenarios/tests/ieee_eu_lv_short.ron", "ieee_eu_lv_short");

@@ -129,10 +129,6 @@ fn bad_districts_are_refused_with_their_field() {
 /// its own LMUs, peer to peer, before the breaker recloses.
 #[test]
 fn a_town_mesh_has_a_tree_per_district_and_isolates_a_fault_in_one() {
-    if crate::refdata("ieee_eu_lv").is_none() {
-        // The village's load shapes are the EU LV feeder's.
-        return;
-    }
     let src = "(duration: \"1h\", seed: 5,
         grid: (feeder: Dss(\"village/Master.dss\"), loads: ConstantPq,
                districts: (count: 3, spacing_m: 3000.0), protection: (pickup_a: 300.0)),

@@ -35,15 +35,15 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
     (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-12)
 }
 
-fn feeder() -> Option<(DssCircuit, std::path::PathBuf)> {
-    let dir = refdata("ieee_eu_lv")?;
+fn feeder() -> (DssCircuit, std::path::PathBuf) {
+    let dir = refdata("ieee_eu_lv");
     let c = DssCircuit::load(&dir.join("dss/Master.dss")).expect("the EU LV feeder imports");
-    Some((c, dir))
+    (c, dir)
 }
 
 #[test]
 fn eu_lv_topology_matches_the_csv_form() {
-    let Some((c, dir)) = feeder() else { return };
+    let (c, dir) = feeder();
     assert_eq!(c.name, "lvtest");
     assert_eq!(c.base_frequency_hz, 50.0);
     assert_eq!(c.voltage_bases_v, vec![11_000.0, 416.0]);
@@ -120,7 +120,7 @@ fn eu_lv_topology_matches_the_csv_form() {
 
 #[test]
 fn eu_lv_linecodes_give_the_published_phase_frame_impedances() {
-    let Some((c, dir)) = feeder() else { return };
+    let (c, dir) = feeder();
     let codes = rows(&dir.join("linecodes.csv"));
     assert_eq!(codes.len(), c.linecodes.len());
     for row in &codes {
@@ -164,7 +164,7 @@ fn eu_lv_linecodes_give_the_published_phase_frame_impedances() {
 
 #[test]
 fn eu_lv_loads_and_shapes_give_the_reference_demand() {
-    let Some((c, dir)) = feeder() else { return };
+    let (c, dir) = feeder();
     let loads = rows(&dir.join("loads.csv"));
     let profiles = rows(&dir.join("load_profiles.csv"));
     assert_eq!(c.loads.len(), 55);
@@ -216,7 +216,7 @@ fn eu_lv_loads_and_shapes_give_the_reference_demand() {
 
 #[test]
 fn eu_lv_source_is_the_readme_thevenin_equivalent() {
-    let Some((c, _)) = feeder() else { return };
+    let (c, _) = feeder();
     let (z1, _) = c.source.z1_z0_ohm();
     // 11 kV, ISC3 = 3000 A, X/R = 4: Z1 = 0.51344 + j2.05374 Ω (5 digits).
     assert!((z1.re - 0.51344).abs() < 5e-6, "{z1}");

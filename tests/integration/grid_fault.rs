@@ -42,9 +42,7 @@ fn sample_buses(dir: &std::path::Path) -> Vec<csv::StringRecord> {
 /// neglected (the network is unloaded).
 #[test]
 fn bolted_fault_currents_match_the_network_impedances() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let mut net = feeder(&dir);
     net.loads.clear();
     let rows = sample_buses(&dir);
@@ -84,9 +82,7 @@ fn bolted_fault_currents_match_the_network_impedances() {
 /// at most 1.2× its own.
 #[test]
 fn fault_current_flows_on_the_fault_path_only() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let net = feeder(&dir);
     let pre = powerflow::solve(&net, Settings::default()).unwrap();
     let pre_i = branch_currents(&net, &pre.v);
@@ -145,9 +141,7 @@ fn fault_current_flows_on_the_fault_path_only() {
 /// The `grid fault` command line and its CSV contract.
 #[test]
 fn grid_fault_cli_writes_the_fault_row_then_every_branch() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("f.csv");
     let o = crate::gridtwin(&[
@@ -206,9 +200,7 @@ fn grid_fault_cli_writes_the_fault_row_then_every_branch() {
 /// `ikss_1ph_max_ka` within 2 %.
 #[test]
 fn iec60909_max_currents_match_pandapower() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let net = gridtwin::grid::fault::iec60909_max_network(&feeder(&dir), 1.10);
     let rows = sample_buses(&dir);
     let mut worst: f64 = 0.0;

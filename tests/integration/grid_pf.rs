@@ -27,9 +27,7 @@ fn m566_network(dir: &std::path::Path) -> Network {
 
 #[test]
 fn eu_lv_minute_566_matches_opendss() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let net = m566_network(&dir);
     let sol = powerflow::solve(&net, Settings::default()).unwrap();
     assert!(sol.iterations < 30, "{} iterations", sol.iterations);
@@ -75,9 +73,7 @@ fn eu_lv_minute_566_matches_opendss() {
 /// the same tolerances.
 #[test]
 fn grid_solve_cli_writes_the_contracted_csv_within_tolerance() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("v.csv");
     let o = crate::gridtwin(&[
@@ -124,9 +120,7 @@ fn grid_solve_cli_writes_the_contracted_csv_within_tolerance() {
 
 #[test]
 fn grid_solve_rejects_a_bad_loads_file_with_its_line() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let tmp = tempfile::tempdir().unwrap();
     let loads = tmp.path().join("loads.csv");
     std::fs::write(&loads, "load,p_kw,q_kvar\nLOAD1,1.0,0.3\nLOAD2,lots,0.1\n").unwrap();
@@ -163,9 +157,7 @@ fn read_csv_with_header(path: &std::path::Path) -> (Vec<String>, Vec<csv::String
 /// live.
 #[test]
 fn opening_a_switch_de_energises_exactly_the_downstream_buses() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let c = DssCircuit::load(&dir.join("dss/Master.dss")).unwrap();
     let mut net = Network::from_dss(&c).unwrap();
     let n = net.buses.len();
@@ -226,9 +218,7 @@ fn opening_a_switch_de_energises_exactly_the_downstream_buses() {
 /// 5.6e-6 pu agreement of the voltages).
 #[test]
 fn eu_lv_minute_566_matches_the_published_headlines() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let net = m566_network(&dir);
     let sol = powerflow::solve(&net, Settings::default()).unwrap();
     let flows = powerflow::branch_flows(&net, &sol.v);

@@ -236,9 +236,7 @@ fn runs_are_identical_whatever_the_thread_count() {
 /// OpenDSS reference solution (tolerances as for the single solve).
 #[test]
 fn the_eu_lv_day_at_minute_566_is_the_reference_solution() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let master = dir.join("dss/Master.dss");
     let sc = scenario(&format!(
         "(duration: \"566min\", grid: (feeder: Dss({master:?}), loads: ConstantPq))"

@@ -25,7 +25,7 @@ use gridtwin::world::{self, WorldError};
 use gridtwin_lmu::hil::{BoardMsg, MAX_WIRE, encode};
 
 use crate::hil_qemu::image;
-use crate::{at, gridtwin, refdata, stderr};
+use crate::{at, gridtwin, stderr};
 
 const SCENARIO: &str = "scenarios/hil_fault.ron";
 
@@ -74,7 +74,7 @@ fn inputs(lmus_csv: &str, n: u32) -> u64 {
 /// run's: the fault is isolated exactly as in the pure simulation.
 #[test]
 fn hil_run_on_emulated_boards_is_the_pure_simulation_bit_for_bit() {
-    if refdata("ieee_eu_lv").is_none() || image().is_none() {
+    if image().is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -247,9 +247,6 @@ fn hostile_run(
 /// fault is still isolated minimally.
 #[test]
 fn hil_run_recovers_from_garbage_and_a_board_reset_with_reinit() {
-    if refdata("ieee_eu_lv").is_none() {
-        return;
-    }
     let Some(out) = hostile_run(OnReset::Reinit, |_| {}) else {
         return;
     };
@@ -282,9 +279,6 @@ fn hil_run_recovers_from_garbage_and_a_board_reset_with_reinit() {
 /// naming the step.
 #[test]
 fn hil_run_fails_clearly_on_a_reset_or_a_silent_board() {
-    if refdata("ieee_eu_lv").is_none() {
-        return;
-    }
     let Some(out) = hostile_run(OnReset::Fail, |_| {}) else {
         return;
     };

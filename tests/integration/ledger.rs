@@ -231,9 +231,7 @@ fn waiting_for_transactions_skips_empty_blocks() {
 /// on chain. Compared with the same day without DR (same seed).
 #[test]
 fn grid_metering_feeds_the_ledger_and_demand_response_sheds_grid_load() {
-    let Some(dir) = crate::refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = crate::refdata("ieee_eu_lv");
     let src = |dr: &str| {
         format!(
             "(duration: \"22h\", outputs: (sample_interval: \"1h\"),

@@ -4,6 +4,7 @@
 //! `scenarios/tests/`, and the library on generated input.
 
 mod cli;
+mod data;
 mod flisr;
 mod gateway;
 mod golden;
@@ -60,27 +61,16 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A folder of the shared reference data: `$GRIDTWIN_REFDATA/<name>`, by
-/// default `../shared/refdata/<name>` beside the workspace. When it is
-/// absent the test is skipped with a notice, except under `CI=true`, where
-/// it fails.
-pub fn refdata(name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("GRIDTWIN_REFDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/refdata"));
-    let dir = base.join(name);
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let msg = format!(
-        "reference data {} not found (set GRIDTWIN_REFDATA)",
+/// A data set of the repository: `data/<name>`. The project reads nothing
+/// outside the repository, so a missing set fails the test, naming it.
+pub fn refdata(name: &str) -> PathBuf {
+    let dir = root().join("data").join(name);
+    assert!(
+        dir.is_dir(),
+        "data set {} is missing from the repository",
         dir.display()
     );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("notice: skipping: {msg}");
-    None
+    dir
 }
 
 /// `loads_m566.csv` of the EU LV feeder: (p_kw, q_kvar) by lower-case name.

@@ -56,9 +56,6 @@ const GRID_MESH_PLOTS: [&str; 7] = [
 /// data file holds the run, and the report shows each plot.
 #[test]
 fn plot_data_files_hold_the_run_and_the_report_shows_them() {
-    if refdata("ieee_eu_lv").is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("a");
     run("scenarios/tests/ieee_eu_lv_short.ron", &out);
@@ -175,9 +172,7 @@ fn plot_data_files_hold_the_run_and_the_report_shows_them() {
 /// records, in the order given.
 #[test]
 fn watched_lmus_are_the_ones_the_scenario_names() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let tmp = tempfile::tempdir().unwrap();
     let scenario = tmp.path().join("watch.ron");
     std::fs::write(
@@ -234,11 +229,7 @@ fn report_renders_in_headless_chromium_without_console_errors() {
         eprintln!("notice: skipping: {msg}");
         return;
     };
-    let scenario = if refdata("ieee_eu_lv").is_some() {
-        "scenarios/tests/ieee_eu_lv_short.ron"
-    } else {
-        "scenarios/ledger_byzantine.ron"
-    };
+    let scenario = "scenarios/tests/ieee_eu_lv_short.ron";
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     run(scenario, &out);

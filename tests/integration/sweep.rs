@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{gridtwin, refdata, stderr};
+use crate::{gridtwin, stderr};
 
 fn sweep(args: &[&str], out: &Path) {
     let mut a = vec!["sweep"];
@@ -22,9 +22,6 @@ fn read(dir: &Path, f: &str) -> Vec<u8> {
 /// two, and from shards 0/2 and 1/2 merged.
 #[test]
 fn sweeps_are_byte_identical_for_any_jobs_and_for_merged_shards() {
-    if refdata("ieee_eu_lv").is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let d = |n: &str| -> PathBuf { tmp.path().join(n) };
     let base = [

@@ -19,8 +19,8 @@ Usage::
 
     python eu_lv.py [--refdata DIR] [--out DIR] [--compare]
 
-``--refdata`` defaults to ``$GRIDTWIN_REFDATA``, else to ``../shared/refdata``
-beside the repository root (the same rule the Rust tests use). ``--out``
+``--refdata`` defaults to the repository's ``data/`` (where the Rust tests
+read the feeder too). ``--out``
 defaults to the directory of this script.
 
 The model (see README.md beside this script for the reasoning):
@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -92,10 +91,7 @@ def repo_root() -> Path:
 
 
 def default_refdata() -> Path:
-    env = os.environ.get("GRIDTWIN_REFDATA")
-    if env:
-        return Path(env)
-    return repo_root() / ".." / "shared" / "refdata"
+    return repo_root() / "data"
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -304,7 +300,7 @@ def summarise(minute: int, volts) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--refdata", type=Path, default=None,
-                    help="reference data root holding ieee_eu_lv/ (default: $GRIDTWIN_REFDATA or ../shared/refdata)")
+                    help="data root holding ieee_eu_lv/ (default: the repository's data/)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
                     help="output directory (default: this script's directory)")
     ap.add_argument("--compare", action="store_true",
@@ -314,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     refdata = args.refdata if args.refdata is not None else default_refdata()
     feeder_dir = refdata / FEEDER
     if not feeder_dir.is_dir():
-        print(f"reference data {feeder_dir} not found (set GRIDTWIN_REFDATA or --refdata)", file=sys.stderr)
+        print(f"reference data {feeder_dir} not found (give --refdata)", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
 
