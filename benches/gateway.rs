@@ -107,7 +107,7 @@ fn json(c: &mut Criterion) {
         b.iter_batched(
             || Cloud::new(settings.clone(), 1),
             |mut cloud| {
-                let fired = cloud.ingest(now, black_box(&payload));
+                let fired = cloud.ingest(now, black_box(&payload), |_| {});
                 assert_eq!(cloud.stored(), 100);
                 black_box((fired, cloud))
             },

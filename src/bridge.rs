@@ -18,19 +18,51 @@
 //! The broker URL is `mqtt://USER:PASS@HOST:PORT` (`mqtts://` with the `tls`
 //! feature); the user and password are taken as written (not
 //! percent-decoded). A broker that refuses the credentials or cannot be
-//! reached is an error that names the cause.
+//! reached at the start is an error that names the cause (unless
+//! `--mqtt-optional`).
+//!
+//! # Surviving the broker
+//! Once connected, the bridge rides out a broker outage as the twin's own
+//! gateway does:
+//! - the connection is retried with exponential back-off (0.1 s doubling
+//!   to 2 s), on a persistent session (`clean_session = false`, so the
+//!   broker keeps the subscription and queues the commands meanwhile);
+//! - the event messages wait in a store-and-forward buffer bounded in
+//!   bytes ([`BridgeOptions::buffer_bytes`], oldest dropped first, every
+//!   drop counted), and at most [`WINDOW`] of them are handed to the
+//!   client unacknowledged. Those the broker has not acknowledged when the
+//!   connection drops are kept: the client sends them again on a resumed
+//!   session, and the bridge queues them again when the broker lost the
+//!   session (a restart without persistence);
+//! - the run fails on the broker only when it stays away longer than
+//!   [`BridgeOptions::outage_limit`] (wall-clock), and then, like every
+//!   failed run, writes the results it has (`sim.partial: true`).
+//!
+//! The `bridge.*` keys account for every event message:
+//! `messages_forwarded = messages_published + messages_dropped +
+//! messages_pending_at_end`, published meaning acknowledged by the broker
+//! (QoS 1 PUBACK). They are counts of the live run, which depends on the
+//! broker and the wall clock, so they are the one part of a bridged run's
+//! summary that a replay does not reproduce.
+//!
+//! At the start the bridge connects once with a clean session under its
+//! client id, to discard a session an earlier run may have left at the
+//! broker (with commands meant for that run), then opens its own
+//! persistent one.
 
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rumqttc::{
-    Client, ConnectReturnCode, ConnectionError, Event as MqttEvent, MqttOptions, Packet, QoS,
+    Client, ConnectReturnCode, Connection, ConnectionError, Event as MqttEvent, MqttOptions,
+    Outgoing, Packet, Publish, QoS,
 };
 
+use crate::gateway::buffer::{Buffer, Overflow, Queued};
 use crate::gateway::schema::{self, Action};
 use crate::kernel::{SimDuration, SimTime, Simulation};
 use crate::metrics::Summary;
@@ -39,8 +71,17 @@ use crate::world::{Driver, Event, World, WorldError};
 
 /// How long to wait for the broker's CONNACK and SUBACK.
 const HANDSHAKE: Duration = Duration::from_secs(10);
-/// How long to wait at the end for the broker to acknowledge what was sent.
+/// How long to wait at the end for a connected broker to acknowledge what
+/// the bridge holds.
 const DRAIN: Duration = Duration::from_secs(20);
+/// The first and the longest pause between reconnection attempts.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
+/// Event messages handed to the client and not yet acknowledged, at most.
+pub const WINDOW: usize = 64;
+/// The default bound of the bridge's store-and-forward buffer [bytes].
+pub const DEFAULT_BUFFER_BYTES: usize = 64 << 20;
+/// The default longest broker outage a run rides out (wall-clock).
+pub const DEFAULT_OUTAGE_LIMIT: Duration = Duration::from_secs(300);
 /// Without pacing, the simulation stops this often (simulated) to take in
 /// live commands.
 const POLL_STEP: SimDuration = SimDuration::from_nanos(1_000_000_000);
@@ -71,6 +112,20 @@ pub enum BridgeError {
         /// host:port.
         broker: String,
         /// The transport's error.
+        reason: String,
+    },
+    /// The broker went away during the run and did not come back within
+    /// the limit.
+    #[error(
+        "the MQTT broker at {broker} has been away for more than {limit_s} s \
+         (--mqtt-outage-limit): {reason}"
+    )]
+    Away {
+        /// host:port.
+        broker: String,
+        /// The limit [s].
+        limit_s: f64,
+        /// The last transport error.
         reason: String,
     },
     /// The replay file is unreadable or malformed.
@@ -136,12 +191,33 @@ fn reason_of(code: ConnectReturnCode) -> String {
     }
 }
 
-/// A live connection: the client, and the thread that runs its event loop
-/// and forwards commands.
+/// What the connection's thread tells the run.
+#[derive(Debug, Default)]
+struct LinkState {
+    /// Whether a session is established.
+    connected: bool,
+    /// Since when it is not (wall-clock), once it had been.
+    down_since: Option<Instant>,
+    /// The broker resumed without the session: the messages it had not
+    /// acknowledged are gone from the client and must be sent again.
+    session_lost: bool,
+    /// PUBACKs received, in order (MQTT 3.1.1 §4.6: a broker acknowledges
+    /// QoS 1 messages in the order it received them).
+    acked: u64,
+    /// Connections lost.
+    losses: u64,
+    /// Sessions established after a loss.
+    reconnects: u64,
+    /// The last transport error.
+    last_error: String,
+}
+
+/// A live connection: the client, and the thread that runs its event
+/// loop, reconnects, and forwards commands.
 struct Link {
     client: Client,
-    commands: Receiver<Result<(String, Vec<u8>), String>>,
-    acked: Arc<AtomicU64>,
+    commands: Receiver<(String, Vec<u8>)>,
+    state: Arc<Mutex<LinkState>>,
     thread: Option<JoinHandle<()>>,
     broker: String,
 }
@@ -151,6 +227,48 @@ impl std::fmt::Debug for Link {
         f.debug_struct("Link")
             .field("broker", &self.broker)
             .finish_non_exhaustive()
+    }
+}
+
+/// Waits for the CONNACK (and, with `filter`, the SUBACK) of a new
+/// connection; the errors name the broker and the cause.
+fn handshake(
+    client: &Client,
+    conn: &mut Connection,
+    broker: &str,
+    filter: Option<&str>,
+) -> Result<(), BridgeError> {
+    let unreachable = |reason: String| BridgeError::Unreachable {
+        broker: broker.to_string(),
+        reason,
+    };
+    let refused = |code| BridgeError::Refused {
+        broker: broker.to_string(),
+        reason: reason_of(code),
+    };
+    let deadline = Instant::now() + HANDSHAKE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = conn
+            .recv_timeout(left)
+            .map_err(|_| unreachable("no answer within 10 s".into()))?;
+        match ev {
+            Ok(MqttEvent::Incoming(Packet::ConnAck(a))) => {
+                if a.code != ConnectReturnCode::Success {
+                    return Err(refused(a.code));
+                }
+                let Some(filter) = filter else {
+                    return Ok(());
+                };
+                client
+                    .subscribe(filter, QoS::AtLeastOnce)
+                    .map_err(|e| unreachable(e.to_string()))?;
+            }
+            Ok(MqttEvent::Incoming(Packet::SubAck(_))) => return Ok(()),
+            Ok(_) => {}
+            Err(ConnectionError::ConnectionRefused(code)) => return Err(refused(code)),
+            Err(e) => return Err(unreachable(e.to_string())),
+        }
     }
 }
 
@@ -172,62 +290,85 @@ impl Link {
             u.host_str().unwrap_or_default(),
             u.port().unwrap_or(1883)
         );
-        let (client, mut conn) = Client::new(opts, 1024);
-        let unreachable = |reason: String| BridgeError::Unreachable {
-            broker: broker.clone(),
-            reason,
-        };
-        // The handshake, on this thread: CONNACK, then the subscription.
-        let deadline = Instant::now() + HANDSHAKE;
-        let mut subscribed = false;
-        while !subscribed {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ev = match conn.recv_timeout(left) {
-                Ok(ev) => ev,
-                Err(_) => return Err(unreachable("no answer within 10 s".into())),
-            };
-            match ev {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(a))) => {
-                    if a.code != ConnectReturnCode::Success {
-                        return Err(BridgeError::Refused {
-                            broker,
-                            reason: reason_of(a.code),
-                        });
+        // A clean session first, ended at once: whatever an earlier run
+        // left under this client id is discarded.
+        opts.set_clean_session(true);
+        {
+            let (client, mut conn) = Client::new(opts.clone(), 8);
+            handshake(&client, &mut conn, &broker, None)?;
+            let _ = client.disconnect();
+            let deadline = Instant::now() + HANDSHAKE;
+            while Instant::now() < deadline {
+                match conn.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(Ok(MqttEvent::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => {
+                        break;
                     }
-                    client
-                        .subscribe(filter, QoS::AtLeastOnce)
-                        .map_err(|e| unreachable(e.to_string()))?;
+                    Ok(Ok(_)) => {}
                 }
-                Ok(MqttEvent::Incoming(Packet::SubAck(_))) => subscribed = true,
-                Ok(_) => {}
-                Err(ConnectionError::ConnectionRefused(code)) => {
-                    return Err(BridgeError::Refused {
-                        broker,
-                        reason: reason_of(code),
-                    });
-                }
-                Err(e) => return Err(unreachable(e.to_string())),
             }
         }
+        // Then the run's own session, kept by the broker across outages.
+        opts.set_clean_session(false);
+        let (client, mut conn) = Client::new(opts, 4 * WINDOW);
+        handshake(&client, &mut conn, &broker, Some(filter))?;
         let (tx, rx) = mpsc::channel();
-        let acked = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&acked);
+        let state = Arc::new(Mutex::new(LinkState {
+            connected: true,
+            ..LinkState::default()
+        }));
+        let shared = Arc::clone(&state);
+        let resubscribe = client.clone();
+        let filter = filter.to_string();
         let thread = std::thread::spawn(move || {
-            for ev in conn.iter() {
+            let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
+            let mut backoff = BACKOFF.0;
+            loop {
+                let ev = match conn.recv() {
+                    Ok(ev) => ev,
+                    // Every client handle is gone: the run is over.
+                    Err(_) => break,
+                };
                 match ev {
+                    Ok(MqttEvent::Incoming(Packet::ConnAck(a))) => {
+                        if a.code != ConnectReturnCode::Success {
+                            lock().last_error = reason_of(a.code);
+                            std::thread::sleep(backoff);
+                            backoff = (backoff * 2).min(BACKOFF.1);
+                            continue;
+                        }
+                        backoff = BACKOFF.0;
+                        let mut st = lock();
+                        st.connected = true;
+                        st.down_since = None;
+                        st.reconnects += 1;
+                        if !a.session_present {
+                            // The broker forgot us: subscribe again, and
+                            // the client has dropped what it held.
+                            st.session_lost = true;
+                            let _ = resubscribe.try_subscribe(filter.as_str(), QoS::AtLeastOnce);
+                        }
+                    }
                     Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                        if tx.send(Ok((p.topic.clone(), p.payload.to_vec()))).is_err() {
+                        if tx.send((p.topic.clone(), p.payload.to_vec())).is_err() {
                             break;
                         }
                     }
-                    Ok(MqttEvent::Incoming(Packet::PubAck(_))) => {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+                    Ok(MqttEvent::Incoming(Packet::PubAck(_))) => lock().acked += 1,
+                    Ok(MqttEvent::Outgoing(Outgoing::Disconnect)) => break,
                     Ok(_) => {}
                     Err(e) => {
-                        let _ = tx.send(Err(e.to_string()));
-                        break;
+                        {
+                            let mut st = lock();
+                            if st.connected {
+                                st.connected = false;
+                                st.losses += 1;
+                                st.down_since = Some(Instant::now());
+                            }
+                            st.last_error = e.to_string();
+                        }
+                        // Polling again reconnects; pause first.
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(BACKOFF.1);
                     }
                 }
             }
@@ -235,37 +376,132 @@ impl Link {
         Ok(Link {
             client,
             commands: rx,
-            acked,
+            state,
             thread: Some(thread),
             broker,
         })
     }
 
-    /// Waits until `n` publishes are acknowledged (or the drain time
-    /// passes), then disconnects.
-    fn close(&mut self, n: u64) {
-        let deadline = Instant::now() + DRAIN;
-        while self.acked.load(Ordering::SeqCst) < n && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = self.client.disconnect();
+    fn state(&self) -> MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Disconnects and ends the connection's thread.
+    fn close(&mut self) {
+        let _ = self.client.try_disconnect();
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // A thread still waiting for a broker that is away ends when
+            // its next attempt sees the disconnect request; it is not
+            // waited for.
+            if self.state().connected {
+                let _ = t.join();
+            }
         }
     }
 }
 
 /// The settings of a bridged or replayed run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct BridgeOptions {
     /// The broker URL, if bridging.
     pub mqtt: Option<String>,
-    /// Carry on without the bridge when the broker fails.
+    /// Carry on without the bridge when the broker cannot be reached at
+    /// the start.
     pub optional: bool,
+    /// The longest broker outage the run rides out (wall-clock); longer
+    /// fails the run.
+    pub outage_limit: Duration,
+    /// The bound of the store-and-forward buffer [bytes].
+    pub buffer_bytes: usize,
     /// Pace the simulation at this many times wall-clock.
     pub realtime: Option<f64>,
     /// Commands to replay.
     pub replay: Vec<Recorded>,
+}
+
+impl Default for BridgeOptions {
+    fn default() -> BridgeOptions {
+        BridgeOptions {
+            mqtt: None,
+            optional: false,
+            outage_limit: DEFAULT_OUTAGE_LIMIT,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
+            realtime: None,
+            replay: Vec::new(),
+        }
+    }
+}
+
+/// The event messages of a bridged run on their way to the broker.
+#[derive(Debug)]
+struct Outbox {
+    /// Waiting for the session (bounded, oldest dropped first).
+    buffer: Buffer,
+    /// Handed to the client and not yet acknowledged, in order.
+    unacked: VecDeque<Queued>,
+    /// PUBACKs accounted for.
+    acked: u64,
+    /// Messages the twin gave the bridge.
+    forwarded: u64,
+    /// Messages queued again after the broker lost the session.
+    resent: u64,
+}
+
+impl Outbox {
+    fn new(bytes: usize) -> Outbox {
+        Outbox {
+            buffer: Buffer::new(bytes, Overflow::DropOldest),
+            unacked: VecDeque::new(),
+            acked: 0,
+            forwarded: 0,
+            resent: 0,
+        }
+    }
+
+    /// Messages not yet acknowledged: waiting or handed to the client.
+    fn pending(&self) -> u64 {
+        (self.buffer.len() + self.unacked.len()) as u64
+    }
+
+    /// Takes the link's news, then hands the client what the window allows.
+    fn pump(&mut self, link: &Link) {
+        let (connected, lost, acked) = {
+            let mut st = link.state();
+            (st.connected, std::mem::take(&mut st.session_lost), st.acked)
+        };
+        for _ in self.acked..acked {
+            self.unacked.pop_front();
+        }
+        self.acked = self.acked.max(acked);
+        if lost {
+            // Sent again in their order, ahead of what waits.
+            let again = std::mem::take(&mut self.unacked);
+            self.resent += again.len() as u64;
+            self.buffer.requeue_front(again.into_iter());
+        }
+        if !connected {
+            return;
+        }
+        while self.unacked.len() < WINDOW {
+            let Some(q) = self.buffer.pop() else {
+                break;
+            };
+            let p = &q.publish;
+            match link.client.try_publish(
+                p.topic.clone(),
+                QoS::AtLeastOnce,
+                false,
+                p.payload.clone(),
+            ) {
+                Ok(()) => self.unacked.push_back(q),
+                Err(_) => {
+                    // The client's queue is full or closing: keep it here.
+                    self.buffer.requeue_front(std::iter::once(q));
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// The driver of a bridged, paced or replayed run.
@@ -273,9 +509,9 @@ pub struct BridgeOptions {
 pub struct LiveDriver {
     opts: BridgeOptions,
     link: Option<Link>,
+    outbox: Outbox,
     /// Next event message to forward.
     cursor: usize,
-    published: u64,
     received: Vec<Recorded>,
     invalid: u64,
     next_replay: usize,
@@ -288,10 +524,10 @@ impl LiveDriver {
     /// A driver; nothing connects before the run starts.
     pub fn new(opts: BridgeOptions) -> LiveDriver {
         LiveDriver {
+            outbox: Outbox::new(opts.buffer_bytes),
             opts,
             link: None,
             cursor: 0,
-            published: 0,
             received: Vec::new(),
             invalid: 0,
             next_replay: 0,
@@ -312,15 +548,15 @@ impl LiveDriver {
         &self.received
     }
 
-    fn fail(&mut self, e: BridgeError) -> Result<(), WorldError> {
-        if self.opts.optional {
-            self.warnings
-                .push(format!("MQTT bridge disabled (--mqtt-optional): {e}"));
-            self.link = None;
-            Ok(())
-        } else {
-            Err(WorldError::Edge(e.to_string()))
-        }
+    /// The broker is away past the limit: the error that fails the run.
+    fn away(&self, link: &Link) -> Option<BridgeError> {
+        let st = link.state();
+        let since = st.down_since?;
+        (since.elapsed() > self.opts.outage_limit).then(|| BridgeError::Away {
+            broker: link.broker.clone(),
+            limit_s: self.opts.outage_limit.as_secs_f64(),
+            reason: st.last_error.clone(),
+        })
     }
 
     /// Injects a command for `lmu` at the current simulated time.
@@ -379,7 +615,12 @@ impl Driver for LiveDriver {
                 self.link = Some(l);
                 Ok(())
             }
-            Err(e) => self.fail(e),
+            Err(e) if self.opts.optional => {
+                self.warnings
+                    .push(format!("MQTT bridge disabled (--mqtt-optional): {e}"));
+                Ok(())
+            }
+            Err(e) => Err(WorldError::Edge(e.to_string())),
         }
     }
 
@@ -417,31 +658,24 @@ impl Driver for LiveDriver {
             self.next_replay += 1;
             self.inject(world, sim, r.lmu, r.payload.as_bytes())?;
         }
-        let Some(link) = &mut self.link else {
+        let Some(link) = &self.link else {
             return Ok(());
         };
-        // Forward what the simulated gateway published.
-        let mut failure = None;
+        // What the simulated gateway published, into the outbox.
         for (_, topic, payload) in &world.published()[self.cursor..] {
-            if let Err(e) =
-                link.client
-                    .publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
-            {
-                failure = Some(e.to_string());
-                break;
-            }
-            self.published += 1;
+            self.outbox.forwarded += 1;
+            self.outbox.buffer.push(Queued {
+                publish: Publish::new(topic.clone(), QoS::AtLeastOnce, payload.clone()),
+                records: 1,
+            });
         }
         self.cursor = world.published().len();
-        // Take in what arrived.
-        let mut incoming = Vec::new();
-        while let Ok(m) = link.commands.try_recv() {
-            match m {
-                Ok(c) => incoming.push(c),
-                Err(e) => failure = Some(e),
-            }
+        self.outbox.pump(link);
+        if let Some(e) = self.away(link) {
+            return Err(WorldError::Edge(e.to_string()));
         }
-        let broker = link.broker.clone();
+        // Take in what arrived.
+        let incoming: Vec<(String, Vec<u8>)> = link.commands.try_iter().collect();
         let Some(gateways) = world.gateway() else {
             return Ok(());
         };
@@ -470,17 +704,47 @@ impl Driver for LiveDriver {
                 });
             }
         }
-        if let Some(reason) = failure {
-            return self.fail(BridgeError::Unreachable { broker, reason });
-        }
         Ok(())
     }
 
-    fn finish(&mut self, summary: &mut Summary, files: &mut Vec<(String, Vec<u8>)>) {
-        let published = self.published;
+    fn finish(
+        &mut self,
+        summary: &mut Summary,
+        files: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<(), WorldError> {
+        let mut failure = None;
         if let Some(mut link) = self.link.take() {
-            link.close(published);
-            summary.set_u64("bridge.messages_published", published);
+            // Deliver what is held: while the broker is connected, for up
+            // to the drain time; while it is away, until the outage limit.
+            let drain_until = Instant::now() + DRAIN;
+            loop {
+                self.outbox.pump(&link);
+                if self.outbox.pending() == 0 {
+                    break;
+                }
+                if let Some(e) = self.away(&link) {
+                    failure = Some(WorldError::Edge(e.to_string()));
+                    break;
+                }
+                if link.state().connected && Instant::now() > drain_until {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            link.close();
+            let st = link.state();
+            let o = &self.outbox;
+            summary.set_u64("bridge.messages_forwarded", o.forwarded);
+            summary.set_u64("bridge.messages_published", o.acked);
+            summary.set_u64("bridge.messages_dropped", o.buffer.stats().dropped);
+            summary.set_u64("bridge.messages_pending_at_end", o.pending());
+            summary.set_u64("bridge.messages_resent", o.resent);
+            summary.set_u64(
+                "bridge.buffer_peak_bytes",
+                o.buffer.stats().peak_bytes as u64,
+            );
+            summary.set_u64("bridge.connection_losses", st.losses);
+            summary.set_u64("bridge.reconnects", st.reconnects);
             summary.set_u64("bridge.commands_received", self.received.len() as u64);
             summary.set_u64("bridge.commands_invalid", self.invalid);
         }
@@ -500,6 +764,10 @@ impl Driver for LiveDriver {
         }
         if !self.opts.replay.is_empty() {
             summary.set_u64("replay.commands", self.next_replay as u64);
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }

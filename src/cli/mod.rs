@@ -188,9 +188,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub mqtt: Option<String>,
     /// Carry on without the bridge when the broker refuses or cannot be
-    /// reached (a warning instead of an error).
+    /// reached at the start (a warning instead of an error).
     #[arg(long, requires = "mqtt")]
     pub mqtt_optional: bool,
+    /// How long the broker may stay away during the run, in wall-clock
+    /// time, before the run fails (writing what it has): e.g. 300s, 5min.
+    /// Meanwhile the bridge reconnects with back-off and buffers.
+    #[arg(long, value_name = "DURATION", default_value = "5min", requires = "mqtt", value_parser = wall_duration)]
+    pub mqtt_outage_limit: std::time::Duration,
+    /// The bound of the bridge's store-and-forward buffer, in bytes; when
+    /// full, the oldest event messages are dropped and counted
+    /// (bridge.messages_dropped).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::bridge::DEFAULT_BUFFER_BYTES, requires = "mqtt")]
+    pub mqtt_buffer_bytes: usize,
     /// Pace the simulation at X times wall-clock (e.g. 1 for real time,
     /// 60 for a minute per second).
     #[arg(long, value_name = "X", value_parser = positive_f64)]
@@ -199,6 +209,12 @@ pub struct RunArgs {
     /// the same simulated instants, reproducing it.
     #[arg(long, value_name = "FILE", conflicts_with = "mqtt")]
     pub replay_commands: Option<PathBuf>,
+}
+
+/// A wall-clock duration in the scenarios' form (`300s`, `5min`).
+fn wall_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d: crate::kernel::SimDuration = s.parse().map_err(|e| format!("{e}"))?;
+    Ok(std::time::Duration::from_nanos(d.as_nanos()))
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {
@@ -412,6 +428,8 @@ fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), CliError> {
     let mut driver = crate::bridge::LiveDriver::new(crate::bridge::BridgeOptions {
         mqtt: args.mqtt.clone(),
         optional: args.mqtt_optional,
+        outage_limit: args.mqtt_outage_limit,
+        buffer_bytes: args.mqtt_buffer_bytes,
         realtime: args.realtime,
         replay,
     });
@@ -438,8 +456,10 @@ fn simulate(
         .unwrap_or_else(|| Path::new("results").join(&scenario.name));
     let show = !global.quiet && std::io::stderr().is_terminal();
     let mut bar = progress::SimProgress::new(scenario.duration, show);
-    let out = world::run_driven(scenario, threads, &mut bar, driver).map_err(world_error)?;
+    let mut out = world::run_driven(scenario, threads, &mut bar, driver).map_err(world_error)?;
     bar.finish();
+    // A run that failed part-way writes what it had (`sim.partial: true`),
+    // then fails with its reason.
     write_run(
         &dir,
         &RunFiles {
@@ -455,8 +475,16 @@ fn simulate(
         dir: dir.clone(),
         source,
     })?;
-    if !global.quiet {
-        eprintln!("wrote {}", dir.display());
+    if !global.quiet || out.failure.is_some() {
+        let partial = if out.failure.is_some() || out.violation.is_some() {
+            " (partial results: the run failed)"
+        } else {
+            ""
+        };
+        eprintln!("wrote {}{partial}", dir.display());
+    }
+    if let Some(e) = out.failure.take() {
+        return Err(world_error(e));
     }
     if let Some(v) = out.violation {
         return Err(CliError::Invariant(v));

@@ -88,10 +88,24 @@ pub struct AggregatorStats {
     pub late: u64,
 }
 
+/// A round: its reports until it is published (by LMU, then boot epoch
+/// and sequence, so that an LMU that reports twice in one round, after a
+/// reboot or a changed interval, keeps both), and whether it is.
 #[derive(Clone, Debug, Default)]
 struct Round {
-    reports: BTreeMap<u32, Report>,
+    reports: BTreeMap<(u32, u32, u32), Report>,
+    /// How many of the aggregator's LMUs have a report in it.
+    lmus_in: usize,
     published: bool,
+}
+
+impl Round {
+    fn has(&self, lmu: u32) -> bool {
+        self.reports
+            .range((lmu, 0, 0)..=(lmu, u32::MAX, u32::MAX))
+            .next()
+            .is_some()
+    }
 }
 
 /// The aggregator.
@@ -105,6 +119,8 @@ pub struct Aggregator {
     /// epochs, as compressed bitmaps (a day's reports of an LMU are a few
     /// runs, not one tree node each).
     seen: BTreeMap<(u32, u32), roaring::RoaringBitmap>,
+    /// Reports in rounds not yet published.
+    held: u64,
     stats: AggregatorStats,
 }
 
@@ -121,6 +137,7 @@ impl Aggregator {
             policy,
             rounds: BTreeMap::new(),
             seen: BTreeMap::new(),
+            held: 0,
             stats: AggregatorStats::default(),
         }
     }
@@ -128,6 +145,12 @@ impl Aggregator {
     /// Counters so far.
     pub fn stats(&self) -> AggregatorStats {
         self.stats
+    }
+
+    /// Reports received but not yet published: those of rounds still
+    /// waiting for their LMUs or their deadline.
+    pub fn held(&self) -> u64 {
+        self.held
     }
 
     /// The round a report generated at `t` belongs to.
@@ -156,7 +179,6 @@ impl Aggregator {
         let all = self.lmus.len();
         let round = self.rounds.entry(r).or_default();
         if round.published {
-            round.reports.insert(report.lmu, report);
             self.stats.late += 1;
             return Some(Published {
                 round: r,
@@ -166,9 +188,14 @@ impl Aggregator {
                 late: true,
             });
         }
-        round.reports.insert(report.lmu, report);
-        let complete =
-            round.reports.len() >= all && self.lmus.iter().all(|l| round.reports.contains_key(l));
+        if !round.has(report.lmu) && self.lmus.contains(&report.lmu) {
+            round.lmus_in += 1;
+        }
+        round
+            .reports
+            .insert((report.lmu, report.epoch, report.seq), report);
+        self.held += 1;
+        let complete = round.lmus_in >= all;
         if complete && matches!(self.policy, Policy::WaitForAll { .. }) {
             return Some(self.publish(now, r));
         }
@@ -190,16 +217,19 @@ impl Aggregator {
             .lmus
             .iter()
             .copied()
-            .filter(|l| !round.reports.contains_key(l))
+            .filter(|&l| !round.has(l))
             .collect();
         self.stats.rounds += 1;
         if missing.is_empty() {
             self.stats.complete_rounds += 1;
         }
+        // A published round keeps only its flag: late reports go out alone.
+        let reports: Vec<Report> = std::mem::take(&mut round.reports).into_values().collect();
+        self.held -= reports.len() as u64;
         Published {
             round: r,
             at: now,
-            reports: round.reports.values().copied().collect(),
+            reports,
             missing,
             late: false,
         }
@@ -312,5 +342,60 @@ mod tests {
         let p = a.deadline(t(65), 0).unwrap();
         assert!(p.missing.is_empty());
         assert_eq!(p.at, t(65));
+    }
+
+    #[test]
+    fn an_lmu_that_reports_twice_in_a_round_keeps_both_reports() {
+        // An LMU rebooted within the round: its report of the old boot
+        // epoch and the first of the new one both belong to round 0.
+        let mut a = wait_for_all();
+        a.receive(t(5), report(1, 4, 3));
+        let mut again = report(1, 0, 40);
+        again.epoch = 1;
+        a.receive(t(41), again);
+        a.receive(t(42), report(2, 9, 41));
+        assert_eq!(a.held(), 3);
+        let p = a.receive(t(43), report(3, 9, 42)).unwrap();
+        assert_eq!(
+            p.reports
+                .iter()
+                .map(|r| (r.lmu, r.epoch))
+                .collect::<Vec<_>>(),
+            vec![(1, 0), (1, 1), (2, 0), (3, 0)]
+        );
+        assert_eq!(a.held(), 0);
+    }
+
+    proptest::proptest! {
+        /// Every report received is published exactly once (in its round,
+        /// or as a late amendment) or still held: none is lost, whatever
+        /// the order of reports, duplicates, reboots and deadlines.
+        #[test]
+        fn reports_are_conserved(
+            events in proptest::collection::vec(
+                (0u32..5, 0u32..2, 0u32..40, 0u64..600, proptest::bool::ANY), 0..200),
+        ) {
+            let mut a = wait_for_all();
+            let mut published = 0u64;
+            let mut keys = std::collections::BTreeSet::new();
+            let mut now = 0u64;
+            for (lmu, epoch, seq, at, deadline) in events {
+                now += 1;
+                let p = if deadline {
+                    a.deadline(t(now), at / 60)
+                } else {
+                    let mut r = report(lmu, seq, at.min(now));
+                    r.epoch = epoch;
+                    a.receive(t(now), r)
+                };
+                if let Some(p) = p {
+                    for r in &p.reports {
+                        proptest::prop_assert!(keys.insert((r.lmu, r.epoch, r.seq)));
+                    }
+                    published += p.reports.len() as u64;
+                }
+            }
+            proptest::prop_assert_eq!(a.stats().reports, published + a.held());
+        }
     }
 }

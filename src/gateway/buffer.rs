@@ -147,6 +147,27 @@ impl Buffer {
         self.bytes -= q.bytes();
         Some(q)
     }
+
+    /// Puts messages taken out earlier (sent, but never acknowledged) back
+    /// at the head, in their order, ahead of what waits. If they no longer
+    /// fit, the overflow policy drops (and counts) the oldest messages or
+    /// the newest ones until the bound holds again.
+    pub fn requeue_front(&mut self, msgs: impl DoubleEndedIterator<Item = Queued>) {
+        for q in msgs.rev() {
+            self.bytes += q.bytes();
+            self.queue.push_front(q);
+        }
+        while self.bytes > self.capacity {
+            let q = match self.policy {
+                Overflow::DropOldest => self.queue.pop_front(),
+                Overflow::DropNewest => self.queue.pop_back(),
+            };
+            let Some(q) = q else { break };
+            self.bytes -= q.bytes();
+            self.drop_one(&q);
+        }
+        self.stats.peak_bytes = self.stats.peak_bytes.max(self.bytes);
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +181,31 @@ mod tests {
             publish: Publish::new("t", QoS::AtLeastOnce, vec![0u8; n - 1]),
             records,
         }
+    }
+
+    #[test]
+    fn requeued_messages_go_first_and_the_bound_still_holds() {
+        let mut b = Buffer::new(100, Overflow::DropOldest);
+        b.push(msg(30, 3));
+        b.requeue_front([msg(30, 1), msg(30, 2)].into_iter());
+        assert_eq!(b.bytes(), 90);
+        assert_eq!(b.pop().unwrap().records, 1);
+        b.requeue_front([msg(30, 1)].into_iter());
+        b.push(msg(30, 4));
+        // 120 bytes: the oldest (the requeued first) goes, counted.
+        assert_eq!(b.bytes(), 90);
+        assert_eq!(b.stats().dropped_records, 1);
+        assert_eq!(
+            std::iter::from_fn(|| b.pop())
+                .map(|q| q.records)
+                .collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        let mut n = Buffer::new(50, Overflow::DropNewest);
+        n.push(msg(30, 5));
+        n.requeue_front([msg(30, 6)].into_iter());
+        assert_eq!(n.pop().unwrap().records, 6);
+        assert_eq!(n.stats().dropped_records, 5);
     }
 
     #[test]

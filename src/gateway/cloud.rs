@@ -180,8 +180,15 @@ impl Cloud {
     }
 
     /// An event message reaches the store at `now`. Returns the rule
-    /// firings: (when, LMU, action, rule index).
-    pub fn ingest(&mut self, now: SimTime, payload: &[u8]) -> Vec<(SimTime, u32, Action, usize)> {
+    /// firings, (when, LMU, action, rule index), and calls `each` with
+    /// the key (LMU, boot epoch, sequence) of every record the message
+    /// carries, stored now or before.
+    pub fn ingest(
+        &mut self,
+        now: SimTime,
+        payload: &[u8],
+        mut each: impl FnMut((u32, u32, u32)),
+    ) -> Vec<(SimTime, u32, Action, usize)> {
         self.stats.messages += 1;
         let Ok(msg) = serde_json::from_slice::<EventMessage>(payload) else {
             self.stats.malformed += 1;
@@ -191,6 +198,7 @@ impl Cloud {
         let at = now.saturating_add(SimDuration::from_nanos((delay * 1e9).round() as u64));
         let mut fired = Vec::new();
         for r in &msg.records {
+            each((r.lmu, r.epoch, r.seq));
             if self.store.insert((r.lmu, r.epoch, r.seq), at).is_some() {
                 self.stats.duplicates += 1;
                 continue;
@@ -319,14 +327,18 @@ mod tests {
     fn records_are_stored_once_with_their_latency() {
         let mut c = cloud(vec![]);
         let t = SimTime::from_nanos(12_000_000_000);
-        c.ingest(t, &event(vec![record(1, 0, 231.0), record(2, 0, 231.0)]));
+        c.ingest(
+            t,
+            &event(vec![record(1, 0, 231.0), record(2, 0, 231.0)]),
+            |_| {},
+        );
         // A QoS 1 re-send stores nothing new.
-        c.ingest(t, &event(vec![record(1, 0, 231.0)]));
+        c.ingest(t, &event(vec![record(1, 0, 231.0)]), |_| {});
         assert_eq!((c.stored(), c.stats().duplicates), (2, 1));
         // Generated at 10 s, stored at 12.02 s.
         assert!((c.e2e_latencies_s()[0] - 2.02).abs() < 1e-9);
         assert!(c.has(2, 0, 0) && !c.has(3, 0, 0));
-        c.ingest(t, b"not json");
+        c.ingest(t, b"not json", |_| {});
         assert_eq!(c.stats().malformed, 1);
     }
 
@@ -343,16 +355,18 @@ mod tests {
         let f = c.ingest(
             min(1),
             &event(vec![record(1, 0, 254.0), record(2, 0, 252.0)]),
+            |_| {},
         );
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].1, f[0].2), (1, Action::LimitPv { percent: 50 }));
         // Within the cool-down: nothing; after it: again.
         assert!(
-            c.ingest(min(5), &event(vec![record(1, 1, 254.0)]))
+            c.ingest(min(5), &event(vec![record(1, 1, 254.0)]), |_| {})
                 .is_empty()
         );
         assert_eq!(
-            c.ingest(min(17), &event(vec![record(1, 2, 254.0)])).len(),
+            c.ingest(min(17), &event(vec![record(1, 2, 254.0)]), |_| {})
+                .len(),
             1
         );
     }

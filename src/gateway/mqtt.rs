@@ -196,6 +196,13 @@ impl Client {
         self.inflight.values().map(|f| u64::from(f.records)).sum()
     }
 
+    /// The payloads of the QoS 1 messages awaiting their PUBACK, by packet
+    /// id. The broker may have taken some of them already (their PUBACK is
+    /// on its way, or was lost with the connection).
+    pub fn inflight_payloads(&self) -> impl Iterator<Item = &[u8]> {
+        self.inflight.values().map(|f| &f.publish.payload[..])
+    }
+
     fn send(&mut self, now: SimTime, p: Packet, out: &mut Vec<ClientOut>) {
         self.stats.bytes_sent += p.size() as u64;
         self.last_sent = now;

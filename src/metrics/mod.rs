@@ -23,6 +23,8 @@ pub enum Value {
     F64(Option<f64>),
     /// A label, e.g. a stop reason.
     Text(String),
+    /// A flag, e.g. whether the run stopped short (`sim.partial`).
+    Bool(bool),
 }
 
 /// Headline metrics of one run: flat dotted keys, units in the names.
@@ -54,6 +56,11 @@ impl Summary {
     pub fn set_text(&mut self, key: &str, v: &str) {
         self.values
             .insert(key.to_string(), Value::Text(v.to_string()));
+    }
+
+    /// Sets a flag.
+    pub fn set_bool(&mut self, key: &str, v: bool) {
+        self.values.insert(key.to_string(), Value::Bool(v));
     }
 
     /// The value of `key`, if set.

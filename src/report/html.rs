@@ -280,6 +280,7 @@ fn show(v: &Value) -> String {
         Value::F64(Some(x)) => x.to_string(),
         Value::F64(None) => "null".to_string(),
         Value::Text(t) => t.clone(),
+        Value::Bool(b) => b.to_string(),
     }
 }
 

@@ -315,7 +315,7 @@ impl Sweep {
             .filter_map(|(k, v)| match v {
                 Value::U64(x) => Some((k.to_string(), Some(*x as f64))),
                 Value::F64(x) => Some((k.to_string(), *x)),
-                Value::Text(_) => None,
+                Value::Text(_) | Value::Bool(_) => None,
             })
             .collect();
         Ok(RunRecord {

@@ -864,6 +864,11 @@ pub struct RunOutput {
     /// The first broken invariant (a bug): the results are written, then
     /// the run fails with it.
     pub violation: Option<String>,
+    /// Why the run stopped before its end, if it did: a failed power flow,
+    /// a board in the loop, an edge adapter (the live bridge). The results
+    /// hold what the run had up to then, and `summary.json` says
+    /// `sim.partial: true` with the reason in `sim.failure`.
+    pub failure: Option<WorldError>,
     /// The event trace, if the scenario asked for one.
     pub trace: Option<EventTrace>,
     /// The scenario as run, every default filled in.
@@ -914,8 +919,16 @@ pub trait Driver {
     ) -> Result<(), WorldError> {
         Ok(())
     }
-    /// After the last step: headline metrics and files of its own.
-    fn finish(&mut self, _summary: &mut Summary, _files: &mut Vec<(String, Vec<u8>)>) {}
+    /// After the last step (or a failure): headline metrics and files of
+    /// its own. An error (e.g. the live bridge could not deliver what it
+    /// holds) fails the run, whose results are still written.
+    fn finish(
+        &mut self,
+        _summary: &mut Summary,
+        _files: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<(), WorldError> {
+        Ok(())
+    }
 }
 
 /// The driver that runs to the end in one step.
@@ -924,18 +937,33 @@ pub struct Unattended;
 
 impl Driver for Unattended {}
 
+impl RunOutput {
+    /// The output of a run that reached its end; the failure that stopped
+    /// it short otherwise (its partial results dropped).
+    pub fn complete(self) -> Result<RunOutput, WorldError> {
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(self),
+        }
+    }
+}
+
 /// Builds and runs a scenario to its end; `observer` watches (e.g. a
 /// progress bar). `threads` is recorded in the timing only: the kernel is
-/// single-threaded and results never depend on it.
+/// single-threaded and results never depend on it. A run that fails is an
+/// error here; [`run_driven`] keeps its partial results.
 pub fn run<O: Observer<World>>(
     scenario: &Scenario,
     threads: usize,
     observer: &mut O,
 ) -> Result<RunOutput, WorldError> {
-    run_driven(scenario, threads, observer, &mut Unattended)
+    run_driven(scenario, threads, observer, &mut Unattended)?.complete()
 }
 
-/// [`run`] with a [`Driver`] beside the simulation.
+/// [`run`] with a [`Driver`] beside the simulation. An error only when the
+/// world cannot be built; a run that fails once started returns what it
+/// had, with the reason in [`RunOutput::failure`] and `sim.partial: true`
+/// in its summary.
 pub fn run_driven<O: Observer<World>>(
     scenario: &Scenario,
     threads: usize,
@@ -951,9 +979,12 @@ pub fn run_driven<O: Observer<World>>(
         observer,
     );
     let wall = Instant::now();
-    driver.start(&mut world, &mut sim)?;
+    let mut failure = driver.start(&mut world, &mut sim).err();
     let mut events = 0u64;
-    let stats = loop {
+    // The last step's clock and stop reason (a run whose start failed
+    // stops at zero, halted).
+    let (mut reason, mut stopped_at) = (StopReason::Halted, sim.now());
+    while failure.is_none() {
         let stop_at = driver.next_stop(sim.now(), end).min(end);
         let limits = RunLimits {
             stop_at,
@@ -961,22 +992,29 @@ pub fn run_driven<O: Observer<World>>(
         };
         let step = sim.run(&mut world, limits, &mut sinks);
         events += step.events;
-        if world.failure.is_some() {
-            break step;
+        (reason, stopped_at) = (step.reason, step.end);
+        if let Some(e) = world.failure.take() {
+            failure = Some(e);
+            break;
         }
-        driver.after_step(&mut world, &mut sim)?;
+        if let Err(e) = driver.after_step(&mut world, &mut sim) {
+            failure = Some(e);
+            break;
+        }
         let done = match step.reason {
             StopReason::StopTime | StopReason::Exhausted => stop_at >= end,
             _ => true,
         };
         if done {
-            break step;
+            break;
         }
+    }
+    let stats = crate::kernel::RunStats {
+        events,
+        end: stopped_at,
+        reason,
     };
     let wall_s = wall.elapsed().as_secs_f64();
-    if let Some(e) = world.failure {
-        return Err(e);
-    }
 
     let mut summary = Summary::new();
     summary.set_u64("sim.seed", scenario.seed);
@@ -1062,32 +1100,50 @@ pub fn run_driven<O: Observer<World>>(
     if let Some(h) = &mut world.lmus
         && let Some(r) = h.hil_finish()
     {
-        let r = r.map_err(WorldError::Hil)?;
-        summary.set_u64("hil.boards", r.boards);
-        summary.set_u64("hil.steps", r.steps);
-        summary.set_u64("hil.divergences", r.divergences);
-        summary.set_u64("hil.retries", r.retries);
-        summary.set_u64("hil.resyncs", r.resyncs);
-        summary.set_u64("hil.board_resyncs", r.board_resyncs);
-        summary.set_u64("hil.resets", r.resets);
-        summary.set_u64("hil.reinits", r.reinits.len() as u64);
-        files.push(("hil_divergences.csv".to_string(), r.divergences_csv));
-        files.push(("hil_resets.csv".to_string(), lmu::resets_csv(&r.reinits)));
-        hil_timing = Some(crate::metrics::HilTiming::from_rtts(&r.rtts_s, wall_s));
-    }
-    if let Some(g) = world.gateway {
-        files.push(("commands.csv".to_string(), g.commands_csv()));
-        series.push(g.finish(&mut summary));
+        match r {
+            Ok(r) => {
+                summary.set_u64("hil.boards", r.boards);
+                summary.set_u64("hil.steps", r.steps);
+                summary.set_u64("hil.divergences", r.divergences);
+                summary.set_u64("hil.retries", r.retries);
+                summary.set_u64("hil.resyncs", r.resyncs);
+                summary.set_u64("hil.board_resyncs", r.board_resyncs);
+                summary.set_u64("hil.resets", r.resets);
+                summary.set_u64("hil.reinits", r.reinits.len() as u64);
+                files.push(("hil_divergences.csv".to_string(), r.divergences_csv));
+                files.push(("hil_resets.csv".to_string(), lmu::resets_csv(&r.reinits)));
+                hil_timing = Some(crate::metrics::HilTiming::from_rtts(&r.rtts_s, wall_s));
+            }
+            Err(e) => {
+                failure.get_or_insert(WorldError::Hil(e));
+            }
+        }
     }
     let mut violation = None;
+    if let Some(g) = world.gateway {
+        files.push(("commands.csv".to_string(), g.commands_csv()));
+        let (rounds, broken) = g.finish(&mut summary);
+        series.push(rounds);
+        violation = broken;
+    }
     if let Some(l) = world.ledger {
         files.push(("market.csv".to_string(), l.market_csv()));
         files.push(("blocks.csv".to_string(), l.blocks_csv()));
         let (wallets, first) = l.finish(stats.end, &mut summary);
         files.push(("wallets.csv".to_string(), wallets));
-        violation = first;
+        violation = violation.or(first);
     }
-    driver.finish(&mut summary, &mut files);
+    if let Err(e) = driver.finish(&mut summary, &mut files) {
+        failure.get_or_insert(e);
+    }
+    summary.set_bool("sim.partial", failure.is_some() || violation.is_some());
+    if let Some(why) = failure
+        .as_ref()
+        .map(ToString::to_string)
+        .or_else(|| violation.clone())
+    {
+        summary.set_text("sim.failure", &why);
+    }
 
     Ok(RunOutput {
         summary,
@@ -1104,6 +1160,7 @@ pub fn run_driven<O: Observer<World>>(
         series,
         files,
         violation,
+        failure,
         trace: sinks.0.trace,
         resolved_scenario: scenario.to_resolved_ron(),
     })
@@ -1161,5 +1218,94 @@ mod tests {
         let t: Vec<u64> = trace.rows().iter().map(|r| r.t_ns).collect();
         assert_eq!(t, vec![0, 60_000_000_000, 120_000_000_000]);
         assert!(trace.rows().iter().all(|r| r.event == "sample"));
+    }
+
+    /// A driver that loses a record in the gateway once, mid-run.
+    struct Saboteur(bool);
+
+    impl Driver for Saboteur {
+        fn next_stop(&mut self, now: SimTime, end: SimTime) -> SimTime {
+            end.min(now.saturating_add(SimDuration::from_secs(300).unwrap()))
+        }
+        fn after_step(
+            &mut self,
+            world: &mut World,
+            _: &mut Simulation<Event>,
+        ) -> Result<(), WorldError> {
+            if !self.0 && world.gateway().is_some_and(|g| g.cloud().stored() > 0) {
+                world.gateway.as_mut().unwrap().lose_a_record();
+                self.0 = true;
+            }
+            Ok(())
+        }
+    }
+
+    /// A gateway whose records do not add up fails the run, which still
+    /// returns every result with `sim.partial: true` and the reason.
+    #[test]
+    fn a_broken_conservation_of_records_fails_the_run_with_its_results() {
+        let sc = Scenario::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/tests/gateway.ron"
+        )))
+        .unwrap();
+        let clean = run(&sc, 1, &mut ()).unwrap();
+        assert_eq!(clean.violation, None);
+        assert_eq!(
+            clean.summary.get("sim.partial"),
+            Some(&crate::metrics::Value::Bool(false))
+        );
+        let out = run_driven(&sc, 1, &mut (), &mut Saboteur(false)).unwrap();
+        let v = out.violation.clone().expect("the lost record is found");
+        assert!(v.contains("gw1") && v.contains("not conserved"), "{v}");
+        assert_eq!(
+            out.summary.get("sim.partial"),
+            Some(&crate::metrics::Value::Bool(true))
+        );
+        assert_eq!(
+            out.summary.get("sim.failure"),
+            Some(&crate::metrics::Value::Text(v))
+        );
+        // Every result is still there: the same files as the clean run's.
+        let names = |o: &RunOutput| o.files.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&out), names(&clean));
+        assert_eq!(out.series.len(), clean.series.len());
+    }
+
+    /// A run that fails part-way (here a switching step that closes a
+    /// loop) keeps what it had up to then.
+    #[test]
+    fn a_run_that_fails_part_way_returns_its_partial_results() {
+        let sc = scenario("(duration: \"1h\", outputs: (sample_interval: \"5min\"))");
+        struct FailAt(SimTime);
+        impl Driver for FailAt {
+            fn next_stop(&mut self, _now: SimTime, end: SimTime) -> SimTime {
+                self.0.min(end)
+            }
+            fn after_step(
+                &mut self,
+                _: &mut World,
+                sim: &mut Simulation<Event>,
+            ) -> Result<(), WorldError> {
+                if sim.now() >= self.0 {
+                    return Err(WorldError::Edge("the edge gave up".into()));
+                }
+                Ok(())
+            }
+        }
+        let at = SimTime::ZERO.saturating_add(SimDuration::from_secs(1200).unwrap());
+        let out = run_driven(&sc, 1, &mut (), &mut FailAt(at)).unwrap();
+        assert!(matches!(out.failure, Some(WorldError::Edge(_))));
+        assert_eq!(
+            out.summary.get("sim.partial"),
+            Some(&crate::metrics::Value::Bool(true))
+        );
+        assert_eq!(
+            out.summary.get("sim.end_s"),
+            Some(&crate::metrics::Value::F64(Some(1200.0)))
+        );
+        // The samples up to the failure: 0, 5, 10, 15 and 20 minutes.
+        assert_eq!(out.series[0].len(), 5);
+        assert!(out.complete().is_err());
     }
 }

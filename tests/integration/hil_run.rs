@@ -237,7 +237,7 @@ fn hostile_run(
     )
     .expect("hello");
     rig.keep(q);
-    Some(world::run_driven(&scenario, 1, &mut (), &mut rig))
+    Some(world::run_driven(&scenario, 1, &mut (), &mut rig).and_then(world::RunOutput::complete))
 }
 
 /// Garbage both ways and a board reset, with `--on-reset reinit`: the

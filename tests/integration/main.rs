@@ -20,6 +20,7 @@ mod ledger;
 mod loader_props;
 mod mesh_phy;
 mod mqtt_bridge;
+mod outages;
 mod report;
 mod scenarios;
 mod sweep;

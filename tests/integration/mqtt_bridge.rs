@@ -19,26 +19,55 @@ const PASS: &str = "s3cret";
 
 /// A mosquitto process of our own.
 struct Mosquitto {
-    child: Child,
+    child: Option<Child>,
     port: u16,
+    bin: PathBuf,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        // SIGTERM to its pid, then reap it.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+impl Mosquitto {
+    /// Stops it: SIGTERM to its pid (with persistence it saves its state),
+    /// then reaps it.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts it (again) on its port, and waits until it accepts.
+    fn start(&mut self) {
+        assert!(self.child.is_none());
+        self.child = Some(
+            Command::new(&self.bin)
+                .arg("-c")
+                .arg(&self.conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -52,6 +81,12 @@ fn find(tool: &str) -> Option<PathBuf> {
 
 /// Starts mosquitto with one account, or `None` (skip) without it.
 fn mosquitto() -> Option<Mosquitto> {
+    mosquitto_with(false)
+}
+
+/// Starts mosquitto with one account, keeping its sessions and queued
+/// messages across a restart in its own folder when `persistence`.
+fn mosquitto_with(persistence: bool) -> Option<Mosquitto> {
     let (Some(bin), Some(passwd)) = (find("mosquitto"), find("mosquitto_passwd")) else {
         let msg = "mosquitto not found (apt-get install mosquitto)";
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -79,32 +114,32 @@ fn mosquitto() -> Option<Mosquitto> {
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0"));
     let conf = dir.path().join("mosquitto.conf");
+    let persist = if persistence {
+        // The trailing slash is mosquitto's.
+        format!(
+            "persistence true\npersistence_location {}/\n",
+            dir.path().display()
+        )
+    } else {
+        "persistence false\n".to_string()
+    };
     std::fs::write(
         &conf,
         format!(
-            "{}listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\n",
+            "{}listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n{persist}",
             if root { "user root\n" } else { "" },
             pw.display()
         ),
     )
     .unwrap();
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let m = Mosquitto {
-        child,
+    let mut m = Mosquitto {
+        child: None,
         port,
+        bin,
+        conf,
         _dir: dir,
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    m.start();
     Some(m)
 }
 
@@ -176,9 +211,7 @@ fn gridtwin_bin() -> Command {
 /// opens its section; the recorded command replays to the same results.
 #[test]
 fn the_bridge_publishes_every_event_and_injects_a_command_that_replays_identically() {
-    let Some(dir) = refdata("ieee_eu_lv") else {
-        return;
-    };
+    let dir = refdata("ieee_eu_lv");
     let Some(broker) = mosquitto() else {
         return;
     };
@@ -310,7 +343,15 @@ fn refused_or_unreachable_brokers_are_clear_errors_unless_optional() {
             && e.contains("password"),
         "{e}"
     );
-    assert!(!out.join("summary.json").exists());
+    // A failed run writes what it has: here, nothing ran.
+    let s = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(v["sim.partial"], serde_json::Value::Bool(true), "{s}");
+    assert!(
+        v["sim.failure"].as_str().unwrap().contains("refused"),
+        "{s}"
+    );
+    assert_eq!(v["kernel.events"], 0, "{s}");
 
     let o = gridtwin_bin()
         .args([
@@ -354,4 +395,167 @@ fn refused_or_unreachable_brokers_are_clear_errors_unless_optional() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("is unreachable"), "{}", stderr(&o));
+}
+
+/// A subscriber on a persistent session (`id`) that rides out broker
+/// restarts: it polls again after each error, which reconnects.
+fn subscribe_persistent(port: u16, filter: &str, id: &str) -> (Client, Inbox) {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_credentials(USER, PASS);
+    opts.set_max_packet_size(1 << 22, 1 << 22);
+    opts.set_clean_session(false);
+    let (client, mut conn) = Client::new(opts, 64);
+    client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&got);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok(ev) = conn.recv() {
+            match ev {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = ready_tx.send(());
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    sink.lock()
+                        .unwrap()
+                        .push((p.topic.clone(), p.payload.to_vec()));
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the test subscriber is subscribed");
+    (client, got)
+}
+
+/// Issue 20: the default day at 3600× real time through a mosquitto that
+/// is stopped 8 s in and started again 4 s later (its sessions persisted).
+/// The run rides it out: it exits 0, and every round message of the day
+/// reaches the broker and our subscriber, none dropped.
+#[test]
+fn issue_20_a_broker_restart_costs_no_event() {
+    let Some(mut broker) = mosquitto_with(true) else {
+        return;
+    };
+    let (_sub, got) = subscribe_persistent(broker.port, "gridtwin/village/gw0/events", "watcher");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("live");
+    let url = format!("mqtt://{USER}:{PASS}@127.0.0.1:{}", broker.port);
+    let child = gridtwin_bin()
+        .args(["run", "scenarios/default.ron", "--mqtt", &url])
+        .args(["--realtime", "3600", "--quiet", "--out"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(4));
+    broker.start();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let s = summary(&out);
+    let rows = std::fs::read_to_string(out.join("gateway.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    assert_eq!(
+        rows, 288,
+        "the default day publishes a round every 5 minutes"
+    );
+    assert_eq!(u(&s, "bridge.messages_forwarded"), rows as u64);
+    assert_eq!(u(&s, "bridge.messages_published"), rows as u64);
+    assert_eq!(u(&s, "bridge.messages_dropped"), 0);
+    assert_eq!(u(&s, "bridge.messages_pending_at_end"), 0);
+    assert!(
+        u(&s, "bridge.connection_losses") >= 1,
+        "the broker went away"
+    );
+    assert!(u(&s, "bridge.reconnects") >= 1);
+    // Our subscriber has every round (QoS 1 may bring one twice).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let distinct = || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .map(|(_, p)| {
+                let e: EventMessage = serde_json::from_slice(p).expect("events have the schema");
+                (e.round, e.late, e.published_s.to_bits())
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    while distinct() < rows && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(distinct(), rows);
+}
+
+/// A broker that goes away and stays away longer than
+/// `--mqtt-outage-limit` fails the run, which writes what it has:
+/// `sim.partial: true`, the reason, and every event message accounted for.
+#[test]
+fn a_broker_that_stays_away_fails_the_run_with_its_results() {
+    let Some(mut broker) = mosquitto() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    let url = format!("mqtt://{USER}:{PASS}@127.0.0.1:{}", broker.port);
+    // Ten simulated minutes at 10× real time: a minute of wall time.
+    let child = gridtwin_bin()
+        .args(["run", "scenarios/tests/gateway.ron", "--mqtt", &url])
+        .args([
+            "--realtime",
+            "10",
+            "--mqtt-outage-limit",
+            "2s",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first round goes out at about 1 simulated minute (6 s).
+    std::thread::sleep(Duration::from_secs(10));
+    broker.stop();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("has been away for more than 2 s") && e.contains("partial results"),
+        "{e}"
+    );
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["sim.partial"], serde_json::Value::Bool(true), "{text}");
+    assert!(
+        v["sim.failure"].as_str().unwrap().contains("away"),
+        "{text}"
+    );
+    let end = v["sim.end_s"].as_f64().unwrap();
+    assert!(end > 0.0 && end < 600.0, "stopped part-way: {end}");
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {text}"));
+    assert_eq!(
+        n("bridge.messages_forwarded"),
+        n("bridge.messages_published")
+            + n("bridge.messages_dropped")
+            + n("bridge.messages_pending_at_end")
+    );
+    assert!(n("bridge.messages_published") >= 1, "{text}");
+    // The other results are there too.
+    for f in [
+        "gateway.csv",
+        "timeseries.csv",
+        "report.html",
+        "bridge_commands.csv",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
 }
