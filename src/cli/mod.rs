@@ -460,6 +460,12 @@ fn simulate(
     bar.finish();
     // A run that failed part-way writes what it had (`sim.partial: true`),
     // then fails with its reason.
+    // The scenario as run, its paths relative to where it is written.
+    std::fs::create_dir_all(&dir).map_err(|source| CliError::Write {
+        dir: dir.clone(),
+        source,
+    })?;
+    let resolved = scenario.to_resolved_ron_in(Some(&dir));
     write_run(
         &dir,
         &RunFiles {
@@ -467,7 +473,7 @@ fn simulate(
             timing: &out.timing,
             series: &out.series,
             trace: out.trace.as_ref(),
-            resolved_scenario: &out.resolved_scenario,
+            resolved_scenario: &resolved,
             files: &out.files,
         },
     )

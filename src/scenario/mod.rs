@@ -164,6 +164,15 @@ impl Scenario {
     /// The scenario as a file with every default filled in, including the
     /// seed: running this file reproduces the run.
     pub fn to_file(&self) -> ScenarioFile {
+        self.to_file_in(None)
+    }
+
+    /// [`Scenario::to_file`] for a file to be written in `dir`: paths
+    /// relative to `dir` (a scenario's paths are relative to its file),
+    /// so that the same run written anywhere in a checkout holds the same
+    /// bytes; absolute where no relative path exists.
+    pub fn to_file_in(&self, dir: Option<&Path>) -> ScenarioFile {
+        let dir = dir.map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf()));
         ScenarioFile {
             name: Some(self.name.clone()),
             seed: self.seed,
@@ -182,7 +191,11 @@ impl Scenario {
                 // same wherever it is written.
                 if let dto::FeederFile::Dss(p) = &mut g.feeder {
                     let full = self.resolve_path(p);
-                    *p = std::fs::canonicalize(&full).unwrap_or(full);
+                    let full = std::fs::canonicalize(&full).unwrap_or(full);
+                    *p = dir
+                        .as_deref()
+                        .and_then(|d| pathdiff::diff_paths(&full, d))
+                        .unwrap_or(full);
                 }
                 g
             }),
@@ -195,10 +208,16 @@ impl Scenario {
 
     /// [`Scenario::to_file`] as pretty RON text, with a header comment.
     pub fn to_resolved_ron(&self) -> String {
+        self.to_resolved_ron_in(None)
+    }
+
+    /// [`Scenario::to_resolved_ron`] for a file written in `dir`, its
+    /// paths relative to `dir` ([`Scenario::to_file_in`]).
+    pub fn to_resolved_ron_in(&self, dir: Option<&Path>) -> String {
         let config = ron::ser::PrettyConfig::new()
             .struct_names(false)
             .extensions(Extensions::IMPLICIT_SOME);
-        let body = ron::ser::to_string_pretty(&self.to_file(), config)
+        let body = ron::ser::to_string_pretty(&self.to_file_in(dir), config)
             .expect("scenario DTOs always serialize");
         format!(
             "// The scenario `{}` as run: every default filled in, seed included.\n\

@@ -871,8 +871,6 @@ pub struct RunOutput {
     pub failure: Option<WorldError>,
     /// The event trace, if the scenario asked for one.
     pub trace: Option<EventTrace>,
-    /// The scenario as run, every default filled in.
-    pub resolved_scenario: String,
 }
 
 /// Records every event into an [`EventTrace`].
@@ -1162,7 +1160,6 @@ pub fn run_driven<O: Observer<World>>(
         violation,
         failure,
         trace: sinks.0.trace,
-        resolved_scenario: scenario.to_resolved_ron(),
     })
 }
 

@@ -1,18 +1,26 @@
 //! Golden summaries: shipped scenarios at their default seed must reproduce
-//! `results/golden/<name>.summary.json` byte for byte. A deliberate change is
-//! accepted with `GRIDTWIN_BLESS=1 cargo test` and committed with its reason.
+//! `results/golden/<name>.summary.json` byte for byte, and every other
+//! output file (but `timing.json`) its SHA-256 in
+//! `results/golden/hashes.txt`. A deliberate change is accepted with
+//! `GRIDTWIN_BLESS=1 cargo test` (the summaries) and
+//! `results/golden/hashes.sh` (the hashes; CI runs it with `--check`, the
+//! city's two hours included), and committed with its reason.
 
 use crate::{at, gridtwin, stderr};
 
 /// Runs `scenario` with the CLI, checks its summary against the golden
 /// file, and returns the summary's JSON.
 fn check_golden(scenario: &str, name: &str) -> serde_json::Value {
-    let tmp = tempfile::tempdir().unwrap();
+    // Two levels below the checkout, as results/golden/hashes.sh writes
+    // them: the resolved scenario's path to data/ is then the same.
+    std::fs::create_dir_all(at("target")).unwrap();
+    let tmp = tempfile::tempdir_in(at("target")).unwrap();
     let out = tmp.path().join(name);
     let o = gridtwin(&["run", scenario, "--out", out.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let fresh = std::fs::read_to_string(out.join("summary.json")).unwrap();
     check_report(&out);
+    check_hashes(&out, name);
     let golden_path = at(&format!("results/golden/{name}.summary.json"));
     if std::env::var_os("GRIDTWIN_BLESS").is_some() {
         std::fs::write(&golden_path, &fresh).unwrap();
@@ -28,6 +36,51 @@ fn check_golden(scenario: &str, name: &str) -> serde_json::Value {
         "{name}: summary.json differs from its golden file"
     );
     serde_json::from_str(&fresh).unwrap()
+}
+
+/// Every output file of study `name` in `out` but `timing.json` has the
+/// SHA-256 that `results/golden/hashes.txt` lists for it, and no listed
+/// file is missing.
+fn check_hashes(out: &std::path::Path, name: &str) {
+    use sha2::{Digest, Sha256};
+    let list = std::fs::read_to_string(at("results/golden/hashes.txt")).unwrap();
+    let golden: std::collections::BTreeMap<&str, &str> = list
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .filter_map(|(h, f)| Some((f.strip_prefix(name)?.strip_prefix('/')?, h)))
+        .collect();
+    assert!(!golden.is_empty(), "hashes.txt lists nothing for {name}");
+    let mut fresh = std::collections::BTreeMap::new();
+    for dir in [out.to_path_buf(), out.join("plots")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if !p.is_file() || p.file_name().unwrap() == "timing.json" {
+                continue;
+            }
+            let rel = p.strip_prefix(out).unwrap().to_string_lossy().into_owned();
+            let sum: String = Sha256::digest(std::fs::read(&p).unwrap())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            fresh.insert(rel, sum);
+        }
+    }
+    let differ: Vec<String> = golden
+        .keys()
+        .map(|k| k.to_string())
+        .chain(fresh.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|f| golden.get(f.as_str()).copied() != fresh.get(f).map(String::as_str))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{name}: these output files differ from results/golden/hashes.txt \
+         (re-bless on purpose with results/golden/hashes.sh): {differ:?}"
+    );
 }
 
 /// `report.html` is one self-contained page: a complete document that
