@@ -231,6 +231,18 @@ pub fn report(f: &RunFiles<'_>) -> Result<(String, Vec<Plot>), ReportError> {
          SAIFI, SAIDI and CAIDI count sustained interruptions (longer than 3 minutes, \
          IEEE 1366 / EN 50160); shorter ones count in MAIFI.</p>\n"
     );
+    if f.summary.get("sim.partial") == Some(&Value::Bool(true)) {
+        let get = |k: &str| f.summary.get(k).map_or_else(|| "?".to_string(), show);
+        let _ = writeln!(
+            h,
+            "<p style=\"background: #fde8e8; border: 2px solid #b00; padding: 0.6em;\">\
+             <strong>Partial results.</strong> The run failed at t = {} s of {} s: {}. \
+             Everything below covers the run up to then.</p>",
+            escape(&get("sim.end_s")),
+            escape(&get("sim.duration_s")),
+            escape(&get("sim.failure"))
+        );
+    }
     h.push_str("<h2>Headline metrics</h2>\n<table>\n<tr><th>metric</th><th>value</th></tr>\n");
     for (k, v) in f.summary.iter() {
         let _ = writeln!(

@@ -70,7 +70,8 @@ pub fn outcomes(
         }
     }
     let mut out: Vec<FaultOutcome> = Vec::new();
-    for f in faults {
+    // Faults after the end (a run that stopped early) never happened.
+    for f in faults.iter().filter(|f| f.at <= end) {
         let FaultEffect::Short { bus, .. } = f.effect else {
             continue;
         };

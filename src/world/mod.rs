@@ -1269,11 +1269,16 @@ mod tests {
         assert_eq!(out.series.len(), clean.series.len());
     }
 
-    /// A run that fails part-way (here a switching step that closes a
-    /// loop) keeps what it had up to then.
+    /// A run that fails part-way (here its edge adapter gives up at 2 h of
+    /// the default day) keeps what it had up to then, and counts only
+    /// what happened by then: the noon fault never did.
     #[test]
     fn a_run_that_fails_part_way_returns_its_partial_results() {
-        let sc = scenario("(duration: \"1h\", outputs: (sample_interval: \"5min\"))");
+        let sc = Scenario::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/default.ron"
+        )))
+        .unwrap();
         struct FailAt(SimTime);
         impl Driver for FailAt {
             fn next_stop(&mut self, _now: SimTime, end: SimTime) -> SimTime {
@@ -1290,19 +1295,26 @@ mod tests {
                 Ok(())
             }
         }
-        let at = SimTime::ZERO.saturating_add(SimDuration::from_secs(1200).unwrap());
+        let at = SimTime::ZERO.saturating_add(SimDuration::from_secs(7200).unwrap());
         let out = run_driven(&sc, 1, &mut (), &mut FailAt(at)).unwrap();
         assert!(matches!(out.failure, Some(WorldError::Edge(_))));
+        let s = &out.summary;
         assert_eq!(
-            out.summary.get("sim.partial"),
+            s.get("sim.partial"),
             Some(&crate::metrics::Value::Bool(true))
         );
         assert_eq!(
-            out.summary.get("sim.end_s"),
-            Some(&crate::metrics::Value::F64(Some(1200.0)))
+            s.get("sim.failure"),
+            Some(&crate::metrics::Value::Text("the edge gave up".into()))
         );
-        // The samples up to the failure: 0, 5, 10, 15 and 20 minutes.
-        assert_eq!(out.series[0].len(), 5);
+        assert_eq!(
+            s.get("sim.end_s"),
+            Some(&crate::metrics::Value::F64(Some(7200.0)))
+        );
+        assert_eq!(s.get("flisr.faults"), Some(&crate::metrics::Value::U64(0)));
+        // The samples up to the failure: every 15 minutes from 0 to 2 h.
+        assert_eq!(out.series[0].len(), 9);
+        assert!(out.files.iter().any(|(n, _)| n == "customers.csv"));
         assert!(out.complete().is_err());
     }
 }

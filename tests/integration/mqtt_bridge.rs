@@ -148,16 +148,24 @@ type Inbox = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// A subscriber that collects every message on `filter`.
 fn subscribe(port: u16, filter: &str) -> (Client, Inbox) {
-    let mut opts = MqttOptions::new("test-subscriber", "127.0.0.1", port);
+    subscriber(port, filter, "test-subscriber", false)
+}
+
+/// A subscriber under client id `id`. With `persistent` it keeps its
+/// session at the broker (`clean_session = false`) and rides out broker
+/// restarts: it polls again after each error, which reconnects.
+fn subscriber(port: u16, filter: &str, id: &str, persistent: bool) -> (Client, Inbox) {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
     opts.set_credentials(USER, PASS);
     opts.set_max_packet_size(1 << 22, 1 << 22);
+    opts.set_clean_session(!persistent);
     let (client, mut conn) = Client::new(opts, 64);
     client.subscribe(filter, QoS::AtLeastOnce).unwrap();
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&got);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for ev in conn.iter() {
+        while let Ok(ev) = conn.recv() {
             match ev {
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     let _ = ready_tx.send(());
@@ -168,6 +176,7 @@ fn subscribe(port: u16, filter: &str) -> (Client, Inbox) {
                         .push((p.topic.clone(), p.payload.to_vec()));
                 }
                 Ok(_) => {}
+                Err(_) if persistent => std::thread::sleep(Duration::from_millis(100)),
                 Err(_) => break,
             }
         }
@@ -397,40 +406,6 @@ fn refused_or_unreachable_brokers_are_clear_errors_unless_optional() {
     assert!(stderr(&o).contains("is unreachable"), "{}", stderr(&o));
 }
 
-/// A subscriber on a persistent session (`id`) that rides out broker
-/// restarts: it polls again after each error, which reconnects.
-fn subscribe_persistent(port: u16, filter: &str, id: &str) -> (Client, Inbox) {
-    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-    opts.set_credentials(USER, PASS);
-    opts.set_max_packet_size(1 << 22, 1 << 22);
-    opts.set_clean_session(false);
-    let (client, mut conn) = Client::new(opts, 64);
-    client.subscribe(filter, QoS::AtLeastOnce).unwrap();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&got);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        while let Ok(ev) = conn.recv() {
-            match ev {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    let _ = ready_tx.send(());
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    sink.lock()
-                        .unwrap()
-                        .push((p.topic.clone(), p.payload.to_vec()));
-                }
-                Ok(_) => {}
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the test subscriber is subscribed");
-    (client, got)
-}
-
 /// Issue 20: the default day at 3600× real time through a mosquitto that
 /// is stopped 8 s in and started again 4 s later (its sessions persisted).
 /// The run rides it out: it exits 0, and every round message of the day
@@ -440,7 +415,7 @@ fn issue_20_a_broker_restart_costs_no_event() {
     let Some(mut broker) = mosquitto_with(true) else {
         return;
     };
-    let (_sub, got) = subscribe_persistent(broker.port, "gridtwin/village/gw0/events", "watcher");
+    let (_sub, got) = subscriber(broker.port, "gridtwin/village/gw0/events", "watcher", true);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("live");
     let url = format!("mqtt://{USER}:{PASS}@127.0.0.1:{}", broker.port);
@@ -558,4 +533,10 @@ fn a_broker_that_stays_away_fails_the_run_with_its_results() {
     ] {
         assert!(out.join(f).is_file(), "{f}");
     }
+    // The report says, first, that it is partial and why.
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        page.contains("<strong>Partial results.</strong>") && page.contains("away for more than"),
+        "report.html does not say the run is partial"
+    );
 }
