@@ -20,6 +20,9 @@
 //!   those still off then are stranded, and count in the reliability
 //!   indices but not here.
 //! - **Minimal:** the contactors that opened are exactly the minimal set.
+//! - **Spurious detection:** an LMU's start on forward fault current (a
+//!   `Detected` mark) outside every short circuit's window: with no fault
+//!   applied, a secure protection never starts.
 
 use std::collections::BTreeSet;
 
@@ -170,9 +173,35 @@ pub fn outcomes(
     out
 }
 
-/// Writes the `flisr.*` metrics; returns `flisr.csv`.
-pub fn finish(outcomes: &[FaultOutcome], net: &Network, summary: &mut Summary) -> Vec<u8> {
+/// The LMUs' starts on forward fault current outside every short
+/// circuit's window (from its inception to [`WINDOW`] after it), up to
+/// `end`: starts with no fault applied.
+pub fn spurious_detections(faults: &[GridFault], host: &LmuHost, end: SimTime) -> u64 {
+    let windows: Vec<(SimTime, SimTime)> = faults
+        .iter()
+        .filter(|f| matches!(f.effect, FaultEffect::Short { .. }) && f.at <= end)
+        .map(|f| (f.at, f.at.saturating_add(WINDOW)))
+        .collect();
+    host.marks()
+        .iter()
+        .filter(|(t, _, m)| {
+            *m == FlisrMark::Detected
+                && *t <= end
+                && !windows.iter().any(|&(a, b)| a <= *t && *t <= b)
+        })
+        .count() as u64
+}
+
+/// Writes the `flisr.*` metrics (`spurious` is
+/// [`spurious_detections`]); returns `flisr.csv`.
+pub fn finish(
+    outcomes: &[FaultOutcome],
+    spurious: u64,
+    net: &Network,
+    summary: &mut Summary,
+) -> Vec<u8> {
     summary.set_u64("flisr.faults", outcomes.len() as u64);
+    summary.set_u64("flisr.spurious_detections", spurious);
     let max = |f: fn(&FaultOutcome) -> Option<f64>| {
         outcomes
             .iter()

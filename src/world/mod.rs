@@ -1036,9 +1036,10 @@ pub fn run_driven<O: Observer<World>>(
             g.interruptions(),
             stats.end,
         );
+        let spurious = flisr::spurious_detections(g.faults(), h, stats.end);
         files.push((
             "flisr.csv".to_string(),
-            flisr::finish(&o, g.network(), &mut summary),
+            flisr::finish(&o, spurious, g.network(), &mut summary),
         ));
     }
     if let Some(g) = &world.grid {

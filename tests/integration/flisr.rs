@@ -33,6 +33,8 @@ fn a_mid_feeder_fault_is_isolated_minimally_within_a_second_and_the_rest_restore
     let s = &o.summary;
     assert_eq!(num(s, "flisr.faults"), 1.0);
     assert_eq!(num(s, "flisr.detect_s_max"), 0.0);
+    // Every start was the fault's: none outside its window.
+    assert_eq!(num(s, "flisr.spurious_detections"), 0.0);
     let iso = num(s, "flisr.isolate_s_max");
     assert!((0.9..1.0).contains(&iso), "isolated after {iso} s");
     assert_eq!(num(s, "flisr.minimal_share"), 1.0);
