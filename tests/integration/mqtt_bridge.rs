@@ -209,6 +209,28 @@ fn u(s: &Summary, k: &str) -> u64 {
     }
 }
 
+/// The run exited 1 with every `stderr_has` in its error, and still wrote
+/// `out/summary.json` saying `sim.partial: true` with a `sim.failure` that
+/// names `failure_has`. Returns the summary.
+fn failed_with_partial_results(
+    o: &std::process::Output,
+    out: &Path,
+    stderr_has: &[&str],
+    failure_has: &str,
+) -> serde_json::Value {
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
+    let e = stderr(o);
+    assert!(stderr_has.iter().all(|x| e.contains(x)), "{e}");
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["sim.partial"], serde_json::Value::Bool(true), "{text}");
+    assert!(
+        v["sim.failure"].as_str().unwrap().contains(failure_has),
+        "{text}"
+    );
+    v
+}
+
 fn gridtwin_bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gridtwin"));
     c.current_dir(at("")).env("NO_COLOR", "1");
@@ -344,23 +366,15 @@ fn refused_or_unreachable_brokers_are_clear_errors_unless_optional() {
         .arg(&out)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let e = stderr(&o);
-    assert!(
-        e.contains(&format!("127.0.0.1:{}", broker.port))
-            && e.contains("refused the connection")
-            && e.contains("password"),
-        "{e}"
-    );
     // A failed run writes what it has: here, nothing ran.
-    let s = std::fs::read_to_string(out.join("summary.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-    assert_eq!(v["sim.partial"], serde_json::Value::Bool(true), "{s}");
-    assert!(
-        v["sim.failure"].as_str().unwrap().contains("refused"),
-        "{s}"
+    let broker_at = format!("127.0.0.1:{}", broker.port);
+    let v = failed_with_partial_results(
+        &o,
+        &out,
+        &[&broker_at, "refused the connection", "password"],
+        "refused",
     );
-    assert_eq!(v["kernel.events"], 0, "{s}");
+    assert_eq!(v["kernel.events"], 0, "{v}");
 
     let o = gridtwin_bin()
         .args([
@@ -501,19 +515,13 @@ fn a_broker_that_stays_away_fails_the_run_with_its_results() {
     std::thread::sleep(Duration::from_secs(10));
     broker.stop();
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let e = stderr(&o);
-    assert!(
-        e.contains("has been away for more than 2 s") && e.contains("partial results"),
-        "{e}"
+    let v = failed_with_partial_results(
+        &o,
+        &out,
+        &["has been away for more than 2 s", "partial results"],
+        "away",
     );
-    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["sim.partial"], serde_json::Value::Bool(true), "{text}");
-    assert!(
-        v["sim.failure"].as_str().unwrap().contains("away"),
-        "{text}"
-    );
+    let text = v.to_string();
     let end = v["sim.end_s"].as_f64().unwrap();
     assert!(end > 0.0 && end < 600.0, "stopped part-way: {end}");
     let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {text}"));
