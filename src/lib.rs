@@ -6,6 +6,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod bridge;
+pub mod campaign;
 pub mod cli;
 pub mod gateway;
 pub mod grid;

@@ -19,7 +19,10 @@
 //! `gridtwin`'s runs).
 //!
 //! 1. **Detect.** Every LMU on the path from the source to the fault sees
-//!    forward fault current within a cycle and latches it.
+//!    forward fault current within a cycle and latches it. The latch is
+//!    supervised: it holds only while the start lasts, until the feeder
+//!    goes dead; a start that resets with the voltage still there is
+//!    forgotten.
 //! 2. **Report.** When the breaker has tripped (every phase below
 //!    `dead_pu`), each LMU that saw the fault tells its upstream neighbour
 //!    (reliably: acknowledged, retried). LMUs that saw nothing stay silent.
@@ -72,7 +75,8 @@ pub struct FlisrSettings {
     /// From voltage loss until an LMU that saw the fault, and heard from
     /// no downstream LMU that saw it too, opens as the boundary.
     pub decide_timeout: Duration,
-    /// How long a latched fault indication stays valid.
+    /// How long a latched fault indication stays valid after the last
+    /// measurement that saw the fault.
     pub fault_memory: Duration,
     /// Below this voltage on every phase the feeder is dead [pu].
     pub dead_pu: f32,
@@ -428,6 +432,8 @@ pub struct Lmu {
     pq: PqMonitor,
     closed: bool,
     fault_seen: Option<Instant>,
+    /// A forward start at the last measurement.
+    starting: bool,
     dead_since: Option<Instant>,
     round: Round,
     pending: Vec<Pending, MAX_PENDING>,
@@ -464,6 +470,7 @@ impl Lmu {
             pq: PqMonitor::new(cfg.protection.v_nominal),
             closed: !cfg.normally_open,
             fault_seen: None,
+            starting: false,
             dead_since: None,
             round: Round::default(),
             pending: Vec::new(),
@@ -589,21 +596,33 @@ impl Lmu {
             out.log(LogEvent::Pq(e));
         }
 
-        // Protection: latch forward fault passage.
+        // Protection: latch forward fault passage, supervised: the latch
+        // holds only while the start does, until the feeder goes dead. A
+        // start that resets while the voltage stays (a load step, inrush,
+        // a fault elsewhere that the breaker did not clear through this
+        // LMU) was no fault passage, and is forgotten.
         let status = self.protection.update(now, m);
-        if status.fault() && status.direction == Direction::Forward && !self.fault_latched(now) {
-            self.fault_seen = Some(now);
-            out.log(LogEvent::FaultDetected {
-                direction: status.direction,
-            });
-        }
-
-        // Dead or alive.
         let un = self.cfg.protection.v_nominal;
         let dead = m
             .phases
             .iter()
             .all(|x| x.v_rms < self.cfg.flisr.dead_pu * un);
+        let forward = status.fault() && status.direction == Direction::Forward;
+        if forward {
+            // Logged once per start, however long it lasts.
+            if !self.starting && !self.fault_latched(now) {
+                out.log(LogEvent::FaultDetected {
+                    direction: status.direction,
+                });
+            }
+            // `fault_memory` runs from the last measurement that saw it.
+            self.fault_seen = Some(now);
+        } else if !dead && self.dead_since.is_none() {
+            self.fault_seen = None;
+        }
+        self.starting = forward;
+
+        // Dead or alive.
         match (dead, self.dead_since) {
             (true, None) => {
                 self.dead_since = Some(now);
@@ -1212,6 +1231,39 @@ mod tests {
         n.handle(decide, Input::Timer, &mut out);
         assert!(out.overflowed > 0);
         assert_eq!(n.overflowed(), u32::from(out.overflowed));
+    }
+
+    /// The supervised latch: a start that resets while the voltage stays
+    /// is forgotten, so a fault elsewhere moments later (the breaker trips
+    /// for it) finds the LMU with nothing to report. Without supervision
+    /// the old start would still be latched (10 s of `fault_memory`) and
+    /// the LMU would report a fault below it.
+    #[test]
+    fn a_start_that_resets_before_the_voltage_goes_is_forgotten() {
+        let mut cfg = Config::new(5);
+        cfg.upstream = Some(4);
+        let mut n = Lmu::new(cfg, KEYS);
+        let mut out = Outputs::default();
+        n.handle(at_ms(0), Input::Phasors(&frame(1.0, 20.0)), &mut out);
+        // A 1 s surge of 250 A more (a motor start): a forward start.
+        n.handle(at_ms(60_000), Input::Phasors(&frame(1.0, 270.0)), &mut out);
+        assert!(
+            out.events
+                .iter()
+                .any(|e| matches!(e, LogEvent::FaultDetected { .. }))
+        );
+        n.handle(at_ms(61_000), Input::Phasors(&frame(1.0, 20.0)), &mut out);
+        // 2.77 s later a fault elsewhere sags the voltage; the breaker
+        // trips 100 ms on.
+        out.clear();
+        n.handle(at_ms(63_770), Input::Phasors(&frame(0.6, 15.0)), &mut out);
+        n.handle(at_ms(63_870), Input::Phasors(&frame(0.0, 0.0)), &mut out);
+        assert!(
+            out.frames.is_empty(),
+            "nothing to report, nothing to judge: {:?}",
+            out.events
+        );
+        assert_eq!(out.contactor, None);
     }
 
     /// A bolted fault that starts half-way through a cycle of samples is

@@ -26,14 +26,48 @@
 //! when the integral reaches 1 (the standard's dependent-time behaviour);
 //! below the drop-off (95 % of pickup) the integral resets at once.
 //!
+//! # Starts: superimposed quantities
+//! A feeder carries standing current that is no fault: load, and the
+//! export of PV, which on an unbalanced LV feeder (PV on one phase) also
+//! drives hundreds of amperes of residual current. A start on the total
+//! current would have to be set above all of it and lose sight of
+//! resistive faults. The fault-passage starts therefore work on the
+//! *superimposed* (incremental) quantities, the change from the last
+//! healthy measurement (the memory):
+//! - **phase:** `|ΔI_p| ≥ delta_phase_a` on phase *p*, where
+//!   `ΔI_p = I_p − I_p,memory`;
+//! - **earth:** `|Δ3I₀| ≥ delta_earth_a`;
+//! - and, with or without memory, the total phase current at or above
+//!   `fault_detect_a` (the start that still works when a breaker closes
+//!   onto a fault, before any healthy memory exists).
+//!
+//! The memory is the last measurement that was energised (some phase at
+//! or above 5 % of nominal, or carrying current) with no start. A start
+//! holds it, for at most `delta_hold`; a change that lasts longer becomes
+//! the memory. A new disturbance while a start holds it (a fault moments
+//! after a load step) takes the measurement just before it as the
+//! reference instead, so that the step does not pass for fault current. A dead measurement forgets it:
+//! after re-energisation only the total-current start works until one
+//! healthy measurement has been memorised. The superimposed starts are
+//! blind to how much current stands (the same fault is seen at noon and at
+//! night), but not to how much it changes between two measurements: their
+//! pickups must stay above the largest change of load or PV between two
+//! healthy measurements.
+//!
 //! # Direction
-//! Phase elements are polarised in quadrature (phase a by `V_bc`, b by
-//! `V_ca`, c by `V_ab`), with relay characteristic angle `rca_deg`
-//! (default 45°): current is *forward* (away from the source side) when
-//! `Re(I · (V_pol·e^{j·rca})*) > 0`. The earth element is polarised by
-//! `−3V₀` with its own angle (default −45°). A close-in bolted fault
-//! collapses the voltage; below 5 % of nominal the element uses the voltage
-//! memorised from the last healthy cycle (memory polarisation).
+//! Direction is decided on the superimposed current too (the total current
+//! when there is no memory), so that standing PV export cannot turn a
+//! forward fault into a reverse one. Phase elements are polarised in
+//! quadrature (phase a by `V_bc`, b by `V_ca`, c by `V_ab`), with relay
+//! characteristic angle `rca_deg` (default 45°): current is *forward*
+//! (away from the source side) when `Re(ΔI · (V_pol·e^{j·rca})*) > 0`. The
+//! phase with the largest change decides. A close-in fault can collapse the
+//! polarising voltage: when it is below 5 % of nominal, that element uses
+//! the polarising voltage memorised from the last healthy measurement
+//! (memory polarisation); each element decides this for itself. The earth
+//! element is polarised by the superimposed zero-sequence voltage `−Δ3V₀`
+//! (live minus memorised, so that the standing unbalance of one-phase PV
+//! does not polarise it) with its own angle (default −45°).
 
 use crate::dsp::Measurement;
 use crate::math::{self, Complex32};
@@ -92,6 +126,10 @@ pub const DROP_OFF: f32 = 0.95;
 /// voltage.
 pub const MEMORY_BELOW_PU: f32 = 0.05;
 
+/// A measurement with every phase voltage below [`MEMORY_BELOW_PU`] and
+/// every phase current below this share of `delta_phase_a` is dead.
+pub const DEAD_CURRENT_SHARE: f32 = 0.1;
+
 /// An overcurrent element's settings.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OvercurrentSettings {
@@ -121,9 +159,21 @@ pub struct ProtectionSettings {
     pub phase: OvercurrentSettings,
     /// Earth fault on residual current.
     pub earth: OvercurrentSettings,
-    /// Fault-passage detection threshold, any phase [A]: at or above it a
-    /// fault start is declared within the cycle.
+    /// Total-current fault start, any phase [A]: at or above it a fault
+    /// start is declared within the cycle, memory or not.
     pub fault_detect_a: f32,
+    /// Superimposed phase-current start [A]: a phase whose current changed
+    /// by at least this much from the healthy memory starts.
+    pub delta_phase_a: f32,
+    /// Superimposed residual-current start [A]: a change of `3I₀` by at
+    /// least this much from the healthy memory starts the earth element.
+    pub delta_earth_a: f32,
+    /// Longest a superimposed start holds the memory: a change that lasts
+    /// longer is a new steady state (a load step that stays), not a fault
+    /// a breaker clears, and becomes the memory. Long enough for a
+    /// resistive fault just below the breaker's pickup that a rise of load
+    /// makes it trip minutes later.
+    pub delta_hold: Duration,
     /// Under-voltage.
     pub undervoltage: VoltageSettings,
     /// Over-voltage.
@@ -135,7 +185,11 @@ pub struct ProtectionSettings {
 }
 
 impl Default for ProtectionSettings {
-    /// Settings for a 230 V LV feeder section of a few hundred amperes.
+    /// Settings for a 230 V LV feeder section of a few hundred amperes:
+    /// starts on a change of 150 A in a phase or of the residual, or on
+    /// 800 A in total. (The IEEE European LV profiles change an LMU's
+    /// current by up to 110 A, and its residual by up to 108 A, from one
+    /// minute to the next.)
     fn default() -> Self {
         ProtectionSettings {
             v_nominal: 230.0,
@@ -150,6 +204,9 @@ impl Default for ProtectionSettings {
                 tms: 0.1,
             },
             fault_detect_a: 800.0,
+            delta_phase_a: 150.0,
+            delta_earth_a: 150.0,
+            delta_hold: Duration::from_secs(300),
             undervoltage: VoltageSettings {
                 threshold_pu: 0.85,
                 delay: Duration::from_millis(1000),
@@ -209,8 +266,30 @@ pub struct Protection {
     earth_integral: f32,
     uv_since: [Option<Instant>; 3],
     ov_since: [Option<Instant>; 3],
-    memory: Option<[Complex32; 3]>,
+    memory: Option<Memory>,
+    /// Since when a superimposed start has held the memory.
+    held_since: Option<Instant>,
+    /// The previous energised measurement.
+    prev: Option<Memory>,
     last: Option<Instant>,
+}
+
+/// The last healthy measurement: the reference of the superimposed starts
+/// and of memory polarisation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Memory {
+    /// Phase voltages [V].
+    v: [Complex32; 3],
+    /// Phase currents [A].
+    i: [Complex32; 3],
+}
+
+fn sum3(x: [Complex32; 3]) -> Complex32 {
+    x[0] + x[1] + x[2]
+}
+
+fn sub3(a: [Complex32; 3], b: [Complex32; 3]) -> [Complex32; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
 /// Integrates one dependent-time element; whether it operated.
@@ -245,6 +324,8 @@ impl Protection {
             uv_since: [None; 3],
             ov_since: [None; 3],
             memory: None,
+            held_since: None,
+            prev: None,
             last: None,
         }
     }
@@ -277,49 +358,99 @@ impl Protection {
 
         let i_rms = m.phases.map(|p| p.i_rms);
         let v = m.phases.map(|p| p.v1);
+        let i = m.phases.map(|p| p.i1);
         let i_max = i_rms.iter().copied().fold(0.0f32, f32::max);
         let residual = math::mag(m.i_residual);
-
-        let fault_phases = i_rms.map(|i| i >= s.fault_detect_a);
-        let earth_fault = residual >= s.earth.pickup_a;
         let phase_operate = integrate(&mut self.phase_integral, &s.phase, i_max, dt_s);
         let earth_operate = integrate(&mut self.earth_integral, &s.earth, residual, dt_s);
 
-        // Healthy voltages are memorised for polarisation during a fault.
-        let v_low = v
+        // A dead measurement (no voltage and no current: a close-in bolted
+        // fault collapses the voltage but carries current) forgets the
+        // memory: what stood before the outage says nothing about what
+        // stands after it.
+        let energised = m
+            .phases
             .iter()
-            .any(|x| math::mag(*x) < MEMORY_BELOW_PU * s.v_nominal);
-        let pol_v = match (v_low, self.memory) {
-            (true, Some(mem)) => mem,
-            _ => v,
-        };
-        let faulted = fault_phases.iter().any(|&f| f) || earth_fault;
-        if !faulted && !v_low {
-            self.memory = Some(v);
+            .any(|p| p.v_rms >= MEMORY_BELOW_PU * s.v_nominal)
+            || i_max >= DEAD_CURRENT_SHARE * s.delta_phase_a;
+        if !energised {
+            self.memory = None;
+            self.held_since = None;
         }
+        // A change held longer than `delta_hold` is the new steady state.
+        if self
+            .held_since
+            .is_some_and(|t| now.saturating_duration_since(t) > s.delta_hold)
+        {
+            self.memory = Some(Memory {
+                v: m.phases.map(|p| p.v1),
+                i: m.phases.map(|p| p.i1),
+            });
+            self.held_since = None;
+        }
+        // A new disturbance while a start holds the memory (a fault moments
+        // after a load step): the state just before it is the reference,
+        // so that the step does not pass for fault current.
+        let i_now = m.phases.map(|p| p.i1);
+        if let (true, Some(_), Some(prev)) = (energised, self.held_since, self.prev) {
+            let d = sub3(i_now, prev.i);
+            if d.iter().any(|x| math::mag(*x) >= s.delta_phase_a)
+                || math::mag(sum3(d)) >= s.delta_earth_a
+            {
+                self.memory = Some(prev);
+                self.held_since = None;
+            }
+        }
+        self.prev = energised.then_some(Memory {
+            v: m.phases.map(|p| p.v1),
+            i: i_now,
+        });
+        let mem = self.memory;
+        // The superimposed currents (the totals when nothing is memorised).
+        let di = mem.map_or(i, |mm| sub3(i, mm.i));
+        let di_mag = di.map(math::mag);
+        let mut fault_phases = [false; 3];
+        for ((f, &total), &change) in fault_phases.iter_mut().zip(&i_rms).zip(&di_mag) {
+            *f = total >= s.fault_detect_a || (mem.is_some() && change >= s.delta_phase_a);
+        }
+        let d3i0 = sum3(di);
+        let earth_fault = mem.is_some() && math::mag(d3i0) >= s.delta_earth_a;
+        let faulted = fault_phases.iter().any(|&f| f) || earth_fault;
 
         let direction = if fault_phases.iter().any(|&f| f) {
-            // The phase with the largest current decides, polarised by the
-            // voltage between the other two.
-            let [a, b, c] = m.phases;
-            let [va, vb, vc] = pol_v;
-            let (i, quad) = if a.i_rms >= b.i_rms && a.i_rms >= c.i_rms {
-                (a.i1, vb - vc)
-            } else if b.i_rms >= c.i_rms {
-                (b.i1, vc - va)
-            } else {
-                (c.i1, va - vb)
+            // The phase with the largest change decides, polarised by the
+            // voltage between the other two (from memory if it collapsed).
+            let [da, db, dc] = di;
+            let (current, quad): (Complex32, fn([Complex32; 3]) -> Complex32) =
+                if di_mag[0] >= di_mag[1] && di_mag[0] >= di_mag[2] {
+                    (da, |[_, b, c]| b - c)
+                } else if di_mag[1] >= di_mag[2] {
+                    (db, |[a, _, c]| c - a)
+                } else {
+                    (dc, |[a, b, _]| a - b)
+                };
+            let live = quad(v);
+            let floor = MEMORY_BELOW_PU * s.v_nominal * math::sqrt(3.0);
+            let pol = match mem {
+                Some(mm) if math::mag(live) < floor => quad(mm.v),
+                _ => live,
             };
-            Self::direction(i, quad, s.rca_deg)
+            Self::direction(current, pol, s.rca_deg)
         } else if earth_fault {
-            let sum = |x: [Complex32; 3]| x[0] + x[1] + x[2];
-            let v0x3 = sum(pol_v);
-            // A memorised healthy set has no V₀: fall back to the live one.
-            let v0x3 = if math::mag(v0x3) > 0.0 { v0x3 } else { sum(v) };
-            Self::direction(m.i_residual, -v0x3, s.earth_rca_deg)
+            // Only reached with a memory: the superimposed V₀.
+            let dv0 = mem.map_or(Complex32::new(0.0, 0.0), |mm| sum3(v) - sum3(mm.v));
+            Self::direction(d3i0, -dv0, s.earth_rca_deg)
         } else {
             Direction::Unknown
         };
+
+        // Healthy measurements become the memory; a start holds it.
+        if energised && !faulted {
+            self.memory = Some(Memory { v, i });
+            self.held_since = None;
+        } else if faulted && self.held_since.is_none() {
+            self.held_since = Some(now);
+        }
 
         let mut undervoltage = [false; 3];
         let mut overvoltage = [false; 3];
@@ -522,17 +653,157 @@ mod tests {
 
     #[test]
     fn earth_faults_use_residual_current_and_zero_sequence_polarisation() {
-        let mut p = Protection::new(ProtectionSettings::default());
-        // Phase a to earth downstream: 300 A residual, V_a sagging.
-        let m = meas([0.6, 1.0, 1.0], [(300.0, -40.0), (0.0, 0.0), (0.0, 0.0)]);
-        let s = p.update(Instant::from_micros(0), &m);
-        assert!(s.earth_fault && s.fault_phases == [false; 3]);
+        let healthy = meas([1.0; 3], [(0.0, 0.0); 3]);
+        // Phase starts less sensitive than the earth start, so that the
+        // earth element alone starts.
+        let settings = ProtectionSettings {
+            delta_phase_a: 300.0,
+            ..ProtectionSettings::default()
+        };
+        let mut p = Protection::new(settings);
+        p.update(Instant::from_micros(0), &healthy);
+        // Phase a to earth downstream: 200 A residual, V_a sagging.
+        let m = meas([0.6, 1.0, 1.0], [(200.0, -40.0), (0.0, 0.0), (0.0, 0.0)]);
+        let s = p.update(Instant::from_micros(20_000), &m);
+        assert!(s.earth_fault && s.fault_phases == [false; 3], "{s:?}");
         assert_eq!(s.direction, Direction::Forward);
-        let m = meas([0.6, 1.0, 1.0], [(300.0, 140.0), (0.0, 0.0), (0.0, 0.0)]);
+        let mut p = Protection::new(settings);
+        p.update(Instant::from_micros(0), &healthy);
+        let m = meas([0.6, 1.0, 1.0], [(200.0, 140.0), (0.0, 0.0), (0.0, 0.0)]);
         assert_eq!(
             p.update(Instant::from_micros(20_000), &m).direction,
             Direction::Reverse
         );
+    }
+
+    /// One-phase PV export: 250 A flowing back on phase b, so 250 A of
+    /// residual and a standing V₀, hour after hour. The superimposed
+    /// elements see no change and never start; the total-current earth
+    /// element would have (250 A ≥ its 100 A).
+    #[test]
+    fn standing_one_phase_pv_export_never_starts() {
+        let mut p = Protection::new(ProtectionSettings::default());
+        let export = meas(
+            [1.0, 1.06, 1.0],
+            [(20.0, -20.0), (250.0, 60.0), (20.0, 100.0)],
+        );
+        for k in 0..120u64 {
+            let s = p.update(Instant::from_micros(k * 60_000_000), &export);
+            assert!(!s.fault(), "minute {k}: {s:?}");
+        }
+        assert!(math::mag(export.i_residual) > 200.0);
+    }
+
+    /// The same export, then a resistive SLG fault downstream on phase a
+    /// whose 180 A is smaller than the standing export: the change starts
+    /// the earth and phase elements, forward.
+    #[test]
+    fn a_resistive_fault_under_pv_export_starts_forward() {
+        let mut p = Protection::new(ProtectionSettings::default());
+        let export = meas(
+            [1.0, 1.06, 1.0],
+            [(20.0, -20.0), (250.0, 60.0), (20.0, 100.0)],
+        );
+        p.update(Instant::from_micros(0), &export);
+        // Phase a now carries 20 A of load plus 180 A of fault current
+        // lagging its (sagged) voltage by 20°.
+        let fault_a = math::polar(20.0, (-20.0f32).to_radians())
+            + math::polar(180.0, (-20.0f32).to_radians());
+        let m = meas(
+            [0.8, 1.06, 1.0],
+            [
+                (math::mag(fault_a), math::arg(fault_a).to_degrees()),
+                (250.0, 60.0),
+                (20.0, 100.0),
+            ],
+        );
+        let s = p.update(Instant::from_micros(60_000_000), &m);
+        assert_eq!(s.fault_phases, [true, false, false], "{s:?}");
+        assert!(s.earth_fault);
+        assert_eq!(s.direction, Direction::Forward);
+    }
+
+    /// After a dead measurement the memory is gone: a breaker closing
+    /// onto standing export starts nothing, and one closing onto a fault
+    /// is seen by the total-current start alone.
+    #[test]
+    fn re_energisation_forgets_the_memory() {
+        let mut p = Protection::new(ProtectionSettings::default());
+        let export = meas(
+            [1.0, 1.06, 1.0],
+            [(20.0, -20.0), (250.0, 60.0), (20.0, 100.0)],
+        );
+        let dead = meas([0.0; 3], [(0.0, 0.0); 3]);
+        p.update(Instant::from_micros(0), &meas([1.0; 3], [(0.0, 0.0); 3]));
+        p.update(Instant::from_micros(1_000), &dead);
+        assert!(!p.update(Instant::from_micros(2_000), &export).fault());
+        p.update(Instant::from_micros(3_000), &dead);
+        let onto_fault = meas([0.3, 1.0, 1.0], [(900.0, -40.0), (0.0, 0.0), (0.0, 0.0)]);
+        let s = p.update(Instant::from_micros(4_000), &onto_fault);
+        assert_eq!(s.fault_phases, [true, false, false]);
+        assert!(!s.earth_fault, "no memory, no superimposed start");
+    }
+
+    /// A load step that stays starts the superimposed element only until
+    /// `delta_hold` has passed; then it is the new memory.
+    #[test]
+    fn a_lasting_step_becomes_the_memory_after_the_hold() {
+        let mut p = Protection::new(ProtectionSettings::default());
+        let before = meas([1.0; 3], [(20.0, -20.0), (20.0, -140.0), (20.0, 100.0)]);
+        let after = meas([1.0; 3], [(190.0, -20.0), (20.0, -140.0), (20.0, 100.0)]);
+        p.update(Instant::from_micros(0), &before);
+        let at = |s: u64| Instant::from_micros(s * 1_000_000);
+        assert!(p.update(at(60), &after).fault());
+        assert!(
+            p.update(at(120), &after).fault(),
+            "held 60 s, within the hold"
+        );
+        assert!(
+            !p.update(at(420), &after).fault(),
+            "held 6 min: the new steady state"
+        );
+        assert!(!p.update(at(480), &after).fault());
+    }
+
+    /// A fault elsewhere (upstream of this LMU) 3 s after a load step
+    /// that still holds a start: the fault's measurement is compared with
+    /// the state after the step, where this LMU sees only a small loss
+    /// of current, and its start drops.
+    #[test]
+    fn a_disturbance_after_a_step_is_measured_from_the_step() {
+        let mut p = Protection::new(ProtectionSettings::default());
+        let before = meas([1.0; 3], [(20.0, -20.0), (20.0, -140.0), (20.0, 100.0)]);
+        let after = meas([1.0; 3], [(190.0, -20.0), (20.0, -140.0), (20.0, 100.0)]);
+        let sag = meas([0.5; 3], [(95.0, -20.0), (10.0, -140.0), (10.0, 100.0)]);
+        let at = |ms: u64| Instant::from_micros(ms * 1000);
+        p.update(at(0), &before);
+        assert!(p.update(at(60_000), &after).fault());
+        assert!(!p.update(at(63_000), &sag).fault());
+        // A fault downstream instead is seen from the step's state.
+        let mut p = Protection::new(ProtectionSettings::default());
+        p.update(at(0), &before);
+        p.update(at(60_000), &after);
+        let downstream = meas([0.7; 3], [(900.0, -50.0), (20.0, -140.0), (20.0, 100.0)]);
+        let s = p.update(at(63_000), &downstream);
+        assert!(s.fault() && s.direction == Direction::Forward, "{s:?}");
+    }
+
+    /// Each phase element chooses memory polarisation for itself: an SLG
+    /// fault collapses V_a, but phase b's polariser V_ca still stands.
+    #[test]
+    fn memory_polarisation_is_per_element() {
+        let mut p = Protection::new(ProtectionSettings::default());
+        p.update(Instant::from_micros(0), &meas([1.0; 3], [(10.0, -20.0); 3]));
+        // A bolted b–c fault close in: V_b = V_c, so V_bc = 0, yet phase
+        // b's current (the largest change) is polarised by V_ca, live.
+        let mut m = meas(
+            [1.0, 0.5, 0.5],
+            [(10.0, -20.0), (2000.0, -150.0), (2000.0, 30.0)],
+        );
+        m.phases[1].v1 = math::polar(115.0, core::f32::consts::PI);
+        m.phases[2].v1 = math::polar(115.0, core::f32::consts::PI);
+        let s = p.update(Instant::from_micros(20_000), &m);
+        assert_eq!(s.direction, Direction::Forward, "{s:?}");
     }
 
     #[test]

@@ -96,11 +96,18 @@ pub fn inv(a: &M3) -> Option<M3> {
     let c02 = a[1][0] * a[2][1] - a[1][1] * a[2][0];
     let det = a[0][0] * c00 + a[0][1] * c01 + a[0][2] * c02;
     // Moduli as |re| + |im|: as good for a singularity test as the true
-    // modulus, without a `hypot` per entry.
+    // modulus, without a `hypot` per entry. The determinant is compared
+    // with the product of the row norms (Hadamard's bound), which it
+    // reaches for orthogonal rows: a well-conditioned block of very
+    // different row scales (a bolted fault's 1e9 S beside a line's 1e2 S)
+    // passes, rows that depend on one another do not.
     let l1 = |z: C| z.re.abs() + z.im.abs();
-    let scale = a.iter().flatten().map(|&z| l1(z)).fold(0.0f64, f64::max);
+    let scale: f64 = a
+        .iter()
+        .map(|row| row.iter().map(|&z| l1(z)).sum::<f64>())
+        .product();
     let d = l1(det);
-    if d <= 1e-300 || d <= 1e-14 * scale * scale * scale {
+    if d <= 1e-300 || d <= 1e-14 * scale {
         return None;
     }
     let r = 1.0 / det;

@@ -226,6 +226,9 @@ pub struct GridSetup {
     pub pv_peak_w: Vec<f64>,
     /// Interval between profile evaluations.
     pub profile_step: SimDuration,
+    /// Time of day at simulated time zero: profiles are read at this
+    /// offset plus the simulated time.
+    pub clock_start: SimDuration,
     /// Solver settings.
     pub settings: Settings,
     /// Scheduled switching: (time, branch, close).
@@ -300,6 +303,7 @@ pub struct GridModel {
     /// Scale of each load (demand response), 1 when none.
     load_scale: Vec<f64>,
     step: SimDuration,
+    clock_start: SimDuration,
     settings: Settings,
     switching: Vec<(SimTime, usize, bool)>,
     faults: Vec<GridFault>,
@@ -426,6 +430,7 @@ impl GridModel {
             load_scale: vec![1.0; net.loads.len()],
             pv_peak_w: setup.pv_peak_w,
             step: setup.profile_step,
+            clock_start: setup.clock_start,
             settings: setup.settings,
             switching: setup.switching,
             faults: setup.faults,
@@ -725,6 +730,25 @@ impl GridModel {
                 *vmin = if any_short { b.max(FAULT_VMIN_PU) } else { *b };
             }
         }
+        // Inverters hold their current from before the first short circuit
+        // until the last one clears.
+        for g in &mut self.net.pv {
+            if !any_short {
+                g.held_current = None;
+            } else if g.held_current.is_none() {
+                let held = self.solution.as_ref().map(|sol| {
+                    let v = sol.v[g.bus];
+                    [0, 1, 2].map(|k| {
+                        if g.phases[k] {
+                            g.injection(k, v[k])
+                        } else {
+                            C::new(0.0, 0.0)
+                        }
+                    })
+                });
+                g.held_current = held;
+            }
+        }
     }
 
     /// Brings the model up to `now`: applies the profile step due at or
@@ -748,7 +772,7 @@ impl GridModel {
     /// Sets every load and PV to its profile value at `t`; whether any
     /// changed.
     fn apply_profiles(&mut self, t: SimTime) -> bool {
-        let t_s = t.as_secs_f64();
+        let t_s = t.saturating_add(self.clock_start).as_secs_f64();
         let mut changed = false;
         for (((l, p), &(p0, q0)), &k) in self
             .net
@@ -864,7 +888,7 @@ impl GridModel {
         let mut pv_each = vec![0.0; self.net.pv.len()];
         for (gi, g) in self.net.pv.iter().enumerate() {
             for k in (0..3).filter(|&k| g.phases[k] && sol.live[g.bus][k]) {
-                let p = (v[g.bus][k] * g.injection(v[g.bus][k]).conj()).re;
+                let p = (v[g.bus][k] * g.injection(k, v[g.bus][k]).conj()).re;
                 pv += p;
                 pv_each[gi] += p;
             }

@@ -73,7 +73,7 @@ fn kcl_worst(net: &Network, sol: &Solution) -> f64 {
     }
     for g in &net.pv {
         for k in (0..3).filter(|&k| g.phases[k] && sol.live[g.bus][k]) {
-            out[g.bus][k] -= g.injection(v[g.bus][k]);
+            out[g.bus][k] -= g.injection(k, v[g.bus][k]);
         }
     }
     let mut worst = 0.0f64;
@@ -318,6 +318,8 @@ fn pv_feeder(control: QControl, p_w: f64) -> (Network, usize) {
         s_rated_va: 1.1 * p_w,
         v_nom: 240.0,
         control,
+        fault_response: super::network::FaultResponse::default(),
+        held_current: None,
     });
     (net, far)
 }
@@ -335,11 +337,11 @@ fn pv_injects_its_power_and_volt_var_holds_the_voltage_down() {
     for k in 0..3 {
         // The unity-PF inverter delivers P/3 per phase.
         let v = s_fixed.v[far][k];
-        let s = v * fixed.pv[0].injection(v).conj();
+        let s = v * fixed.pv[0].injection(k, v).conj();
         assert!((s - C::new(p / 3.0, 0.0)).norm() < 1e-6, "{s}");
         // Volt-var: Q at the converged voltage is the curve's.
         let v = s_vv.v[far][k];
-        let s = v * g.injection(v).conj();
+        let s = v * g.injection(k, v).conj();
         let pu = v.norm() / 240.0;
         let q_curve = super::network::interpolate(&[(1.02, 0.0), (1.08, -0.44)], pu);
         let room = ((g.s_rated_va / 3.0).powi(2) - (p / 3.0).powi(2)).sqrt();
@@ -357,9 +359,38 @@ fn pv_current_is_limited_when_its_voltage_collapses() {
     let (net, _) = pv_feeder(QControl::Fixed { q_var: 0.0 }, 10e3);
     let g = &net.pv[0];
     let i_max = super::network::PV_CURRENT_LIMIT_PU * g.s_rated_va / 3.0 / g.v_nom;
-    let i = g.injection(C::new(5.0, 0.0));
+    let i = g.injection(0, C::new(5.0, 0.0));
     assert!((i.norm() - i_max).abs() < 1e-9);
-    assert_eq!(g.injection(C::new(0.0, 0.0)), C::new(0.0, 0.0));
+    assert_eq!(g.injection(0, C::new(0.0, 0.0)), C::new(0.0, 0.0));
+}
+
+/// The fault response's three parameters, one at a time: during a short
+/// circuit the current keeps the pre-fault voltage angle (or follows the
+/// terminal, if so set), and below the cessation threshold it stops.
+#[test]
+fn pv_fault_response_holds_the_angle_and_ceases_below_its_threshold() {
+    use super::network::{AngleReference, FaultResponse};
+    let (net, _) = pv_feeder(QControl::Fixed { q_var: 0.0 }, 10e3);
+    let mut g = net.pv[0].clone();
+    // A collapsed voltage, rotated by 50° from the pre-fault 0°: the
+    // pre-fault current is held, phasor for phasor.
+    let v = C::from_polar(60.0, 50f64.to_radians());
+    let pre = g.injection(0, C::new(240.0, 0.0));
+    g.held_current = Some([pre, pre, pre]);
+    assert_eq!(g.injection(0, v), pre);
+    let i_max = super::network::PV_CURRENT_LIMIT_PU * g.s_rated_va / 3.0 / g.v_nom;
+    // Tracking at once: at the present angle, at the limit.
+    g.fault_response.angle = AngleReference::Terminal;
+    let i = g.injection(0, v);
+    assert!((i.arg() - 50f64.to_radians()).abs() < 1e-12);
+    assert!((i.norm() - i_max).abs() < 1e-9);
+    // Zero-current mode below 0.3 pu: 60 V of 240 V is 0.25 pu.
+    g.fault_response = FaultResponse {
+        cessation_below_pu: 0.3,
+        ..FaultResponse::default()
+    };
+    assert_eq!(g.injection(0, v), C::new(0.0, 0.0));
+    assert!(g.injection(0, C::from_polar(80.0, 0.0)).norm() > 0.0);
 }
 
 #[test]

@@ -454,6 +454,60 @@ pub fn interpolate(curve: &[(f64, f64)], x: f64) -> f64 {
 /// bounded when its voltage collapses.
 pub const PV_CURRENT_LIMIT_PU: f64 = 1.1;
 
+/// Which angle an inverter's current keeps while a short circuit is on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AngleReference {
+    /// The current's own phasor before the fault: a grid-following
+    /// inverter's current controller holds its reference while its
+    /// phase-locked loop and its power and volt-var loops (tens of
+    /// milliseconds to seconds) are far slower than the jump of a short
+    /// circuit, so through the 0.1–0.5 s a breaker takes to clear an LV
+    /// fault it keeps injecting its pre-fault current, magnitude and
+    /// phase.
+    #[default]
+    PreFault,
+    /// The terminal voltage's present angle: loops that track at once,
+    /// the current `conj(S / V)` from the present voltage (up to the
+    /// limit).
+    Terminal,
+}
+
+/// How an inverter answers a fault at its terminals: the model of
+/// gridtwin's PV during short circuits, which the grid-code work extends.
+///
+/// In every solve the inverter injects its power set-point `S = P + jQ`
+/// per phase as the current `conj(S / V)`, with three named limits:
+/// - **current limit:** the current is scaled down to at most
+///   `current_limit_pu` × rated current (at a collapsed voltage it is the
+///   limit, not the set-point, that decides);
+/// - **angle reference:** while a short circuit is on, the current is the
+///   one the [`AngleReference`] gives: by default its pre-fault phasor,
+///   held;
+/// - **cessation:** below `cessation_below_pu` of nominal terminal voltage
+///   it injects nothing (momentary cessation, or EN 50549-1's zero-current
+///   mode); 0 rides through at the current limit, which is the default.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaultResponse {
+    /// Largest current [pu of rated current].
+    pub current_limit_pu: f64,
+    /// Below this terminal voltage the inverter injects nothing [pu of
+    /// nominal]; 0: never.
+    pub cessation_below_pu: f64,
+    /// The angle its current keeps during a short circuit.
+    pub angle: AngleReference,
+}
+
+impl Default for FaultResponse {
+    /// 1.1 × rated current, riding through at the pre-fault angle.
+    fn default() -> Self {
+        FaultResponse {
+            current_limit_pu: PV_CURRENT_LIMIT_PU,
+            cessation_below_pu: 0.0,
+            angle: AngleReference::PreFault,
+        }
+    }
+}
+
 /// A PV system: an inverter injecting active power shared evenly among its
 /// phases (each phase to ground), with reactive power from its control and
 /// the apparent power limited to the rating, active power first.
@@ -473,6 +527,11 @@ pub struct Pv {
     pub v_nom: f64,
     /// Reactive power control.
     pub control: QControl,
+    /// How it answers a fault.
+    pub fault_response: FaultResponse,
+    /// Its current per phase when the short circuits now on began [A];
+    /// `None` while none is on.
+    pub held_current: Option<[C; 3]>,
 }
 
 impl Pv {
@@ -481,13 +540,18 @@ impl Pv {
         self.phases.iter().filter(|&&p| p).count()
     }
 
-    /// The current it injects into one of its phase nodes at voltage `v`
-    /// [A]: S = P + jQ per phase, limited to
-    /// [`PV_CURRENT_LIMIT_PU`] × rated current. With no active power (at
-    /// night) the inverter is off and injects nothing.
+    /// The current it injects into its phase node `k` at voltage `v` [A]:
+    /// S = P + jQ per phase as `conj(S / V)`, shaped by its
+    /// [`FaultResponse`]. With no active power (at night) the inverter is
+    /// off and injects nothing.
     #[inline]
-    pub fn injection(&self, v: C) -> C {
+    pub fn injection(&self, k: usize, v: C) -> C {
         if self.p_w <= 0.0 {
+            return C::new(0.0, 0.0);
+        }
+        let vm = v.norm();
+        let fr = &self.fault_response;
+        if vm == 0.0 || vm < fr.cessation_below_pu * self.v_nom {
             return C::new(0.0, 0.0);
         }
         let n = self.n_phases().max(1) as f64;
@@ -496,19 +560,17 @@ impl Pv {
         let q_room = (s_ph * s_ph - p * p).max(0.0).sqrt();
         let q = match &self.control {
             QControl::Fixed { q_var } => q_var / n,
-            QControl::VoltVar { curve } => interpolate(curve, v.norm() / self.v_nom) * s_ph,
+            QControl::VoltVar { curve } => interpolate(curve, vm / self.v_nom) * s_ph,
         }
         .clamp(-q_room, q_room);
-        let vm = v.norm();
-        if vm == 0.0 {
-            return C::new(0.0, 0.0);
-        }
-        let i = (C::new(p, q) / v).conj();
-        let i_max = PV_CURRENT_LIMIT_PU * s_ph / self.v_nom;
+        let mut i = (C::new(p, q) / v).conj();
+        let i_max = fr.current_limit_pu * s_ph / self.v_nom;
         if i.norm() > i_max {
-            i * (i_max / i.norm())
-        } else {
-            i
+            i *= i_max / i.norm();
+        }
+        match (fr.angle, self.held_current) {
+            (AngleReference::PreFault, Some(held)) => held[k.min(2)],
+            _ => i,
         }
     }
 }

@@ -676,7 +676,7 @@ impl Solver {
                 }
             }
             for &(r, p, g) in &pv {
-                rhs[place(r)][p] += g.injection(v[r][p]);
+                rhs[place(r)][p] += g.injection(p, v[r][p]);
             }
         };
         let inv_base2: Vec<f64> = (0..k)

@@ -597,6 +597,16 @@ impl Mesh {
         false
     }
 
+    /// Whether `n` has a route both ways: up to its root
+    /// ([`Mesh::has_route`]), and down, its root having learnt it from a
+    /// DAO.
+    pub fn routed_both_ways(&self, n: u32) -> bool {
+        self.has_route(n)
+            && self
+                .root_of(n)
+                .is_some_and(|r| r == n || self.nodes[r as usize].down.contains_key(&n))
+    }
+
     /// Crashes (`up = false`) or reboots a node; a rebooted node starts
     /// from scratch.
     pub fn set_up(&mut self, now: SimTime, n: u32, up: bool) -> Vec<(SimTime, MeshEvent)> {

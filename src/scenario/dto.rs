@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `name` | text: letters, digits, `_`, `-`, `.` | the file's stem |
 //! | `seed` | integer | `1` |
+//! | `start` | time of day at which the run begins, e.g. `"11h58min"`; every other time in the scenario counts from the run's start | `"0s"` (midnight) |
 //! | `duration` | duration, e.g. `"24h"` | `"1h"` |
 //! | `max_events` | integer event budget | none |
 //! | `outputs.sample_interval` | duration between time-series rows | `"1min"` |
@@ -38,6 +39,12 @@ pub struct ScenarioFile {
     pub name: Option<String>,
     /// Seed from which every random stream is derived.
     pub seed: u64,
+    /// Time of day at which the run begins (under 24 h): the load and PV
+    /// profiles are read at `start` + the simulated time. Every other time
+    /// in the scenario (faults, commands, outages) counts from the run's
+    /// start.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start: SimDuration,
     /// Simulated time to run.
     pub duration: SimDuration,
     /// Event budget: the run stops after this many events, if given.
@@ -67,6 +74,7 @@ impl Default for ScenarioFile {
         ScenarioFile {
             name: None,
             seed: 1,
+            start: SimDuration::ZERO,
             duration: SimDuration::from_hours(1).expect("1 h fits"),
             max_events: None,
             outputs: OutputsFile::default(),
@@ -310,12 +318,71 @@ pub struct PvFile {
     /// Reactive power control.
     #[serde(default)]
     pub control: QControlFile,
+    /// How the inverter answers a fault.
+    #[serde(default, skip_serializing_if = "FaultResponseFile::is_default")]
+    pub fault_response: FaultResponseFile,
 }
 
-/// Rooftop PV on a share of the feeder's customers (loads), spread evenly
-/// over them in the feeder's load order: load `i` (from 0) has a system when
-/// `⌊(i + 1)·share⌋ > ⌊i·share⌋`, on the load's own phase (its bus and
-/// phases), named `pv_<load>`.
+/// How an inverter answers a short circuit (see
+/// `gridtwin::grid::network::FaultResponse`).
+///
+/// | field | unit / form | default |
+/// |---|---|---|
+/// | `current_limit_pu` | largest current, pu of rated | `1.1` |
+/// | `cessation_below_pu` | no current below this terminal voltage, pu; 0: rides through | `0.0` |
+/// | `angle` | `PreFault` (the current keeps the pre-fault voltage angle) or `Terminal` | `PreFault` |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultResponseFile {
+    /// Largest current [pu of rated current].
+    pub current_limit_pu: f64,
+    /// No current below this terminal voltage [pu of nominal].
+    pub cessation_below_pu: f64,
+    /// The angle its current keeps during a short circuit.
+    pub angle: AngleReferenceFile,
+}
+
+impl Default for FaultResponseFile {
+    fn default() -> Self {
+        FaultResponseFile {
+            current_limit_pu: crate::grid::network::PV_CURRENT_LIMIT_PU,
+            cessation_below_pu: 0.0,
+            angle: AngleReferenceFile::PreFault,
+        }
+    }
+}
+
+impl FaultResponseFile {
+    fn is_default(&self) -> bool {
+        *self == FaultResponseFile::default()
+    }
+}
+
+/// The angle an inverter's current keeps during a short circuit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AngleReferenceFile {
+    /// The pre-fault terminal voltage's.
+    #[default]
+    PreFault,
+    /// The terminal voltage's, as it is.
+    Terminal,
+}
+
+/// Rooftop PV on a share of the feeder's customers (loads), named
+/// `pv_<load>`, chosen by its `placement`:
+/// - `Balanced` (the default): the share is taken phase by phase. Among
+///   the loads on each phase (a load's first phase), in the feeder's load
+///   order, load `i` (from 0) of that phase has a system when
+///   `⌊(i + 1)·share⌋ > ⌊i·share⌋`, on the load's own phases. So each
+///   phase has its share of the systems, whatever order the feeder lists
+///   its houses in.
+/// - `OnePhase("b")`: the same rule over all the loads in the feeder's
+///   order, and every system connected to that one phase at its load's
+///   bus: the stress case of an LV feeder whose PV all sits on one phase.
+/// - `Stride`: the same rule over all the loads, each system on its
+///   load's phases. Where the feeder rotates its houses over the phases
+///   in step with the share (a third of the houses of a feeder listed a,
+///   b, c, a, …), this puts them all on one phase.
 ///
 /// ```ron
 /// rooftop_pv: (share: 0.333, kw: 4.0, profile: ClearSky(latitude_deg: 52.0), control: Ieee1547),
@@ -336,6 +403,30 @@ pub struct RooftopPvFile {
     /// Reactive power control.
     #[serde(default)]
     pub control: QControlFile,
+    /// Which customers have a system, on which phase.
+    #[serde(default, skip_serializing_if = "PvPlacementFile::is_balanced")]
+    pub placement: PvPlacementFile,
+    /// How the inverters answer a fault.
+    #[serde(default, skip_serializing_if = "FaultResponseFile::is_default")]
+    pub fault_response: FaultResponseFile,
+}
+
+/// How rooftop PV is placed (see [`RooftopPvFile`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PvPlacementFile {
+    /// The share taken phase by phase.
+    #[default]
+    Balanced,
+    /// Every system on this phase (`"a"`, `"b"` or `"c"`).
+    OnePhase(String),
+    /// Every k-th load, on its own phases.
+    Stride,
+}
+
+impl PvPlacementFile {
+    fn is_balanced(&self) -> bool {
+        *self == PvPlacementFile::Balanced
+    }
 }
 
 fn abc() -> String {
@@ -681,6 +772,11 @@ pub struct MeshFile {
     /// 802.15.4 channels shared out among the districts, 1 to 16.
     #[serde(skip_serializing_if = "is_one")]
     pub channels: u8,
+}
+
+/// Whether a duration is zero (serde's skip test).
+fn is_zero(d: &SimDuration) -> bool {
+    d.is_zero()
 }
 
 fn is_one(n: &u8) -> bool {

@@ -41,6 +41,9 @@ pub struct Scenario {
     pub name: String,
     /// Seed of every random stream.
     pub seed: u64,
+    /// Time of day at which the run begins [ns since midnight]: the grid's
+    /// profiles are read at `start` + the simulated time.
+    pub start: SimDuration,
     /// Simulated time to run [ns, as a duration].
     pub duration: SimDuration,
     /// Event budget, if any [events].
@@ -176,6 +179,7 @@ impl Scenario {
         ScenarioFile {
             name: Some(self.name.clone()),
             seed: self.seed,
+            start: self.start,
             duration: self.duration,
             max_events: self.max_events,
             outputs: dto::OutputsFile {
@@ -249,14 +253,25 @@ impl Scenario {
             changes: describe(changes),
             why: e.to_string(),
         })?;
+        Scenario::from_file(label, &file, &self.base_dir, &self.name)
+            .map_err(|e| VaryError::Invalid(Box::new(e)))
+    }
+
+    /// Validates a scenario given as a file value: it is written out as
+    /// RON and read back, so that its errors point into that text,
+    /// labelled `label`.
+    pub fn from_file(
+        label: &str,
+        file: &ScenarioFile,
+        base_dir: &Path,
+        default_name: &str,
+    ) -> Result<Scenario, ScenarioError> {
         let config = ron::ser::PrettyConfig::new()
             .struct_names(false)
             .extensions(Extensions::IMPLICIT_SOME);
         let text =
-            ron::ser::to_string_pretty(&file, config).expect("scenario DTOs always serialize");
-        let stem = self.name.clone();
-        Scenario::from_source(label, &text, &self.base_dir, &stem)
-            .map_err(|e| VaryError::Invalid(Box::new(e)))
+            ron::ser::to_string_pretty(file, config).expect("scenario DTOs always serialize");
+        Scenario::from_source(label, &text, base_dir, default_name)
     }
 }
 

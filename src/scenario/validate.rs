@@ -34,6 +34,7 @@ pub(super) fn validate(
         base_dir: base_dir.to_path_buf(),
         name: dto.name.unwrap_or_else(|| default_name.to_string()),
         seed: dto.seed,
+        start: dto.start,
         duration: dto.duration,
         max_events: dto.max_events,
         outputs: OutputSettings {
@@ -71,6 +72,13 @@ fn check(dto: &ScenarioFile, default_name: &str) -> Result<(), Invalid> {
             help: Some(
                 "the name becomes a folder name: use letters, digits, `_`, `-` and `.`".into(),
             ),
+        });
+    }
+    if dto.start >= SimDuration::from_hours(24).expect("24 h fits") {
+        return Err(Invalid {
+            path: field(&["start"]),
+            message: format!("the start {} is not a time of day (under 24 h)", dto.start),
+            help: Some("give the time of day at which the run begins, e.g. \"11h58min\"".into()),
         });
     }
     if dto.duration.is_zero() {
@@ -297,6 +305,7 @@ fn check_grid(g: &GridFile) -> Result<(), Invalid> {
             ));
         }
         check_pv_output(&p, pv.kw, pv.kva, &pv.profile, &pv.control)?;
+        check_fault_response(&p, &pv.fault_response)?;
     }
     if let Some(r) = &g.rooftop_pv {
         let p = at(&root, &["rooftop_pv"]);
@@ -308,6 +317,16 @@ fn check_grid(g: &GridFile) -> Result<(), Invalid> {
             ));
         }
         check_pv_output(&p, r.kw, r.kva, &r.profile, &r.control)?;
+        check_fault_response(&p, &r.fault_response)?;
+        if let super::dto::PvPlacementFile::OnePhase(ph) = &r.placement
+            && !matches!(ph.as_str(), "a" | "b" | "c")
+        {
+            return Err(bad(
+                at(&p, &["placement"]),
+                format!("phase `{ph}`: write one of a, b, c"),
+                Some("e.g. OnePhase(\"b\")"),
+            ));
+        }
     }
     if let Some(d) = &g.districts {
         let p = at(&root, &["districts"]);
@@ -350,6 +369,28 @@ fn check_grid(g: &GridFile) -> Result<(), Invalid> {
                 Some("add it to `switches` first"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// An inverter's fault response, at `p`.
+fn check_fault_response(p: &[Seg], f: &super::dto::FaultResponseFile) -> Result<(), Invalid> {
+    if !(f.current_limit_pu.is_finite() && f.current_limit_pu > 0.0) {
+        return Err(bad(
+            at(p, &["fault_response", "current_limit_pu"]),
+            format!("current_limit_pu {} must be positive", f.current_limit_pu),
+            Some("inverters feed about 1.1–1.5 × rated current into a fault"),
+        ));
+    }
+    if !(0.0..1.0).contains(&f.cessation_below_pu) {
+        return Err(bad(
+            at(p, &["fault_response", "cessation_below_pu"]),
+            format!(
+                "cessation_below_pu {} must lie in [0, 1)",
+                f.cessation_below_pu
+            ),
+            Some("0 rides through; e.g. 0.5 for momentary cessation below half voltage"),
+        ));
     }
     Ok(())
 }

@@ -8,8 +8,9 @@
 //!   down to the next LMUs. The faulted section is the one holding the
 //!   fault bus; with no LMU above the fault, the part of the feeder between
 //!   the breaker and the first LMUs.
-//! - **Minimal set:** the contactors bounding it: its upstream LMU (if any)
-//!   and the LMUs at its downstream ends.
+//! - **Minimal set:** the contactors bounding it: its upstream LMU and the
+//!   LMUs at its downstream ends; none for a fault above every LMU, which
+//!   the breaker alone clears (it locks out).
 //! - **Detect:** the first LMU that saw fault current or located the fault.
 //! - **Isolate:** the moment every contactor of the minimal set is open
 //!   (or, when some of them never open, the last contactor that opened).
@@ -20,6 +21,19 @@
 //!   those still off then are stranded, and count in the reliability
 //!   indices but not here.
 //! - **Minimal:** the contactors that opened are exactly the minimal set.
+//! - **Path:** the LMUs at the buses from the feeder head down to the
+//!   fault bus: the ones that should see forward fault current.
+//! - **Detected:** the LMUs that started on forward fault current.
+//! - **Frames lost:** FLISR frames between LMUs sent in the window that
+//!   never arrived.
+//! - **Unsafe isolation:** contactors opened, yet the fault stayed
+//!   energised: none of them lies on the path, or a breaker tripped again
+//!   after its reclose (the fault fed once more, from its own feeder or
+//!   through a tie).
+//! - **Lockout:** a feeder-head breaker locked out in the window.
+//! - **Breaker tripped:** a feeder-head breaker tripped in the window; a
+//!   fault below its pickup is never isolated, the LMUs acting only in the
+//!   breaker's dead time.
 //! - **Spurious detection:** an LMU's start on forward fault current (a
 //!   `Detected` mark) outside every short circuit's window: with no fault
 //!   applied, a secure protection never starts.
@@ -27,7 +41,9 @@
 use std::collections::BTreeSet;
 
 use super::lmu::{FlisrMark, LmuHost, RadialTree};
-use crate::grid::model::{Customer, FaultEffect, GridFault, Interruption};
+use crate::grid::model::{
+    BreakerOp, BreakerRecord, Customer, FaultEffect, GridFault, Interruption,
+};
 use crate::grid::network::Network;
 use crate::kernel::{SimDuration, SimTime};
 use crate::metrics::Summary;
@@ -52,6 +68,29 @@ pub struct FaultOutcome {
     pub isolate_s: Option<f64>,
     /// To restoration of the healthy customers [s].
     pub restore_s: Option<f64>,
+    /// The LMUs on the path from the feeder head to the fault.
+    pub path: BTreeSet<u32>,
+    /// The LMUs that started on forward fault current.
+    pub detected: BTreeSet<u32>,
+    /// FLISR frames between LMUs that never arrived.
+    pub frames_lost: u64,
+    /// Contactors opened, and the fault stayed energised.
+    pub unsafe_isolation: bool,
+    /// A feeder-head breaker locked out.
+    pub lockout: bool,
+    /// A feeder-head breaker tripped: the fault current reached its
+    /// pickup. FLISR acts in the breaker's dead time, so a fault below
+    /// every breaker's pickup is left to itself.
+    pub tripped: bool,
+}
+
+/// What the rest of the world says about a fault's window.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// Every operation of the feeder-head breakers.
+    pub breakers: &'a [BreakerRecord],
+    /// The mesh that carried FLISR's frames, if any.
+    pub mesh: Option<&'a super::mesh::MeshApp>,
 }
 
 /// Every short circuit's outcome, in inception order.
@@ -62,6 +101,7 @@ pub fn outcomes(
     customers: &[Customer],
     interruptions: &[Interruption],
     end: SimTime,
+    cx: &Context<'_>,
 ) -> Vec<FaultOutcome> {
     let tree = RadialTree::of(net);
     let n_buses = net.buses.len();
@@ -107,10 +147,16 @@ pub fn outcomes(
                 }
             }
         }
-        let mut minimal = downstream;
-        if let Some(u) = upstream {
-            minimal.insert(u);
-        }
+        // Above every LMU no contactor can isolate the fault: the breaker
+        // locks out, by design, and the minimal set is empty.
+        let minimal = match upstream {
+            Some(u) => {
+                let mut m = downstream;
+                m.insert(u);
+                m
+            }
+            None => BTreeSet::new(),
+        };
         let until = f.at.saturating_add(WINDOW);
         let in_window = |t: SimTime| t >= f.at && t <= until;
         let marks: Vec<_> = host
@@ -159,6 +205,32 @@ pub fn outcomes(
                 _ => None,
             };
         }
+        // The LMUs from the fault bus up to the feeder head.
+        let mut path = BTreeSet::new();
+        let mut x = Some(bus);
+        while let Some(b) = x {
+            if let Some(n) = lmu_at[b] {
+                path.insert(n);
+            }
+            x = tree.parent[b].map(|(p, _)| p);
+        }
+        let detected: BTreeSet<u32> = marks
+            .iter()
+            .filter(|(_, _, m)| *m == FlisrMark::Detected)
+            .map(|(_, n, _)| *n)
+            .collect();
+        let ops: Vec<&BreakerRecord> = cx
+            .breakers
+            .iter()
+            .filter(|b| in_window(b.at) && b.at <= end)
+            .collect();
+        let first_reclose = ops.iter().position(|b| b.op == BreakerOp::Reclose);
+        let tripped_again = first_reclose.is_some_and(|k| {
+            ops[k..]
+                .iter()
+                .any(|b| matches!(b.op, BreakerOp::Trip | BreakerOp::Lockout))
+        });
+        let unsafe_isolation = !opened.is_empty() && (opened.is_disjoint(&path) || tripped_again);
         out.push(FaultOutcome {
             at: f.at,
             bus,
@@ -167,6 +239,16 @@ pub fn outcomes(
             detect_s,
             isolate_s,
             restore_s: restore.map(since),
+            path,
+            detected,
+            frames_lost: cx
+                .mesh
+                .map_or(0, |m| m.peer_frames_lost(f.at, until.min(end))),
+            unsafe_isolation,
+            lockout: ops.iter().any(|b| b.op == BreakerOp::Lockout),
+            tripped: ops
+                .iter()
+                .any(|b| matches!(b.op, BreakerOp::Trip | BreakerOp::Lockout)),
         });
     }
     out.sort_by_key(|o| o.at);
@@ -190,6 +272,23 @@ pub fn spurious_detections(faults: &[GridFault], host: &LmuHost, end: SimTime) -
                 && !windows.iter().any(|&(a, b)| a <= *t && *t <= b)
         })
         .count() as u64
+}
+
+/// `flisr_marks.csv`: every FLISR step of every LMU, in time order, the
+/// starts with no fault applied included.
+pub fn marks_csv(host: &LmuHost, end: SimTime) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = "writing CSV to memory cannot fail";
+    w.write_record(["t_s", "lmu", "mark"]).expect(io);
+    for (t, n, m) in host.marks().iter().filter(|(t, _, _)| *t <= end) {
+        w.write_record([
+            t.as_secs_f64().to_string(),
+            n.to_string(),
+            m.as_str().to_string(),
+        ])
+        .expect(io);
+    }
+    w.into_inner().expect(io)
 }
 
 /// Writes the `flisr.*` metrics (`spurious` is
@@ -227,6 +326,13 @@ pub fn finish(
             minimal as f64 / outcomes.len() as f64,
         );
     }
+    let count = |f: fn(&FaultOutcome) -> bool| outcomes.iter().filter(|o| f(o)).count() as u64;
+    summary.set_u64("flisr.unsafe_isolations", count(|o| o.unsafe_isolation));
+    summary.set_u64("flisr.lockouts", count(|o| o.lockout));
+    summary.set_u64(
+        "flisr.frames_lost",
+        outcomes.iter().map(|o| o.frames_lost).sum(),
+    );
     let mut w = csv::Writer::from_writer(Vec::new());
     let io = "writing CSV to memory cannot fail";
     w.write_record([
@@ -239,6 +345,12 @@ pub fn finish(
         "minimal",
         "minimal_set",
         "opened",
+        "unsafe",
+        "lockout",
+        "breaker_tripped",
+        "frames_lost",
+        "path",
+        "detected",
     ])
     .expect(io);
     let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
@@ -254,6 +366,12 @@ pub fn finish(
             (o.opened == o.minimal).to_string(),
             set(&o.minimal),
             set(&o.opened),
+            o.unsafe_isolation.to_string(),
+            o.lockout.to_string(),
+            o.tripped.to_string(),
+            o.frames_lost.to_string(),
+            set(&o.path),
+            set(&o.detected),
         ])
         .expect(io);
     }

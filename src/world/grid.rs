@@ -9,10 +9,13 @@ use std::collections::BTreeMap;
 use crate::grid::dss::DssCircuit;
 use crate::grid::fault::FaultKind;
 use crate::grid::model::{FaultEffect, GridFault, GridSetup, Profile, short};
-use crate::grid::network::{BranchKind, LoadModel, Network, Pv, QControl};
+use crate::grid::network::{
+    AngleReference, BranchKind, FaultResponse, LoadModel, Network, Pv, QControl,
+};
 use crate::grid::powerflow::Settings;
 use crate::grid::solar::ClearSky;
 use crate::kernel::{SimDuration, SimTime};
+use crate::scenario::dto::{AngleReferenceFile, PvPlacementFile};
 use crate::scenario::dto::{
     FaultFile, FeederFile, GridFile, LoadsFile, ProfilesFile, PvProfileFile, QControlFile,
 };
@@ -94,6 +97,7 @@ struct PvOutput<'a> {
     kva: Option<f64>,
     profile: &'a PvProfileFile,
     control: &'a QControlFile,
+    fault: &'a crate::scenario::dto::FaultResponseFile,
 }
 
 impl PvOutput<'_> {
@@ -115,6 +119,15 @@ impl PvOutput<'_> {
             s_rated_va: self.kva.unwrap_or(1.1 * self.kw) * 1e3,
             v_nom: net.buses[bus].v_base_ln,
             control,
+            fault_response: FaultResponse {
+                current_limit_pu: self.fault.current_limit_pu,
+                cessation_below_pu: self.fault.cessation_below_pu,
+                angle: match self.fault.angle {
+                    AngleReferenceFile::PreFault => AngleReference::PreFault,
+                    AngleReferenceFile::Terminal => AngleReference::Terminal,
+                },
+            },
+            held_current: None,
         }
     }
 
@@ -245,6 +258,7 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
             kva: p.kva,
             profile: &p.profile,
             control: &p.control,
+            fault: &p.fault_response,
         };
         let profile = out.profile(&cx, shapes, indexed(&["grid", "pv"], i, &["profile"]))?;
         net.pv.push(out.pv(&net, p.name.clone(), bus, phases));
@@ -257,19 +271,41 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
             kva: r.kva,
             profile: &r.profile,
             control: &r.control,
+            fault: &r.fault_response,
         };
         let profile = out.profile(&cx, shapes, path(&["grid", "rooftop_pv", "profile"]))?;
         let share = r.share;
+        let takes = |i: usize| ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
+        // Each load's rank among the loads on its first phase.
+        let mut seen = [0usize; 3];
+        let rank: Vec<usize> = net
+            .loads
+            .iter()
+            .map(|l| {
+                seen[l.phase] += 1;
+                seen[l.phase] - 1
+            })
+            .collect();
         let chosen: Vec<(String, usize, [bool; 3])> = net
             .loads
             .iter()
             .enumerate()
-            .filter(|&(i, _)| ((i + 1) as f64 * share).floor() > (i as f64 * share).floor())
+            .filter(|&(i, _)| match r.placement {
+                PvPlacementFile::Balanced => takes(rank[i]),
+                PvPlacementFile::OnePhase(_) | PvPlacementFile::Stride => takes(i),
+            })
             .map(|(_, l)| {
                 let mut phases = [false; 3];
-                phases[l.phase] = true;
-                if let Some(b) = l.to_phase {
-                    phases[b] = true;
+                match &r.placement {
+                    PvPlacementFile::OnePhase(p) => {
+                        phases = crate::scenario::parse_phases(p).unwrap_or([true; 3]);
+                    }
+                    _ => {
+                        phases[l.phase] = true;
+                        if let Some(b) = l.to_phase {
+                            phases[b] = true;
+                        }
+                    }
                 }
                 (format!("pv_{}", l.name), l.bus, phases)
             })
@@ -337,6 +373,7 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
         pv_profiles,
         pv_peak_w,
         profile_step: g.profile_step,
+        clock_start: scenario.start,
         settings: Settings {
             tol_pu: g.solver.tol_pu,
             max_iter: g.solver.max_iter,

@@ -319,6 +319,18 @@ pub enum FlisrMark {
     Closed,
 }
 
+impl FlisrMark {
+    /// Its name in `flisr_marks.csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlisrMark::Detected => "detected",
+            FlisrMark::Located => "located",
+            FlisrMark::Opened => "opened",
+            FlisrMark::Closed => "closed",
+        }
+    }
+}
+
 /// A faulty sensor of one LMU, from the scenario's fault timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SensorFault {
@@ -374,6 +386,8 @@ impl SensorFault {
 #[derive(Debug)]
 struct Node {
     lmu: Option<Lmu>,
+    /// Whether it has ever booted.
+    booted: bool,
     epoch: u32,
     place: Option<Place>,
     /// The pending timer event: (when, id).
@@ -545,6 +559,7 @@ impl LmuHost {
                 place,
                 timer: None,
                 inputs: 0,
+                booted: false,
                 board: None,
             });
         }
@@ -572,6 +587,7 @@ impl LmuHost {
         let cfg = self.config(n, epoch, self.nodes[n as usize].place.as_ref());
         let node = &mut self.nodes[n as usize];
         node.epoch = epoch;
+        node.booted = true;
         node.lmu = Some(Lmu::new(cfg.clone(), KEYS));
         if let Some(a) = &mut node.board {
             a.poll_at = None;
@@ -766,6 +782,17 @@ impl LmuHost {
                 (SimTime::from_nanos(at), n)
             })
             .collect()
+    }
+
+    /// The LMU nodes that are not ready for a fault now: never booted yet,
+    /// or running without a route both ways (`routed`).
+    pub fn unready(&self, routed: impl Fn(u32) -> bool) -> usize {
+        (self.first..self.nodes.len() as u32)
+            .filter(|&n| {
+                let node = &self.nodes[n as usize];
+                !node.booted || (node.lmu.is_some() && !routed(n))
+            })
+            .count()
     }
 
     /// Node `n` powers on for the first time (boot epoch 0).

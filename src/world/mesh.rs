@@ -3,7 +3,7 @@
 //! handed back to the world.
 
 use gridtwin_lmu::frame::FrameKind;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::grid::network::{BranchKind, Network};
 use crate::kernel::{SimDuration, SimTime};
@@ -63,6 +63,12 @@ pub struct MeshApp {
     next_tag: u64,
     /// Frames under way: tag → (sent at, destination, bytes).
     in_transit: BTreeMap<u64, (SimTime, u32, Vec<u8>)>,
+    /// Frames between LMUs (FLISR's reports, verdicts, restores and
+    /// acknowledgements): when each was sent, and its tag (`None`: its
+    /// sender's radio was down, so it never left).
+    peer_sent: Vec<(SimTime, Option<u64>)>,
+    /// Tags of the frames between LMUs that arrived.
+    peer_arrived: BTreeSet<u64>,
     sent: u64,
     /// Frames delivered to the coordinator: (when, sender, latency [s]),
     /// in order of delivery.
@@ -309,6 +315,8 @@ impl MeshApp {
             interval: m.report_interval,
             next_tag: 0,
             in_transit: BTreeMap::new(),
+            peer_sent: Vec::new(),
+            peer_arrived: BTreeSet::new(),
             sent: 0,
             latencies_s: Vec::new(),
         })
@@ -354,6 +362,21 @@ impl MeshApp {
     /// The tag of the last frame sent, if any.
     pub fn last_tag(&self) -> Option<u64> {
         self.next_tag.checked_sub(1)
+    }
+
+    /// Frames between LMUs sent in `[from, until]` that never arrived.
+    pub fn peer_frames_lost(&self, from: SimTime, until: SimTime) -> u64 {
+        let start = self.peer_sent.partition_point(|(t, _)| *t < from);
+        self.peer_sent[start..]
+            .iter()
+            .take_while(|(t, _)| *t <= until)
+            .filter(|(_, tag)| tag.is_none_or(|t| !self.peer_arrived.contains(&t)))
+            .count() as u64
+    }
+
+    /// Whether node `n` has routes up to its coordinator and down from it.
+    pub fn routed(&self, n: u32) -> bool {
+        self.mesh.routed_both_ways(n)
     }
 
     /// The LMUs' telemetry interval.
@@ -424,7 +447,11 @@ impl MeshApp {
         dst: u32,
         bytes: Vec<u8>,
     ) -> (Vec<(SimTime, MeshEvent)>, Vec<Arrival>) {
+        let peer = dst != ANY_ROOT && !self.is_root(dst) && !self.is_root(src);
         if !self.mesh.radio().is_up(src) {
+            if peer {
+                self.peer_sent.push((now, None));
+            }
             return (Vec::new(), Vec::new());
         }
         // Forget frames the mesh gave up on long ago (tags grow with time).
@@ -436,6 +463,9 @@ impl MeshApp {
         }
         let tag = self.next_tag;
         self.next_tag += 1;
+        if peer {
+            self.peer_sent.push((now, Some(tag)));
+        }
         if dst == ANY_ROOT || self.is_root(dst) {
             self.sent += 1;
         }
@@ -469,6 +499,9 @@ impl MeshApp {
             if self.is_root(d.dst) {
                 self.latencies_s
                     .push((d.at, d.src, d.at.saturating_since(t0).as_secs_f64()));
+            }
+            if !self.is_root(d.dst) {
+                self.peer_arrived.insert(d.tag);
             }
             out.push(Arrival {
                 at: d.at,

@@ -58,7 +58,7 @@ use std::time::Instant;
 
 use gridtwin_lmu::node::{Input, Setpoint};
 
-use crate::grid::model::{GridEvent, GridModel};
+use crate::grid::model::{FaultEffect, GridEvent, GridModel};
 use crate::grid::powerflow::PowerFlowError;
 use crate::kernel::{
     Context, EventId, Handler, Observer, RunLimits, ScheduleError, SimDuration, SimTime,
@@ -179,6 +179,9 @@ pub struct World {
     meters: Option<ledger::GridMeters>,
     /// Mesh frames that carry commands: tag → command id.
     command_tags: BTreeMap<u64, String>,
+    /// Short circuits that struck before every LMU had booted and had its
+    /// routes.
+    faults_in_warm_up: u64,
     /// The grid solves the LMUs have measured.
     solves_seen: u64,
     /// The latest demand-response reduction of each LMU's section.
@@ -250,6 +253,16 @@ impl World {
         let Some(g) = &mut self.grid else {
             return Ok(());
         };
+        // The warm-up rule: a short circuit strikes only once every LMU
+        // has booted and has its routes.
+        if let (GridEvent::FaultOn(i), Some(h), Some(m)) = (&ev, &self.lmus, &self.mesh)
+            && g.faults()
+                .get(*i)
+                .is_some_and(|f| matches!(f.effect, FaultEffect::Short { .. }))
+            && h.unready(|n| m.routed(n)) > 0
+        {
+            self.faults_in_warm_up += 1;
+        }
         for (t, e) in g.handle(now, ev).map_err(|e| WorldError::grid(now, e))? {
             cx.schedule_at(t, Event::Grid(e))?;
         }
@@ -802,6 +815,7 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         ledger,
         meters,
         command_tags: BTreeMap::new(),
+        faults_in_warm_up: 0,
         solves_seen: 0,
         dr_generation: BTreeMap::new(),
         published: None,
@@ -1035,11 +1049,20 @@ pub fn run_driven<O: Observer<World>>(
             g.customers(),
             g.interruptions(),
             stats.end,
+            &flisr::Context {
+                breakers: g.breaker_log(),
+                mesh: world.mesh.as_ref(),
+            },
         );
         let spurious = flisr::spurious_detections(g.faults(), h, stats.end);
+        summary.set_u64("flisr.faults_in_warm_up", world.faults_in_warm_up);
         files.push((
             "flisr.csv".to_string(),
             flisr::finish(&o, spurious, g.network(), &mut summary),
+        ));
+        files.push((
+            "flisr_marks.csv".to_string(),
+            flisr::marks_csv(h, stats.end),
         ));
     }
     if let Some(g) = &world.grid {

@@ -6,6 +6,7 @@
 mod cli;
 mod data;
 mod flisr;
+mod flisr_campaign;
 mod gateway;
 mod golden;
 mod grid_districts;
