@@ -367,11 +367,12 @@ mod tests {
         };
         let s = Settings::default();
         let f = scenario(&ScenarioFile::default(), &d, 3, &s);
-        assert_eq!(f.start.as_nanos(), 46_380 * 1_000_000_000);
+        // 46 922.77 s − 480 s = 46 442.77 s, floored to the minute.
+        assert_eq!(f.start.as_nanos(), 46_440 * 1_000_000_000);
         let FaultFile::Short(sh) = &f.faults[0] else {
             panic!("{:?}", f.faults)
         };
-        assert_eq!(sh.at.as_nanos(), 542_770 * 1_000_000);
+        assert_eq!(sh.at.as_nanos(), 482_770 * 1_000_000);
         assert!(sh.at >= s.warm_up);
         assert_eq!(f.duration.as_nanos(), sh.at.as_nanos() + s.after.as_nanos());
         assert_eq!(f.name.as_deref(), Some("campaign-3"));

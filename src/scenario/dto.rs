@@ -370,9 +370,9 @@ pub enum AngleReferenceFile {
 
 /// Rooftop PV on a share of the feeder's customers (loads), named
 /// `pv_<load>`, chosen by its `placement`:
-/// - `Balanced` (the default): the share is taken phase by phase. Among
-///   the loads on each phase (a load's first phase), in the feeder's load
-///   order, load `i` (from 0) of that phase has a system when
+/// - `Balanced` (the default): the loads are grouped by their (first)
+///   phase, a then b then c, in the feeder's order within each group;
+///   load `i` (from 0) of that order has a system when
 ///   `⌊(i + 1)·share⌋ > ⌊i·share⌋`, on the load's own phases. So each
 ///   phase has its share of the systems, whatever order the feeder lists
 ///   its houses in.

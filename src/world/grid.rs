@@ -276,16 +276,16 @@ pub fn setup(scenario: &Scenario) -> Result<Option<GridSetup>, GridBuildError> {
         let profile = out.profile(&cx, shapes, path(&["grid", "rooftop_pv", "profile"]))?;
         let share = r.share;
         let takes = |i: usize| ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
-        // Each load's rank among the loads on its first phase.
-        let mut seen = [0usize; 3];
-        let rank: Vec<usize> = net
-            .loads
-            .iter()
-            .map(|l| {
-                seen[l.phase] += 1;
-                seen[l.phase] - 1
-            })
-            .collect();
+        // Each load's position with the loads grouped by their first
+        // phase (a, then b, then c), in feeder order within a phase: the
+        // stride over this order spreads the systems evenly within each
+        // phase, and over the phases in proportion to their loads.
+        let mut order: Vec<usize> = (0..net.loads.len()).collect();
+        order.sort_by_key(|&i| (net.loads[i].phase, i));
+        let mut rank = vec![0usize; net.loads.len()];
+        for (j, &i) in order.iter().enumerate() {
+            rank[i] = j;
+        }
         let chosen: Vec<(String, usize, [bool; 3])> = net
             .loads
             .iter()
@@ -482,6 +482,12 @@ mod tests {
             .unwrap()
             .unwrap();
             assert_eq!(s.net.pv.len(), want, "share {share}");
+            // Spread over the phases as the loads are, within one system.
+            for ph in 0..3 {
+                let on = s.net.pv.iter().filter(|g| g.phases[ph]).count() as f64;
+                let loads_on = s.net.loads.iter().filter(|l| l.phase == ph).count() as f64;
+                assert!((on - loads_on * share).abs() <= 1.0, "share {share} phase {ph}: {on}");
+            }
             assert_eq!(s.pv_profiles.len(), want);
             assert!(s.pv_peak_w.iter().all(|&w| w == 3500.0));
             for pv in &s.net.pv {

@@ -170,9 +170,9 @@ fn default_matches_its_golden_summary() {
     assert_eq!(n("pq.lmus_judged"), 39.0);
     assert_eq!(n("lmu.reboots"), 1.0);
     // The 4G outage: no record accepted by the gateway is lost, and none
-    // is stored twice. Every one is stored by the end but the last
-    // round's, which waits for the isolated section's LMU until its
-    // deadline, after the end of the day.
+    // is stored twice. Every one is stored by the end but those of the
+    // last round, which still waits at midnight for a late LMU (until its
+    // 60 s deadline).
     assert_eq!(n("gateway.cellular_outages"), 1.0);
     assert_eq!(n("gateway.records_dropped"), 0.0);
     assert_eq!(
