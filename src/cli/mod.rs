@@ -406,7 +406,10 @@ fn check(global: &GlobalArgs, path: &Path) -> Result<(), CliError> {
     // Names in model sections are checked against what they name (buses
     // of the feeder, nodes of the mesh) by building the world, as a run
     // would, without running it.
-    world::build(&s).map_err(world_error)?;
+    let (w, _) = world::build(&s).map_err(world_error)?;
+    for x in w.coverage_warnings() {
+        eprintln!("warning: {x}");
+    }
     if !global.quiet {
         println!(
             "{}: ok (scenario `{}`, duration {}, seed {})",
@@ -458,6 +461,9 @@ fn simulate(
     let mut bar = progress::SimProgress::new(scenario.duration, show);
     let mut out = world::run_driven(scenario, threads, &mut bar, driver).map_err(world_error)?;
     bar.finish();
+    for x in &out.coverage_warnings {
+        eprintln!("warning: {x}");
+    }
     // A run that failed part-way writes what it had (`sim.partial: true`),
     // then fails with its reason.
     // The scenario as run, its paths relative to where it is written.

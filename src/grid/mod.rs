@@ -21,6 +21,7 @@
 //! fundamental. Power-quality harmonic figures (THD) belong to the LMU's
 //! measurement of waveforms.
 
+pub mod coverage;
 pub mod dss;
 pub mod fault;
 pub mod mat3;

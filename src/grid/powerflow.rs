@@ -731,6 +731,30 @@ impl Solver {
     }
 }
 
+impl Solver {
+    /// The bus voltages [V] that the currents `inj` (bus, phase currents
+    /// injected [A]) alone cause, every source shorted: one linear solve
+    /// with the full factor, `V = Y⁻¹·I`. With unit currents it gives
+    /// columns of the network's impedance matrix (Thévenin impedances).
+    /// Buses the factor left out (dead) read zero.
+    pub fn response(&self, n_buses: usize, inj: &[(usize, V3)]) -> Vec<V3> {
+        let mut rhs = vec![ZV; self.bus_at.len()];
+        for &(b, i) in inj {
+            if let Some(&pos) = self.pos_of.get(b).filter(|&&p| p != usize::MAX) {
+                for k in 0..3 {
+                    rhs[pos][k] += i[k];
+                }
+            }
+        }
+        self.full.solve_in_place(&mut rhs);
+        let mut by_bus = vec![ZV; n_buses];
+        for (i, &b) in self.bus_at.iter().enumerate() {
+            by_bus[b] = rhs[i];
+        }
+        by_bus
+    }
+}
+
 /// Factorises and solves `net` once.
 pub fn solve(net: &Network, settings: Settings) -> Result<Solution, PowerFlowError> {
     Solver::new(net)?.solve(net, settings, None)

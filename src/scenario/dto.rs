@@ -736,6 +736,7 @@ pub struct OpenConductorFile {
 /// | `trickle_imin`, `trickle_doublings` | DIO timing | `"1s"`, `8` |
 /// | `dao_interval` | downward-route refresh | `"60s"` |
 /// | `waveform_lmus` | LMUs (node indices) fed one cycle of sampled waveforms through a 12-bit ADC model per measurement, instead of phasors | `[]` |
+/// | `lmu_protection` | the LMUs' fault starts: `Fixed((delta_phase_a, delta_earth_a, fault_detect_a, r_fault_ohm))` or `Derived((r_fault_ohm, margin))`, see [`LmuProtectionFile`] | `Fixed` with the firmware's defaults (150 A, 150 A, 800 A; coverage checked to 0.5 Ω) |
 /// | `channels` | 802.15.4 channels (1 to 16) shared out among a town's districts: each district's coordinator and LMUs use one, the districts on a channel as far apart as can be; radios on different channels do not hear one another | `1` |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -772,6 +773,94 @@ pub struct MeshFile {
     /// 802.15.4 channels shared out among the districts, 1 to 16.
     #[serde(skip_serializing_if = "is_one")]
     pub channels: u8,
+    /// The LMUs' fault-start settings, and the fault resistance up to
+    /// which their coverage is checked.
+    #[serde(skip_serializing_if = "LmuProtectionFile::is_default")]
+    pub lmu_protection: LmuProtectionFile,
+}
+
+/// The LMUs' fault starts (see `gridtwin_lmu::protection`).
+///
+/// ```ron
+/// lmu_protection: Fixed((delta_phase_a: 150.0, delta_earth_a: 150.0, fault_detect_a: 800.0, r_fault_ohm: 0.5)),
+/// lmu_protection: Derived((r_fault_ohm: 0.5, margin: 1.5)),
+/// ```
+///
+/// - `Fixed`: the same pickups at every LMU [A]; `r_fault_ohm` is the
+///   fault resistance up to which coverage is checked.
+/// - `Derived`: each LMU's pickups from its feeder, as a protection
+///   engineer sets them. Below the pickup lies `margin` × the largest
+///   healthy value (the change of a phase current, or of the residual,
+///   between two profile steps over the day; the phase current itself for
+///   the total-current start); above it `1 / margin` × the least fault
+///   current at the far ends of the LMU's zone (IEC 60909 minimum
+///   conditions, through up to `r_fault_ohm`, over every kind of fault).
+///   The pickup is the geometric mean of the two, the same margin both
+///   ways; where they cross, the lower bound (security first), and the
+///   section is reported uncovered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum LmuProtectionFile {
+    /// The same pickups everywhere.
+    Fixed(FixedProtectionFile),
+    /// Pickups from the feeder.
+    Derived(DerivedProtectionFile),
+}
+
+impl Default for LmuProtectionFile {
+    fn default() -> Self {
+        LmuProtectionFile::Fixed(FixedProtectionFile::default())
+    }
+}
+
+impl LmuProtectionFile {
+    fn is_default(&self) -> bool {
+        *self == LmuProtectionFile::default()
+    }
+
+    /// The fault resistance up to which coverage is checked [Ω].
+    pub fn r_fault_ohm(&self) -> f64 {
+        match self {
+            LmuProtectionFile::Fixed(f) => f.r_fault_ohm,
+            LmuProtectionFile::Derived(d) => d.r_fault_ohm,
+        }
+    }
+}
+
+/// Fixed LMU pickups.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FixedProtectionFile {
+    /// Superimposed phase-current start [A].
+    pub delta_phase_a: f64,
+    /// Superimposed residual-current start [A].
+    pub delta_earth_a: f64,
+    /// Total phase-current start [A].
+    pub fault_detect_a: f64,
+    /// Coverage is checked for faults through up to this resistance [Ω].
+    pub r_fault_ohm: f64,
+}
+
+impl Default for FixedProtectionFile {
+    /// The firmware's defaults; coverage checked up to 0.5 Ω.
+    fn default() -> Self {
+        let d = gridtwin_lmu::protection::ProtectionSettings::default();
+        FixedProtectionFile {
+            delta_phase_a: f64::from(d.delta_phase_a),
+            delta_earth_a: f64::from(d.delta_earth_a),
+            fault_detect_a: f64::from(d.fault_detect_a),
+            r_fault_ohm: 0.5,
+        }
+    }
+}
+
+/// LMU pickups derived from the feeder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedProtectionFile {
+    /// Faults through up to this resistance must be seen [Ω].
+    pub r_fault_ohm: f64,
+    /// Security and dependability factor (≥ 1).
+    pub margin: f64,
 }
 
 /// Whether a duration is zero (serde's skip test).
@@ -800,6 +889,7 @@ impl Default for MeshFile {
             dao_interval: SimDuration::from_secs(60).expect("fits"),
             waveform_lmus: Vec::new(),
             channels: 1,
+            lmu_protection: LmuProtectionFile::default(),
         }
     }
 }

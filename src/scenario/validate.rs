@@ -452,8 +452,51 @@ fn check_pv_output(
 }
 
 fn check_mesh(m: &super::dto::MeshFile, has_grid: bool) -> Result<(), Invalid> {
-    use super::dto::{FadingFile, MeshNodesFile, PropagationFile};
+    use super::dto::{FadingFile, LmuProtectionFile, MeshNodesFile, PropagationFile};
     let root = field(&["mesh"]);
+    let prot = at(&root, &["lmu_protection"]);
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    match &m.lmu_protection {
+        LmuProtectionFile::Fixed(f) => {
+            for (name, v) in [
+                ("delta_phase_a", f.delta_phase_a),
+                ("delta_earth_a", f.delta_earth_a),
+                ("fault_detect_a", f.fault_detect_a),
+            ] {
+                if !positive(v) {
+                    return Err(bad(
+                        at(&prot, &[name]),
+                        format!("{name} {v} must be a positive current [A]"),
+                        None,
+                    ));
+                }
+            }
+        }
+        LmuProtectionFile::Derived(d) => {
+            if !(d.margin.is_finite() && d.margin >= 1.0) {
+                return Err(bad(
+                    at(&prot, &["margin"]),
+                    format!("margin {} must be at least 1", d.margin),
+                    Some("e.g. 1.5: pickups 1.5 × above healthy values and below fault currents"),
+                ));
+            }
+            if !has_grid {
+                return Err(bad(
+                    prot.clone(),
+                    "`Derived` settings come from the grid, but the scenario has no `grid`".into(),
+                    Some("use `Fixed(...)`, or add a `grid` section"),
+                ));
+            }
+        }
+    }
+    let r = m.lmu_protection.r_fault_ohm();
+    if !(r.is_finite() && r >= 0.0) {
+        return Err(bad(
+            at(&prot, &["r_fault_ohm"]),
+            format!("r_fault_ohm {r} must be a resistance ≥ 0 [Ω]"),
+            None,
+        ));
+    }
     match m.nodes {
         MeshNodesFile::GridJunctions if !has_grid => {
             return Err(bad(

@@ -486,7 +486,10 @@ mod tests {
             for ph in 0..3 {
                 let on = s.net.pv.iter().filter(|g| g.phases[ph]).count() as f64;
                 let loads_on = s.net.loads.iter().filter(|l| l.phase == ph).count() as f64;
-                assert!((on - loads_on * share).abs() <= 1.0, "share {share} phase {ph}: {on}");
+                assert!(
+                    (on - loads_on * share).abs() <= 1.0,
+                    "share {share} phase {ph}: {on}"
+                );
             }
             assert_eq!(s.pv_profiles.len(), want);
             assert!(s.pv_peak_w.iter().all(|&w| w == 3500.0));

@@ -19,6 +19,7 @@ use gridtwin_lmu::dsp::{PhasorFrame, SAMPLES_PER_CYCLE, Waveform};
 use gridtwin_lmu::frame::Keys;
 use gridtwin_lmu::hil::WireInput;
 use gridtwin_lmu::node::{Config, Input, LogEvent, Outputs, Setpoint};
+use gridtwin_lmu::protection::ProtectionSettings;
 use gridtwin_lmu::{Command, Instant, Lmu};
 use num_complex::Complex32;
 use rand::RngExt;
@@ -489,6 +490,8 @@ pub struct LmuHost {
     /// with the conductors they were computed for (an open-conductor fault
     /// changes them).
     blocks: Vec<Option<([bool; 3], Blocks)>>,
+    /// Each node's protection settings (`None`: the firmware's defaults).
+    protection: Vec<Option<ProtectionSettings>>,
 }
 
 /// Resolution of the LMU's simulated ADC [bits] (the nRF52840's SAADC
@@ -551,6 +554,7 @@ impl LmuHost {
             hil: None,
             first,
             blocks: vec![None; places.len()],
+            protection: Vec::new(),
         };
         for place in places {
             host.nodes.push(Node {
@@ -566,9 +570,25 @@ impl LmuHost {
         host
     }
 
+    /// Sets each node's protection settings (index = node; `None` keeps
+    /// the firmware's defaults). They travel to a board in the loop in
+    /// its `Configure` message.
+    pub fn set_protection(&mut self, settings: Vec<Option<ProtectionSettings>>) {
+        self.protection = settings;
+    }
+
+    /// Node `n`'s protection settings, if set (else the firmware's
+    /// defaults apply).
+    pub fn protection(&self, n: u32) -> Option<&ProtectionSettings> {
+        self.protection.get(n as usize)?.as_ref()
+    }
+
     /// The configuration of node `id`'s LMU in boot epoch `epoch`.
     fn config(&self, id: u32, epoch: u32, place: Option<&Place>) -> Config {
         let mut cfg = Config::new(id as u16);
+        if let Some(Some(s)) = self.protection.get(id as usize) {
+            cfg.protection = *s;
+        }
         if let Some(p) = place {
             cfg.upstream = p.upstream.map(|u| u as u16);
             for &d in &p.downstream {

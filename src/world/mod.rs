@@ -44,6 +44,7 @@
 //! scheduled there too), so the interval's energy is metered before the
 //! shedding starts.
 
+pub mod coverage;
 pub mod customers;
 pub mod flisr;
 pub mod gateway;
@@ -182,6 +183,8 @@ pub struct World {
     /// Short circuits that struck before every LMU had booted and had its
     /// routes.
     faults_in_warm_up: u64,
+    /// The coverage warnings of the LMUs' and breakers' pickups.
+    coverage_warnings: Vec<String>,
     /// The grid solves the LMUs have measured.
     solves_seen: u64,
     /// The latest demand-response reduction of each LMU's section.
@@ -698,38 +701,59 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         )?),
         None => None,
     };
-    let lmus = mesh.as_ref().map(|m| {
-        let buses: Vec<Option<usize>> = (0..m.len() as u32).map(|n| m.bus_of(n)).collect();
-        let places = match &setup {
-            Some(s) => lmu::place(&s.net, &buses, m.coordinators()),
-            None => vec![None; buses.len()],
-        };
-        let mut host = lmu::LmuHost::new(places, m.report_interval(), m.coordinators());
-        if let Some(mf) = &scenario.mesh {
-            host.set_waveform_lmus(&mf.waveform_lmus);
-        }
-        let t = |d: SimDuration| SimTime::ZERO.saturating_add(d);
-        host.set_sensor_faults(
-            scenario
-                .faults
-                .iter()
-                .filter_map(|f| match f {
-                    FaultFile::SensorFault(s) => Some(lmu::SensorFault::new(
-                        s.node,
-                        s.sensor == SensorFile::Current,
-                        match s.mode {
-                            SensorModeFile::Stuck => None,
-                            SensorModeFile::Drift { pct_per_h } => Some(pct_per_h / 100.0),
-                        },
-                        t(s.at),
-                        s.duration.map(|d| t(s.at).saturating_add(d)),
-                    )),
-                    _ => None,
-                })
-                .collect(),
-        );
-        host
-    });
+    let mut coverage_warnings = Vec::new();
+    let lmus = match mesh.as_ref() {
+        None => None,
+        Some(m) => Some({
+            let buses: Vec<Option<usize>> = (0..m.len() as u32).map(|n| m.bus_of(n)).collect();
+            let places = match &setup {
+                Some(s) => lmu::place(&s.net, &buses, m.coordinators()),
+                None => vec![None; buses.len()],
+            };
+            let prot = scenario
+                .mesh
+                .as_ref()
+                .map(|mf| mf.lmu_protection.clone())
+                .unwrap_or_default();
+            // The settings, and the coverage of the LMUs' and the breakers'
+            // pickups, from the feeder.
+            let settings = match &setup {
+                Some(s) => {
+                    let plan = coverage::plan(&prot, s, &places, m.coordinators())
+                        .map_err(|e| WorldError::grid(SimTime::ZERO, e))?;
+                    coverage_warnings = plan.warnings;
+                    plan.settings
+                }
+                None => coverage::fixed(&prot, places.len()),
+            };
+            let mut host = lmu::LmuHost::new(places, m.report_interval(), m.coordinators());
+            host.set_protection(settings);
+            if let Some(mf) = &scenario.mesh {
+                host.set_waveform_lmus(&mf.waveform_lmus);
+            }
+            let t = |d: SimDuration| SimTime::ZERO.saturating_add(d);
+            host.set_sensor_faults(
+                scenario
+                    .faults
+                    .iter()
+                    .filter_map(|f| match f {
+                        FaultFile::SensorFault(s) => Some(lmu::SensorFault::new(
+                            s.node,
+                            s.sensor == SensorFile::Current,
+                            match s.mode {
+                                SensorModeFile::Stuck => None,
+                                SensorModeFile::Drift { pct_per_h } => Some(pct_per_h / 100.0),
+                            },
+                            t(s.at),
+                            s.duration.map(|d| t(s.at).saturating_add(d)),
+                        )),
+                        _ => None,
+                    })
+                    .collect(),
+            );
+            host
+        }),
+    };
     let mut gateway = match (&scenario.gateway, &mesh) {
         (Some(g), Some(m)) => {
             let buses: Vec<Option<usize>> = (0..m.len() as u32).map(|n| m.bus_of(n)).collect();
@@ -803,6 +827,7 @@ pub fn build(scenario: &Scenario) -> Result<(World, Simulation<Event>), WorldErr
         }
     }
     let world = World {
+        coverage_warnings,
         sampler: Sampler {
             interval: scenario.outputs.sample_interval,
             end,
@@ -885,6 +910,9 @@ pub struct RunOutput {
     pub failure: Option<WorldError>,
     /// The event trace, if the scenario asked for one.
     pub trace: Option<EventTrace>,
+    /// Sections that the LMUs' or the breakers' pickups would not see, and
+    /// insecure pickups ([`coverage`]), one sentence each.
+    pub coverage_warnings: Vec<String>,
 }
 
 /// Records every event into an [`EventTrace`].
@@ -948,6 +976,14 @@ pub trait Driver {
 pub struct Unattended;
 
 impl Driver for Unattended {}
+
+impl World {
+    /// Sections that the LMUs' or the breakers' pickups would not see, and
+    /// insecure pickups, one sentence each.
+    pub fn coverage_warnings(&self) -> &[String] {
+        &self.coverage_warnings
+    }
+}
 
 impl RunOutput {
     /// The output of a run that reached its end; the failure that stopped
@@ -1056,6 +1092,10 @@ pub fn run_driven<O: Observer<World>>(
         );
         let spurious = flisr::spurious_detections(g.faults(), h, stats.end);
         summary.set_u64("flisr.faults_in_warm_up", world.faults_in_warm_up);
+        summary.set_u64(
+            "protection.coverage_warnings",
+            world.coverage_warnings.len() as u64,
+        );
         files.push((
             "flisr.csv".to_string(),
             flisr::finish(&o, spurious, g.network(), &mut summary),
@@ -1168,6 +1208,7 @@ pub fn run_driven<O: Observer<World>>(
     }
 
     Ok(RunOutput {
+        coverage_warnings: world.coverage_warnings.clone(),
         summary,
         timing: Timing {
             wall_s,

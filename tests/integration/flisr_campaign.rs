@@ -173,3 +173,111 @@ fn no_lmu_starts_in_a_day_without_faults() {
         );
     }
 }
+
+/// `Derived` settings on the village: every LMU's superimposed starts lie
+/// below the least fault current through 0.5 Ω at the far ends of its
+/// zone, most of them by the full margin of 1.5 (where the feeder's own
+/// load changes leave no room for it, the pickup stays above them:
+/// security first). The least current is found here by brute force, a full fault
+/// solve of every kind at every bus below the LMU in the IEC 60909 minimum
+/// network, not by the Thévenin method the settings came from (tolerance:
+/// 1e-6 relative). They differ from LMU to LMU, and the LMUs far down a
+/// feeder are set more sensitively than those at its head.
+#[test]
+fn derived_pickups_lie_below_the_least_fault_currents_of_their_zones() {
+    use gridtwin::grid::coverage::iec60909_min_network;
+    use gridtwin::grid::fault::{FaultKind, solve_fault};
+    use gridtwin::world::lmu::RadialTree;
+    let s = Scenario::load(&at("scenarios/default.ron")).unwrap();
+    let (w, _) = world::build(&s).unwrap();
+    let host = w.lmus().unwrap();
+    let net = w.grid().unwrap().network();
+    let min = iec60909_min_network(net);
+    let tree = RadialTree::of(net);
+    let mut phase_pickups = BTreeSet::new();
+    let (mut lmus, mut with_margin) = (0, 0);
+    for n in host.first()..host.len() as u32 {
+        let (Some(p), Some(set)) = (host.place(n), host.protection(n)) else {
+            continue;
+        };
+        // Every bus at or below the LMU's bus.
+        let mut below = vec![false; net.buses.len()];
+        below[p.bus] = true;
+        for &x in &tree.order {
+            if let Some((up, _)) = tree.parent[x]
+                && below[up]
+            {
+                below[x] = true;
+            }
+        }
+        let leaves: Vec<usize> = (0..net.buses.len())
+            .filter(|&b| below[b] && !tree.parent.iter().any(|q| q.is_some_and(|(up, _)| up == b)))
+            .collect();
+        let (mut phase, mut earth) = (f64::INFINITY, f64::INFINITY);
+        for &b in &leaves {
+            for k in campaign::KINDS {
+                let i = solve_fault(&min, b, FaultKind::parse(k).unwrap(), 0.5)
+                    .unwrap()
+                    .fault_current;
+                phase = phase.min(i.iter().map(|x| x.norm()).fold(0.0, f64::max));
+                if k.starts_with("slg") || k.starts_with("llg") {
+                    earth = earth.min((i[0] + i[1] + i[2]).norm());
+                }
+            }
+        }
+        // Covered always; with the full margin wherever the healthy
+        // changes leave room (else security comes first).
+        let tol = 1.0 + 1e-6;
+        let (dp, de) = (f64::from(set.delta_phase_a), f64::from(set.delta_earth_a));
+        assert!(
+            dp <= phase * tol && de <= earth * tol,
+            "LMU {n}: {set:?} vs {phase}, {earth} A"
+        );
+        if dp * 1.5 <= phase * tol && de * 1.5 <= earth * tol {
+            with_margin += 1;
+        }
+        lmus += 1;
+        phase_pickups.insert(set.delta_phase_a as u64);
+    }
+    assert_eq!(lmus, 39);
+    assert!(
+        with_margin >= 30,
+        "{with_margin} of {lmus} with the full margin"
+    );
+    assert!(phase_pickups.len() > 10, "{phase_pickups:?}");
+    // No LMU section is uncovered; the breakers' pickup (300 A) misses the
+    // most resistive faults at the three feeders' far ends, and says so.
+    let warnings = w.coverage_warnings();
+    assert!(
+        warnings.iter().all(|x| x.starts_with("the breaker on")),
+        "{warnings:?}"
+    );
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+}
+
+/// A deliberately uncovered set-up still checks and runs, with a warning
+/// per section its LMUs would not see: fixed superimposed starts of 5 kA.
+#[test]
+fn an_uncovered_set_up_is_a_warning_not_an_error() {
+    let dir = tempfile::tempdir_in(at("target")).unwrap();
+    let path = dir.path().join("uncovered.ron");
+    let village = at("scenarios/village/Master.dss");
+    std::fs::write(
+        &path,
+        format!(
+            "(duration: \"10min\", grid: (feeder: Dss({village:?}), profiles: Flat, protection: (pickup_a: 300.0)),
+              mesh: (nodes: GridJunctions, report_interval: \"5min\",
+                     lmu_protection: Fixed((delta_phase_a: 5000.0, delta_earth_a: 5000.0, fault_detect_a: 9000.0))))"
+        ),
+    )
+    .unwrap();
+    let out = crate::gridtwin(&["check", path.to_str().unwrap()]);
+    let err = crate::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let unseen = err
+        .lines()
+        .filter(|l| l.starts_with("warning: LMU") && l.contains("would pass unseen"))
+        .count();
+    // Every one of the 39 LMUs, for its phase and its earth start.
+    assert_eq!(unseen, 78, "{err}");
+}
