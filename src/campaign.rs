@@ -93,6 +93,19 @@ pub struct Draw {
 }
 
 impl Draw {
+    /// The draw as a scenario fault, its time the time of day (for a run
+    /// that starts at midnight).
+    pub fn describe(&self) -> String {
+        let (place, fraction) = match &self.place {
+            Place::Bus(b) => (format!("bus: {b:?}"), String::new()),
+            Place::Line(l, f) => (format!("line: {l:?}"), format!(", fraction: {f}")),
+        };
+        format!(
+            "Short((at: \"{}ms\", {place}{fraction}, kind: {:?}, r_ohm: {}))",
+            self.at_ms, self.kind, self.r_ohm
+        )
+    }
+
     /// The fault as a scenario's `Short`, `at` from a run starting at
     /// `start`.
     pub fn short(&self, start: SimDuration) -> ShortFile {
@@ -244,14 +257,7 @@ impl Outcome {
 
     /// How to run this fault alone: the draw as a scenario fault.
     pub fn reproduce(&self) -> String {
-        let (place, fraction) = match &self.draw.place {
-            Place::Bus(b) => (format!("bus: {b:?}"), String::new()),
-            Place::Line(l, f) => (format!("line: {l:?}"), format!(", fraction: {f}")),
-        };
-        format!(
-            "replication {}: Short((at: \"{}ms\", {place}{fraction}, kind: {:?}, r_ohm: {}))",
-            self.replication, self.draw.at_ms, self.draw.kind, self.draw.r_ohm
-        )
+        format!("replication {}: {}", self.replication, self.draw.describe())
     }
 }
 

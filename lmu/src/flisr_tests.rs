@@ -1,9 +1,14 @@
 //! FLISR in a tiny in-crate harness: random radial feeders of LMUs with
 //! normally-open ties, a fault in a random section, and a lossy mesh with
-//! random delays. The physics is the minimum FLISR needs: every LMU on the
-//! path from the source to the fault sees forward fault current for the
-//! 100 ms until the feeder-head breaker trips; then the feeder is dead until
-//! the breaker recloses at 3 s.
+//! random delays. The physics is the minimum FLISR needs, unbalanced as an
+//! LV feeder with one-phase PV is: each LMU carries 20 A of load per phase
+//! and its own standing export of 0 to 300 A on phase b (so as much
+//! residual current), measured every 20 ms from t = 0; at 100 ms the fault
+//! strikes and every LMU on the path from the source to it sees 400 A more
+//! on phase a, to earth (below the 800 A total-current start, so only the
+//! superimposed starts can see it), while the voltage sags everywhere and
+//! the export stands; at 200 ms the feeder-head breaker trips, and the
+//! feeder is dead until it recloses at 3 s.
 //!
 //! Properties:
 //! - **safety**, always: after reclosing, the faulted section is energised
@@ -113,8 +118,25 @@ impl Rng {
     }
 }
 
-fn phasors(v_pu: f32, i_a: f32) -> PhasorFrame {
-    PhasorFrame::balanced(230.0 * v_pu, i_a, 30.0)
+/// One measurement: phase voltages at `v_pu`, 20 A of load per phase
+/// (lagging 20°), `export_a` flowing back on phase b, and `fault_a` more on
+/// phase a lagging its voltage by 50°; all zero when `v_pu` is 0.
+fn phasors(v_pu: f32, export_a: f32, fault_a: f32) -> PhasorFrame {
+    use crate::math::{self, Complex32};
+    let deg = |d: f32| d.to_radians();
+    let angle = [0.0f32, -120.0, 120.0];
+    let live = if v_pu > 0.0 { 1.0 } else { 0.0 };
+    let v = angle.map(|a| math::polar(230.0 * v_pu, deg(a)));
+    let mut i: [Complex32; 3] = angle.map(|a| math::polar(20.0 * live, deg(a - 20.0)));
+    i[1] += math::polar(export_a * live, deg(-120.0 + 180.0));
+    i[0] += math::polar(fault_a * live, deg(-50.0));
+    PhasorFrame {
+        v,
+        i,
+        frequency_hz: 50.0,
+        v_harmonics: None,
+        i_harmonics: None,
+    }
 }
 
 struct Outcome {
@@ -133,6 +155,12 @@ fn run(feeder: &Feeder, fault: u16, loss_pct: u64, seed: u64) -> Outcome {
         .map(|&id| (id, Lmu::new(feeder.config(id), KEYS)))
         .collect();
     let mut rng = Rng(seed | 1);
+    // Each LMU's standing one-phase export [A].
+    let export: BTreeMap<u16, f32> = feeder
+        .parent
+        .keys()
+        .map(|&id| (id, rng.below(301) as f32))
+        .collect();
     // In-flight frames: (arrival µs, order, dst, bytes).
     let mut flight: VecDeque<(u64, u64, u16, StdVec<u8>)> = VecDeque::new();
     let mut order = 0u64;
@@ -177,14 +205,17 @@ fn run(feeder: &Feeder, fault: u16, loss_pct: u64, seed: u64) -> Outcome {
             let measured = what.is_none();
             match what {
                 None => {
-                    let sees = t < 100_000 && !feeder.ties.contains(&id) && feeder.below(fault, id);
-                    let live = t < 100_000;
-                    let frame = if sees {
-                        phasors(0.4, 3000.0)
-                    } else if live {
-                        phasors(0.95, 20.0)
+                    let on = (100_000..200_000).contains(&t);
+                    let sees = on && !feeder.ties.contains(&id) && feeder.below(fault, id);
+                    let x = export[&id];
+                    let frame = if t >= 200_000 {
+                        phasors(0.0, 0.0, 0.0)
+                    } else if sees {
+                        phasors(0.6, x, 400.0)
+                    } else if on {
+                        phasors(0.6, x, 0.0)
                     } else {
-                        phasors(0.0, 0.0)
+                        phasors(1.0, x, 0.0)
                     };
                     node.handle(now, Input::Phasors(&frame), &mut out);
                 }
@@ -201,7 +232,7 @@ fn run(feeder: &Feeder, fault: u16, loss_pct: u64, seed: u64) -> Outcome {
                 // Contactors switch only while the feeder is dead (ties
                 // excepted: they close onto a dead subtree from a live one).
                 assert!(
-                    t >= 100_000 || feeder.ties.contains(&id),
+                    t >= 200_000 || feeder.ties.contains(&id),
                     "node {id} switched at {t} µs under load"
                 );
                 contactor.insert(id, c == Contactor::Close);
@@ -453,21 +484,21 @@ fn every_timer_makes_progress() {
             &mut lmus,
             k,
             ms(0),
-            Input::Phasors(&phasors(1.0, 50.0)),
+            Input::Phasors(&phasors(1.0, 50.0, 0.0)),
             &mut flight,
         );
         feed(
             &mut lmus,
             k,
             ms(1000),
-            Input::Phasors(&phasors(0.3, 2000.0)),
+            Input::Phasors(&phasors(0.3, 50.0, 2000.0)),
             &mut flight,
         );
         feed(
             &mut lmus,
             k,
             ms(1100),
-            Input::Phasors(&phasors(0.0, 0.0)),
+            Input::Phasors(&phasors(0.0, 0.0, 0.0)),
             &mut flight,
         );
     }

@@ -154,10 +154,19 @@ pub struct SweepArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub replications: u32,
     /// A parameter to vary: a dotted path into the scenario and its values
-    /// (RON), e.g. `mesh.report_interval=1min,5min` or
-    /// `ledger.validators=4,7,10`. Repeats form the Cartesian product.
+    /// (RON), e.g. `mesh.report_interval=1min,5min`,
+    /// `ledger.validators=4,7,10` or, into a list,
+    /// `faults[1].Short.bus=f1p7,f2p37`. Repeats form the Cartesian
+    /// product.
     #[arg(long, value_name = "PATH=V1,V2,...")]
     pub vary: Vec<crate::sweep::Vary>,
+    /// A fault campaign: in each replication, replace the scenario's faults
+    /// by one short circuit drawn from the replication's own stream (a bus
+    /// or a point along a line below a feeder-head breaker, 06:00 to
+    /// 22:00, any kind, 0 to 0.5 Ω), the run starting 8 min before it and
+    /// ending 90 s after it. `runs.csv` names each in a `fault` column.
+    #[arg(long)]
+    pub draw_faults: bool,
     /// Runs at once [default: --threads, else all cores]. Results never
     /// depend on it.
     #[arg(long, value_name = "J")]
@@ -356,7 +365,12 @@ fn hil(global: &GlobalArgs, args: &HilArgs) -> Result<(), CliError> {
 
 fn sweep(global: &GlobalArgs, args: &SweepArgs) -> Result<(), CliError> {
     let scenario = load(global, &args.scenario.scenario)?;
-    let plan = crate::sweep::Sweep::new(&scenario, args.replications as usize, args.vary.clone())?;
+    let plan = crate::sweep::Sweep::new(
+        &scenario,
+        args.replications as usize,
+        args.vary.clone(),
+        args.draw_faults,
+    )?;
     let jobs = args
         .jobs
         .or(global.threads)

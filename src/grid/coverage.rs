@@ -232,12 +232,24 @@ pub fn healthy_currents(
     let mut out = vec![Healthy::default(); points.len()];
     let mut prev: Option<Vec<[C; 3]>> = None;
     let mut sub = vec![zero; n];
+    // Profiles the same as the one before them (rooftop PV shares one) are
+    // evaluated once per step.
+    let repeats =
+        |p: &[Profile]| -> Vec<bool> { (0..p.len()).map(|i| i > 0 && p[i] == p[i - 1]).collect() };
+    let (load_rep, pv_rep) = (repeats(load_profiles), repeats(pv_profiles));
     for s in 0..steps {
         let t = s as f64 * step_s;
+        let mut last = 0.0;
+        let mut value = |p: &Profile, repeat: bool| {
+            if !repeat {
+                last = p.at(t);
+            }
+            last
+        };
         // Each bus's own current drawn, per phase, then summed up the tree.
         sub.iter_mut().for_each(|x| *x = zero);
-        for (l, p) in net.loads.iter().zip(load_profiles) {
-            let m = p.at(t);
+        for ((l, p), &rep) in net.loads.iter().zip(load_profiles).zip(&load_rep) {
+            let m = value(p, rep);
             let sv = C::new(l.p_w * m, l.q_var * m);
             match l.to_phase {
                 None => {
@@ -252,10 +264,11 @@ pub fn healthy_currents(
                 }
             }
         }
-        for ((g, p), &peak) in net.pv.iter().zip(pv_profiles).zip(pv_peak_w) {
+        for (((g, p), &peak), &rep) in net.pv.iter().zip(pv_profiles).zip(pv_peak_w).zip(&pv_rep) {
             let ph = g.n_phases().max(1) as f64;
+            let share = value(p, rep);
             for k in (0..3).filter(|&k| g.phases[k]) {
-                let w = (peak * p.at(t)).min(g.s_rated_va) / ph;
+                let w = (peak * share).min(g.s_rated_va) / ph;
                 sub[g.bus][k] -= (C::new(w, 0.0) / (unit[k] * g.v_nom)).conj();
             }
         }

@@ -234,7 +234,8 @@ impl Scenario {
 impl Scenario {
     /// The scenario with `changes` made to it: each a dotted path into
     /// the scenario as a file (`mesh.report_interval`,
-    /// `ledger.validators`, `faults.0.at`: numbers index lists) and a value
+    /// `ledger.validators`, `faults.0.at` or `faults[0].Short.at`:
+    /// numbers index lists) and a value
     /// in RON (`7`, `"5min"`, `true`; a bare word such as `5min` or `Bft`
     /// is taken as a string, which is how durations and unit variants are
     /// written). The result is validated as any scenario is; its errors
@@ -291,7 +292,9 @@ fn set_path(
     path: &str,
     value: serde_json::Value,
 ) -> Result<(), String> {
-    let segs: Vec<&str> = path.split('.').collect();
+    // `faults[1].Short.bus` is `faults.1.Short.bus`.
+    let dotted = path.replace('[', ".").replace(']', "");
+    let segs: Vec<&str> = dotted.split('.').collect();
     if segs.iter().any(|s| s.is_empty()) {
         return Err("an empty segment".into());
     }

@@ -15,6 +15,13 @@
 //! order, so they are byte-identical whatever the number of jobs, and
 //! whether the runs came from one process or from shards merged with
 //! [`merge`].
+//!
+//! With `draw_faults`, each replication's faults are replaced by one short
+//! circuit drawn from the replication's own stream ([`crate::campaign`]),
+//! the run starting shortly before it: a fault campaign. The draw is the
+//! same in every combination (common random numbers again), and
+//! `runs.csv` names it in a `fault` column, as a `Short` to paste into a
+//! scenario.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -112,6 +119,9 @@ pub struct Plan {
     pub vary: Vec<Vary>,
     /// Runs in all.
     pub runs: usize,
+    /// Each replication's faults replaced by one drawn short circuit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draw_faults: bool,
 }
 
 impl Plan {
@@ -148,6 +158,9 @@ pub struct RunRecord {
     pub seed: u64,
     /// The varied values, in `--vary` order.
     pub params: Vec<String>,
+    /// The drawn short circuit, with `draw_faults`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
     /// Its numeric headline metrics (`null` where undefined).
     pub metrics: BTreeMap<String, Option<f64>>,
 }
@@ -231,6 +244,8 @@ pub struct Sweep {
     pub plan: Plan,
     /// Each combination's scenario.
     pub scenarios: Vec<Scenario>,
+    /// With `draw_faults`: where faults are drawn (buses, lines).
+    places: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl Sweep {
@@ -240,6 +255,7 @@ impl Sweep {
         scenario: &Scenario,
         replications: usize,
         vary: Vec<Vary>,
+        draw_faults: bool,
     ) -> Result<Sweep, SweepError> {
         let mut plan = Plan {
             scenario: scenario.name.clone(),
@@ -247,6 +263,17 @@ impl Sweep {
             replications,
             vary,
             runs: 0,
+            draw_faults,
+        };
+        let places = if draw_faults {
+            let setup = world::grid::setup(scenario)
+                .map_err(|e| SweepError::Mismatch(format!("drawing faults: {e}")))?
+                .ok_or_else(|| {
+                    SweepError::Mismatch("--draw-faults needs a scenario with a grid".into())
+                })?;
+            Some(crate::campaign::candidates(&setup.net, &setup.breakers))
+        } else {
+            None
         };
         let combos = plan.combinations();
         plan.runs = combos.len() * replications;
@@ -265,7 +292,11 @@ impl Sweep {
             })?;
             scenarios.push(sc);
         }
-        Ok(Sweep { plan, scenarios })
+        Ok(Sweep {
+            plan,
+            scenarios,
+            places,
+        })
     }
 
     /// Runs the runs in `range` that `dir` does not hold yet, on `jobs`
@@ -302,7 +333,25 @@ impl Sweep {
         let reps = self.plan.replications.max(1);
         let (combination, replication) = (i / reps, i % reps);
         let seed = replication_seed(self.plan.base_seed, replication);
-        let sc = self.scenarios[combination].clone().with_seed(seed);
+        let mut sc = self.scenarios[combination].clone().with_seed(seed);
+        let mut fault = None;
+        if let Some((buses, lines)) = &self.places {
+            let settings = crate::campaign::Settings::default();
+            let d = crate::campaign::draw(
+                self.plan.base_seed,
+                replication as u64,
+                buses,
+                lines,
+                &settings,
+            );
+            let file =
+                crate::campaign::scenario(&sc.to_file_in(None), &d, replication as u64, &settings);
+            let label = format!("{} [replication {replication}]", sc.name);
+            sc = Scenario::from_file(&label, &file, &sc.base_dir, &sc.name)
+                .map_err(|e| SweepError::Vary(VaryError::Invalid(Box::new(e))))?
+                .with_seed(seed);
+            fault = Some(d.describe());
+        }
         let out = world::run(&sc, 1, &mut ()).map_err(|source| SweepError::Run {
             run: i,
             params: params_text(&combos[combination]),
@@ -324,6 +373,7 @@ impl Sweep {
             replication,
             seed,
             params: combos[combination].iter().map(|(_, v)| v.clone()).collect(),
+            fault,
             metrics,
         })
     }
@@ -422,6 +472,9 @@ fn assemble(dir: &Path, plan: &Plan, complete: bool) -> Result<(), SweepError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["run", "combination", "replication", "seed"];
     header.extend(plan.vary.iter().map(|v| v.path.as_str()));
+    if plan.draw_faults {
+        header.push("fault");
+    }
     header.extend(keys.iter().copied());
     w.write_record(&header).expect(io_mem);
     for r in runs.values() {
@@ -432,6 +485,9 @@ fn assemble(dir: &Path, plan: &Plan, complete: bool) -> Result<(), SweepError> {
             r.seed.to_string(),
         ];
         row.extend(r.params.iter().cloned());
+        if plan.draw_faults {
+            row.push(r.fault.clone().unwrap_or_default());
+        }
         row.extend(
             keys.iter()
                 .map(|k| num(r.metrics.get(*k).copied().flatten())),
@@ -707,6 +763,7 @@ mod tests {
             replications: 2,
             vary: vec!["a=1,2".parse().unwrap(), "b=x,y,z".parse().unwrap()],
             runs: 12,
+            draw_faults: false,
         };
         let c = plan.combinations();
         assert_eq!(c.len(), 6);

@@ -190,3 +190,67 @@ fn a_bad_vary_names_the_path_or_the_value() {
     let o = run("mesh.nodes.count=2");
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// A fault campaign as a sweep: `--draw-faults` gives each replication its
+/// own drawn short circuit, the same in every combination, named in
+/// `runs.csv`; `--vary` reaches into lists with brackets (here the
+/// breakers' reclose sequence, `grid.protection.reclose[1]`). Every run
+/// reports its FLISR outcome; the same sweep with one job or two holds the
+/// same bytes.
+#[test]
+fn a_fault_campaign_runs_as_a_sweep_with_a_drawn_fault_per_replication() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |jobs: &'static str| {
+        vec![
+            "scenarios/tests/village_one_phase_pv.ron",
+            "--replications",
+            "4",
+            "--draw-faults",
+            "--vary",
+            "grid.protection.reclose[1]=\"15s\",\"30s\"",
+            "--jobs",
+            jobs,
+        ]
+    };
+    sweep(&args("1"), &tmp.path().join("a"));
+    sweep(&args("2"), &tmp.path().join("b"));
+    let runs = read(&tmp.path().join("a"), "runs.csv");
+    assert_eq!(runs, read(&tmp.path().join("b"), "runs.csv"));
+    let text = String::from_utf8(runs).unwrap();
+    let mut rows = csv::Reader::from_reader(text.as_bytes());
+    let head = rows.headers().unwrap().clone();
+    let col = |name: &str| {
+        head.iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name}: {head:?}"))
+    };
+    let (fault, combo, rep) = (col("fault"), col("combination"), col("replication"));
+    let (faults, unsafe_) = (col("flisr.faults"), col("flisr.unsafe_isolations"));
+    assert!(
+        head.iter().any(|h| h == "grid.protection.reclose[1]"),
+        "{head:?}"
+    );
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 8);
+    let mut by_rep = std::collections::BTreeMap::new();
+    for r in &rows {
+        assert!(r[fault].starts_with("Short((at: "), "{r:?}");
+        assert_eq!(&r[faults], "1");
+        assert_eq!(&r[unsafe_], "0");
+        let prev = by_rep.insert(
+            (r[rep].to_string(), r[combo].to_string()),
+            r[fault].to_string(),
+        );
+        assert!(prev.is_none());
+    }
+    // The same draw for a replication in both combinations, a new one per
+    // replication.
+    for k in 0..4 {
+        assert_eq!(
+            by_rep[&(k.to_string(), "0".into())],
+            by_rep[&(k.to_string(), "1".into())]
+        );
+    }
+    let distinct: std::collections::BTreeSet<&String> = by_rep.values().collect();
+    assert_eq!(distinct.len(), 4);
+}
