@@ -299,6 +299,13 @@ pub fn healthy_currents(
     out
 }
 
+/// The least healthy change a start must stay above, whatever the
+/// profiles say [A]: one appliance switching (4.6 kW at 230 V). Flat or
+/// smooth profiles change nothing from step to step, yet measurements
+/// differ by more than nothing (a fridge, rounding); a pickup derived from
+/// zero would start on noise.
+pub const MIN_HEALTHY_STEP_A: f64 = 20.0;
+
 /// A pickup between a security floor `lo` (above healthy currents or
 /// changes) and a dependability ceiling `hi` (below the least fault
 /// current): their geometric mean, which leaves the same margin both ways;

@@ -791,8 +791,8 @@ pub struct MeshFile {
 /// - `Derived`: each LMU's pickups from its feeder, as a protection
 ///   engineer sets them. Below the pickup lies `margin` × the largest
 ///   healthy value (the change of a phase current, or of the residual,
-///   between two profile steps over the day; the phase current itself for
-///   the total-current start); above it `1 / margin` × the least fault
+///   between two profile steps over the day, at least 20 A; the phase
+///   current itself for the total-current start); above it `1 / margin` × the least fault
 ///   current at the far ends of the LMU's zone (IEC 60909 minimum
 ///   conditions, through up to `r_fault_ohm`, over every kind of fault).
 ///   The pickup is the geometric mean of the two, the same margin both

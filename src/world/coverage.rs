@@ -194,12 +194,13 @@ pub fn plan(
                 }
                 LmuProtectionFile::Derived(d) => {
                     let m = d.margin;
+                    let floor = |x: f64| m * x.max(coverage::MIN_HEALTHY_STEP_A);
                     s.delta_phase_a =
-                        coverage::pickup_between(m * h.phase_step_a, l.phase.0 / m) as f32;
+                        coverage::pickup_between(floor(h.phase_step_a), l.phase.0 / m) as f32;
                     s.delta_earth_a =
-                        coverage::pickup_between(m * h.earth_step_a, l.earth.0 / m) as f32;
+                        coverage::pickup_between(floor(h.earth_step_a), l.earth.0 / m) as f32;
                     s.fault_detect_a =
-                        coverage::pickup_between(m * h.phase_max_a, l.phase.0 / m) as f32;
+                        coverage::pickup_between(floor(h.phase_max_a), l.phase.0 / m) as f32;
                 }
             }
             for (what, pickup, healthy, (fault, at, kind)) in [
