@@ -17,7 +17,6 @@
 //! report interval) and the mesh's first DAOs; a run counts the faults
 //! that struck earlier in `flisr.faults_in_warm_up`.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use rand::RngExt;
@@ -27,6 +26,7 @@ use crate::kernel::SimDuration;
 use crate::kernel::rng::stream;
 use crate::scenario::Scenario;
 use crate::scenario::dto::{FaultFile, ScenarioFile, ShortFile};
+use crate::world::flisr::FaultOutcome;
 use crate::world::lmu::RadialTree;
 
 /// The ten kinds of short circuit.
@@ -216,37 +216,28 @@ pub fn scenario(base: &ScenarioFile, d: &Draw, replication: u64, s: &Settings) -
     f
 }
 
-/// One fault's run, as `flisr.csv` and the summary tell it.
+/// One fault's run: its FLISR outcome as the run computed it, and what the
+/// summary adds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
     /// The replication.
     pub replication: u64,
     /// The fault.
     pub draw: Draw,
-    /// The contactors that bound its section.
-    pub minimal: BTreeSet<u32>,
-    /// The contactors that opened.
-    pub opened: BTreeSet<u32>,
-    /// The LMUs on the path from the feeder head to it.
-    pub path: BTreeSet<u32>,
-    /// The LMUs that started on forward fault current.
-    pub detected: BTreeSet<u32>,
-    /// FLISR frames between LMUs that never arrived.
-    pub frames_lost: u64,
-    /// The fault stayed energised although contactors opened.
-    pub unsafe_isolation: bool,
-    /// A breaker locked out.
-    pub lockout: bool,
-    /// A breaker tripped.
-    pub tripped: bool,
-    /// To isolation [s].
-    pub isolate_s: Option<f64>,
-    /// To restoration of the healthy customers [s].
-    pub restore_s: Option<f64>,
+    /// Its FLISR outcome (fields reached through `Deref`).
+    pub fault: FaultOutcome,
     /// Starts outside the fault's window.
     pub spurious: u64,
     /// The fault struck before every LMU was ready.
     pub in_warm_up: bool,
+}
+
+impl std::ops::Deref for Outcome {
+    type Target = FaultOutcome;
+
+    fn deref(&self) -> &FaultOutcome {
+        &self.fault
+    }
 }
 
 impl Outcome {
@@ -278,54 +269,18 @@ pub fn run_one(
         .map_err(|e| format!("{e:?}"))?;
     let out = crate::world::run(&sc, 1, &mut ())
         .map_err(|e| format!("replication {replication} ({d:?}): {e}"))?;
-    let csv = out
-        .files
-        .iter()
-        .find(|(n, _)| n == "flisr.csv")
-        .ok_or("the run wrote no flisr.csv")?;
-    let mut r = csv::Reader::from_reader(&csv.1[..]);
-    let head = r.headers().map_err(|e| e.to_string())?.clone();
-    let row = r
-        .records()
-        .next()
-        .ok_or("flisr.csv has no fault")?
-        .map_err(|e| e.to_string())?;
-    let col = |name: &str| -> Result<&str, String> {
-        head.iter()
-            .position(|h| h == name)
-            .and_then(|i| row.get(i))
-            .ok_or_else(|| format!("flisr.csv has no {name}"))
-    };
-    let set = |name: &str| -> Result<BTreeSet<u32>, String> {
-        col(name)?
-            .split_whitespace()
-            .map(|x| x.parse().map_err(|e| format!("{name}: {e}")))
-            .collect()
-    };
-    let opt = |name: &str| -> Result<Option<f64>, String> {
-        let x = col(name)?;
-        if x.is_empty() {
-            Ok(None)
-        } else {
-            x.parse().map(Some).map_err(|e| format!("{name}: {e}"))
-        }
-    };
+    let fault = out
+        .flisr
+        .first()
+        .cloned()
+        .ok_or("the run had no short circuit")?;
     let count = |k: &str| match out.summary.get(k) {
         Some(crate::metrics::Value::U64(x)) => Ok(*x),
         other => Err(format!("{k}: {other:?}")),
     };
     Ok(Outcome {
         replication,
-        minimal: set("minimal_set")?,
-        opened: set("opened")?,
-        path: set("path")?,
-        detected: set("detected")?,
-        frames_lost: col("frames_lost")?.parse().map_err(|e| format!("{e}"))?,
-        unsafe_isolation: col("unsafe")? == "true",
-        lockout: col("lockout")? == "true",
-        tripped: col("breaker_tripped")? == "true",
-        isolate_s: opt("isolate_s")?,
-        restore_s: opt("restore_s")?,
+        fault,
         spurious: count("flisr.spurious_detections")?,
         in_warm_up: count("flisr.faults_in_warm_up")? != 0,
         draw: d,

@@ -676,6 +676,15 @@ mod tests {
         );
     }
 
+    /// 20 A of load per phase and 250 A of PV export flowing back on
+    /// phase b (so 250 A of residual), at a 6 % rise on phase b.
+    fn one_phase_export() -> Measurement {
+        meas(
+            [1.0, 1.06, 1.0],
+            [(20.0, -20.0), (250.0, 60.0), (20.0, 100.0)],
+        )
+    }
+
     /// One-phase PV export: 250 A flowing back on phase b, so 250 A of
     /// residual and a standing V₀, hour after hour. The superimposed
     /// elements see no change and never start; the total-current earth
@@ -683,10 +692,7 @@ mod tests {
     #[test]
     fn standing_one_phase_pv_export_never_starts() {
         let mut p = Protection::new(ProtectionSettings::default());
-        let export = meas(
-            [1.0, 1.06, 1.0],
-            [(20.0, -20.0), (250.0, 60.0), (20.0, 100.0)],
-        );
+        let export = one_phase_export();
         for k in 0..120u64 {
             let s = p.update(Instant::from_micros(k * 60_000_000), &export);
             assert!(!s.fault(), "minute {k}: {s:?}");
@@ -700,10 +706,7 @@ mod tests {
     #[test]
     fn a_resistive_fault_under_pv_export_starts_forward() {
         let mut p = Protection::new(ProtectionSettings::default());
-        let export = meas(
-            [1.0, 1.06, 1.0],
-            [(20.0, -20.0), (250.0, 60.0), (20.0, 100.0)],
-        );
+        let export = one_phase_export();
         p.update(Instant::from_micros(0), &export);
         // Phase a now carries 20 A of load plus 180 A of fault current
         // lagging its (sagged) voltage by 20°.
@@ -729,10 +732,7 @@ mod tests {
     #[test]
     fn re_energisation_forgets_the_memory() {
         let mut p = Protection::new(ProtectionSettings::default());
-        let export = meas(
-            [1.0, 1.06, 1.0],
-            [(20.0, -20.0), (250.0, 60.0), (20.0, 100.0)],
-        );
+        let export = one_phase_export();
         let dead = meas([0.0; 3], [(0.0, 0.0); 3]);
         p.update(Instant::from_micros(0), &meas([1.0; 3], [(0.0, 0.0); 3]));
         p.update(Instant::from_micros(1_000), &dead);

@@ -913,6 +913,9 @@ pub struct RunOutput {
     /// Sections that the LMUs' or the breakers' pickups would not see, and
     /// insecure pickups ([`coverage`]), one sentence each.
     pub coverage_warnings: Vec<String>,
+    /// Every short circuit's FLISR outcome, in inception order (the rows
+    /// of `flisr.csv`).
+    pub flisr: Vec<flisr::FaultOutcome>,
 }
 
 /// Records every event into an [`EventTrace`].
@@ -1073,6 +1076,7 @@ pub fn run_driven<O: Observer<World>>(
     summary.set_text("kernel.stop_reason", stats.reason.as_str());
     let mut series = vec![world.sampler.series];
     let mut files = Vec::new();
+    let mut flisr_outcomes = Vec::new();
     if let (Some(g), Some(h)) = (&world.grid, &world.lmus) {
         files.push((
             "lmus.csv".to_string(),
@@ -1104,6 +1108,7 @@ pub fn run_driven<O: Observer<World>>(
             "flisr_marks.csv".to_string(),
             flisr::marks_csv(h, stats.end),
         ));
+        flisr_outcomes = o;
     }
     if let Some(g) = &world.grid {
         let net = g.network();
@@ -1208,6 +1213,7 @@ pub fn run_driven<O: Observer<World>>(
     }
 
     Ok(RunOutput {
+        flisr: flisr_outcomes,
         coverage_warnings: world.coverage_warnings.clone(),
         summary,
         timing: Timing {
